@@ -1,0 +1,1 @@
+"""Switchyard: hybrid LLM routing over gRPC."""
