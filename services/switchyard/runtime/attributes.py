@@ -1,0 +1,63 @@
+"""Span names, attribute keys, baggage keys and metric names: the one place they are spelled.
+
+Model calls use the OpenTelemetry GenAI semantic conventions (`gen_ai.*`); everything else is
+Switchyard's own (`switchyard.*`). Every hop's span carries that hop's cost under `COST_USD`
+(and `GEN_AI_USAGE_COST` on model calls) so a trace shows cost and latency hop by hop.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BAGGAGE_KEYS",
+    "BAGGAGE_TASK_TYPE",
+    "BAGGAGE_TENANT",
+    "COST_USD",
+    "GEN_AI_OPERATION_NAME",
+    "GEN_AI_PROVIDER_NAME",
+    "GEN_AI_REQUEST_MAX_TOKENS",
+    "GEN_AI_REQUEST_MODEL",
+    "GEN_AI_REQUEST_TEMPERATURE",
+    "GEN_AI_REQUEST_TOP_P",
+    "GEN_AI_RESPONSE_FINISH_REASONS",
+    "GEN_AI_RESPONSE_MODEL",
+    "GEN_AI_USAGE_COST",
+    "GEN_AI_USAGE_INPUT_TOKENS",
+    "GEN_AI_USAGE_OUTPUT_TOKENS",
+    "METRIC_GEN_AI_CLIENT_OPERATION_DURATION",
+    "METRIC_GEN_AI_CLIENT_TOKEN_USAGE",
+    "SERVICE_NAMESPACE",
+    "TASK_TYPE",
+    "TENANT",
+]
+
+SERVICE_NAMESPACE = "switchyard"
+
+# --- baggage: travels with the request across every hop -------------------------------------
+BAGGAGE_TENANT = "switchyard.tenant"
+BAGGAGE_TASK_TYPE = "switchyard.task_type"
+BAGGAGE_KEYS = (BAGGAGE_TENANT, BAGGAGE_TASK_TYPE)
+
+# --- switchyard.* attributes ----------------------------------------------------------------
+TENANT = "switchyard.tenant"
+TASK_TYPE = "switchyard.task_type"
+COST_USD = "switchyard.cost.usd"
+REQUEST_ID = "switchyard.request_id"
+
+# --- OpenTelemetry GenAI semantic conventions -----------------------------------------------
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P = "gen_ai.request.top_p"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+# No standard cost attribute exists yet; `gen_ai.usage.cost` is what tools read today (Langfuse).
+GEN_AI_USAGE_COST = "gen_ai.usage.cost"
+GEN_AI_OPERATION_CHAT = "chat"
+
+# --- metrics ---------------------------------------------------------------------------------
+METRIC_GEN_AI_CLIENT_TOKEN_USAGE = "gen_ai.client.token.usage"
+METRIC_GEN_AI_CLIENT_OPERATION_DURATION = "gen_ai.client.operation.duration"

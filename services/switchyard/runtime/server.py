@@ -1,0 +1,310 @@
+"""The gRPC server bootstrap every service runs on.
+
+`run_service` is a console script's whole `main()`: read settings once (one message listing every
+problem), set up logging and telemetry BEFORE the server exists, open the service's heavy
+resources, bind, warm up, report SERVING, and on SIGTERM / SIGINT report NOT_SERVING, drain
+in-flight calls and streams within the grace period, close resources and flush telemetry.
+
+Every server gets: standard health (`grpc.health.v1`) and reflection, the OpenTelemetry server
+interceptor (health and reflection calls are kept out of traces), Switchyard's error mapping
+(`switchyard.runtime.errors` -> status codes, anything else -> INTERNAL with a logged traceback),
+a deadline check on entry, and bounded message sizes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
+from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+from opentelemetry.trace import StatusCode as SpanStatusCode
+
+from switchyard.runtime.errors import DeadlineExceeded, SwitchyardError
+from switchyard.runtime.logging import get_logger, setup_logging
+from switchyard.runtime.settings import ServiceSettings, SettingsError, load_settings
+from switchyard.runtime.telemetry import setup_telemetry
+
+__all__ = [
+    "ErrorMappingInterceptor",
+    "HealthReporter",
+    "RunningServer",
+    "ServiceDefinition",
+    "ServiceRuntime",
+    "run",
+    "run_service",
+    "start_server",
+]
+
+R = TypeVar("R")
+S = TypeVar("S", bound=ServiceSettings)
+
+log = get_logger(__name__)
+
+_UNTRACED = filters.negate(
+    filters.any_of(filters.health_check(), filters.service_prefix("grpc.reflection"))
+)
+
+
+class HealthReporter:
+    """Sets the health of the whole server ("") and of each of its services at once."""
+
+    def __init__(self, servicer: health.aio.HealthServicer) -> None:
+        self._servicer = servicer
+        self._names: list[str] = [""]
+        self.serving = False
+
+    def watch(self, names: Sequence[str]) -> None:
+        self._names = ["", *names]
+
+    async def set_serving(self, serving: bool) -> None:
+        self.serving = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self._names:
+            await self._servicer.set(name, status)
+
+
+@dataclass
+class ServiceRuntime:
+    """What the runtime hands a service's resource factory."""
+
+    settings: ServiceSettings
+    health: HealthReporter
+
+
+@dataclass
+class ServiceDefinition(Generic[R]):
+    """How to build one service on the shared runtime.
+
+    - `resources(runtime)` opens the heavy parts (engine, ONNX session, channels, ledger) and
+      yields them; they are closed when the server has stopped, whatever happened.
+    - `register(server, resources)` adds the servicers and returns their full service names.
+    - `warmup(resources)` runs after the port is bound and before health says SERVING.
+    """
+
+    name: str
+    settings: ServiceSettings
+    resources: Callable[[ServiceRuntime], AbstractAsyncContextManager[R]]
+    register: Callable[[grpc.aio.Server, R], Sequence[str]]
+    warmup: Callable[[R], Awaitable[None]] | None = None
+
+
+@dataclass
+class RunningServer(Generic[R]):
+    """A started server: its address, health and resources (tests use all three)."""
+
+    server: grpc.aio.Server
+    port: int
+    host: str
+    health: HealthReporter
+    resources: R
+    grace_period_s: float
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def address(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "[::]") else self.host
+        return f"{host}:{self.port}"
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING, then stop accepting calls and let in-flight ones finish within `grace`."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.health.set_serving(False)
+        await self.server.stop(self.grace_period_s if grace is None else grace)
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: SwitchyardError) -> None:
+    span = trace.get_current_span()
+    span.record_exception(error)
+    span.set_status(SpanStatusCode.ERROR, f"{error.code.name}: {error.message}")
+    await context.abort(error.code, error.message)
+
+
+async def _internal(context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
+    span = trace.get_current_span()
+    span.record_exception(exc)
+    span.set_status(SpanStatusCode.ERROR, type(exc).__name__)
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    log.error("unhandled error", method=method, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace id {trace_id})")
+
+
+def _check_deadline(context: grpc.aio.ServicerContext) -> None:
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise DeadlineExceeded("deadline expired before the call started")
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Maps `SwitchyardError` to its status code and anything unexpected to INTERNAL."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    @staticmethod
+    def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                _check_deadline(context)
+                return await behavior(request, context)
+            except SwitchyardError as error:
+                await _abort(context, error)
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception as exc:
+                await _internal(context, method, exc)
+
+        return wrapper
+
+    @staticmethod
+    def _wrap_stream(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                _check_deadline(context)
+                result = behavior(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:
+                    await result
+            except SwitchyardError as error:
+                await _abort(context, error)
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception as exc:
+                await _internal(context, method, exc)
+
+        return wrapper
+
+
+@asynccontextmanager
+async def start_server(
+    definition: ServiceDefinition[R], *, port: int | None = None
+) -> AsyncIterator[RunningServer[R]]:
+    """Start `definition` and yield it SERVING; stop it gracefully and close resources on exit."""
+    settings = definition.settings
+    health_servicer = health.aio.HealthServicer()
+    reporter = HealthReporter(health_servicer)
+    runtime = ServiceRuntime(settings=settings, health=reporter)
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(filter_=_UNTRACED), ErrorMappingInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    async with definition.resources(runtime) as resources:
+        names = list(definition.register(server, resources))
+        reporter.watch(names)
+        await reporter.set_serving(False)
+        reflection.enable_server_reflection(
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
+        bind_port = settings.bind_port if port is None else port
+        bound = server.add_insecure_port(f"{settings.host}:{bind_port}")
+        if bound == 0:
+            raise OSError(f"{definition.name}: could not bind {settings.host}:{bind_port}")
+        await server.start()
+        running = RunningServer(
+            server=server,
+            port=bound,
+            host=settings.host,
+            health=reporter,
+            resources=resources,
+            grace_period_s=settings.grace_period_s,
+        )
+        try:
+            if definition.warmup is not None:
+                await definition.warmup(resources)
+            await reporter.set_serving(True)
+            yield running
+        finally:
+            await running.stop()
+
+
+async def _serve_until_signal(definition: ServiceDefinition[Any]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("starting", address=definition.settings.address)
+    async with start_server(definition) as running:
+        log.info("serving", address=running.address, port=running.port)
+        await stop.wait()
+        log.info("stopping", grace_period_s=definition.settings.grace_period_s)
+    log.info("stopped")
+
+
+def run(definition: ServiceDefinition[Any]) -> int:
+    """Serve `definition` until SIGTERM / SIGINT. Logging and telemetry must already be set up."""
+    try:
+        asyncio.run(_serve_until_signal(definition))
+    except SwitchyardError as error:
+        log.error("start-up failed", error=error.message)
+        return 1
+    return 0
+
+
+def run_service(
+    name: str,
+    settings_cls: type[S],
+    build: Callable[[S], ServiceDefinition[Any]],
+) -> int:
+    """A console script's `main()`: settings, logging, telemetry, then serve until signalled."""
+    try:
+        settings = load_settings(settings_cls)
+    except SettingsError as error:
+        print(error.message, file=sys.stderr)
+        return 2
+    setup_logging(name, settings.log_level)
+    telemetry = setup_telemetry(name)  # before the server: the interceptors use its providers
+    try:
+        return run(build(settings))
+    except SwitchyardError as error:
+        log.error("start-up failed", error=error.message)
+        return 1
+    finally:
+        telemetry.shutdown()
