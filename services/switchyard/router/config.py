@@ -1,0 +1,290 @@
+"""The router's configuration: one YAML file, validated strictly.
+
+The file names the classifier, the backends, the model registry (logical targets bound to a
+backend and a model, with the prices the policy estimates with), the routing policy, the
+tenants (API keys stored as SHA-256 hex digests) with their budgets, and the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from switchyard.api.classifier.v1 import classifier_pb2
+
+__all__ = [
+    "TASK_TYPE_NAMES",
+    "BackendConfig",
+    "BudgetConfig",
+    "ClassifierConfig",
+    "ConfigError",
+    "LedgerConfig",
+    "Pricing",
+    "RouterConfig",
+    "RoutingConfig",
+    "TargetConfig",
+    "TargetKind",
+    "TaskRule",
+    "TenantConfig",
+    "hash_api_key",
+    "load_config",
+    "parse_config",
+]
+
+_PREFIX = "TASK_TYPE_"
+#: Task type names without the enum prefix (`CHAT`, `MATH`, ...), as used in the config.
+TASK_TYPE_NAMES: frozenset[str] = frozenset(
+    name.removeprefix(_PREFIX)
+    for name in classifier_pb2.TaskType.keys()
+    if name != "TASK_TYPE_UNSPECIFIED"
+)
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+NonNegative = Annotated[float, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing or invalid; the message lists every problem."""
+
+
+class TargetKind(StrEnum):
+    LOCAL = "LOCAL"
+    FRONTIER = "FRONTIER"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Pricing(_Strict):
+    """USD per million tokens, used for estimates and for the all-frontier baseline."""
+
+    input_usd_per_million_tokens: NonNegative = 0.0
+    output_usd_per_million_tokens: NonNegative = 0.0
+
+
+class BackendConfig(_Strict):
+    """A backend service speaking `switchyard.inference.v1.InferenceService`."""
+
+    address: str = Field(min_length=1)
+    kind: TargetKind
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0
+
+
+class TargetConfig(_Strict):
+    """A logical target: one model on one backend."""
+
+    backend: str = Field(min_length=1)
+    model: str = ""
+    pricing: Pricing = Pricing()
+
+
+class TaskRule(_Strict):
+    """Per-task-type policy: a fixed target, or its own local/frontier pair and threshold."""
+
+    target: str | None = None
+    local_target: str | None = None
+    frontier_target: str | None = None
+    escalation_threshold: Probability | None = None
+
+    @model_validator(mode="after")
+    def _fixed_or_escalating(self) -> TaskRule:
+        if self.target is not None and (
+            self.local_target or self.frontier_target or self.escalation_threshold is not None
+        ):
+            raise ValueError(
+                "a rule with `target` routes there always; it cannot also set local_target, "
+                "frontier_target or escalation_threshold"
+            )
+        return self
+
+
+class RoutingConfig(_Strict):
+    escalation_threshold: Probability = 0.5
+    local_target: str
+    frontier_target: str
+    #: Where requests go when the classifier is down or past its deadline.
+    default_target: str
+    #: The target whose prices define the all-frontier baseline of the cost report.
+    baseline_target: str | None = None
+    #: Fallback chain per target, in order.
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    #: Rules keyed by task type name (`CHAT`, `MATH`, ...).
+    task_rules: dict[str, TaskRule] = Field(default_factory=dict)
+    #: Output tokens assumed for cost estimates when the request sets no max_tokens.
+    estimated_output_tokens: Annotated[int, Field(ge=1)] = 256
+
+    @field_validator("task_rules")
+    @classmethod
+    def _known_task_types(cls, rules: dict[str, TaskRule]) -> dict[str, TaskRule]:
+        unknown = sorted(set(rules) - TASK_TYPE_NAMES)
+        if unknown:
+            raise ValueError(
+                f"unknown task type(s) {unknown}; known: {sorted(TASK_TYPE_NAMES)}"
+            )
+        return rules
+
+
+class ClassifierConfig(_Strict):
+    address: str = Field(min_length=1)
+    #: Deadline of the classify call; past it the default route is used.
+    timeout_ms: Annotated[float, Field(gt=0)] = 500.0
+
+
+class BudgetConfig(_Strict):
+    """USD per UTC day and per UTC calendar month. Soft: no frontier escalation. Hard: refuse."""
+
+    daily_soft_usd: NonNegative | None = None
+    daily_hard_usd: NonNegative | None = None
+    monthly_soft_usd: NonNegative | None = None
+    monthly_hard_usd: NonNegative | None = None
+
+    @model_validator(mode="after")
+    def _soft_below_hard(self) -> BudgetConfig:
+        for period in ("daily", "monthly"):
+            soft = getattr(self, f"{period}_soft_usd")
+            hard = getattr(self, f"{period}_hard_usd")
+            if soft is not None and hard is not None and soft > hard:
+                raise ValueError(f"{period}_soft_usd ({soft}) is above {period}_hard_usd ({hard})")
+        return self
+
+    @property
+    def is_limited(self) -> bool:
+        return any(
+            v is not None
+            for v in (
+                self.daily_soft_usd,
+                self.daily_hard_usd,
+                self.monthly_soft_usd,
+                self.monthly_hard_usd,
+            )
+        )
+
+
+class TenantConfig(_Strict):
+    #: SHA-256 hex digests of the tenant's API keys (`switchyard hash-key KEY` prints one).
+    api_key_sha256: list[str] = Field(default_factory=list)
+    budget: BudgetConfig = BudgetConfig()
+
+    @field_validator("api_key_sha256")
+    @classmethod
+    def _hex_digests(cls, digests: list[str]) -> list[str]:
+        bad = [i for i, d in enumerate(digests) if not _SHA256_HEX.match(d)]
+        if bad:
+            raise ValueError(
+                f"entries {bad} are not SHA-256 hex digests (64 lowercase hex characters); "
+                "store hash_api_key(key), never the key itself"
+            )
+        return digests
+
+
+class LedgerConfig(_Strict):
+    #: `sqlite:///path.db` (default, embedded) or `postgresql://...` (several replicas).
+    url: str = "sqlite:///switchyard-ledger.db"
+
+
+class RouterConfig(_Strict):
+    classifier: ClassifierConfig
+    backends: dict[str, BackendConfig]
+    #: The model registry: logical target name -> backend + model + prices.
+    targets: dict[str, TargetConfig]
+    routing: RoutingConfig
+    #: Tenant name -> keys and budget. Empty: one dev tenant, no authentication.
+    tenants: dict[str, TenantConfig] = Field(default_factory=dict)
+    ledger: LedgerConfig = LedgerConfig()
+
+    @model_validator(mode="after")
+    def _references(self) -> RouterConfig:
+        problems: list[str] = []
+        for name, target in self.targets.items():
+            if target.backend not in self.backends:
+                problems.append(f"targets.{name}.backend: unknown backend {target.backend!r}")
+
+        def check(where: str, name: str | None, kind: TargetKind | None = None) -> None:
+            if name is None:
+                return
+            if name not in self.targets:
+                problems.append(f"{where}: unknown target {name!r}")
+                return
+            backend = self.backends.get(self.targets[name].backend)
+            if kind is not None and backend is not None and backend.kind is not kind:
+                problems.append(f"{where}: target {name!r} is {backend.kind.value}, not {kind}")
+
+        r = self.routing
+        check("routing.local_target", r.local_target, TargetKind.LOCAL)
+        check("routing.frontier_target", r.frontier_target, TargetKind.FRONTIER)
+        check("routing.default_target", r.default_target)
+        check("routing.baseline_target", r.baseline_target, TargetKind.FRONTIER)
+        for source, chain in r.fallbacks.items():
+            check(f"routing.fallbacks key {source!r}", source)
+            for i, name in enumerate(chain):
+                check(f"routing.fallbacks.{source}[{i}]", name)
+        for task, rule in r.task_rules.items():
+            check(f"routing.task_rules.{task}.target", rule.target)
+            check(f"routing.task_rules.{task}.local_target", rule.local_target, TargetKind.LOCAL)
+            check(
+                f"routing.task_rules.{task}.frontier_target",
+                rule.frontier_target,
+                TargetKind.FRONTIER,
+            )
+        seen: dict[str, str] = {}
+        for tenant, cfg in self.tenants.items():
+            for digest in cfg.api_key_sha256:
+                if digest in seen and seen[digest] != tenant:
+                    problems.append(
+                        f"tenants.{tenant}: an API key is also listed for tenant {seen[digest]!r}"
+                    )
+                seen[digest] = tenant
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def target_kind(self, target: str) -> TargetKind:
+        return self.backends[self.targets[target].backend].kind
+
+    @property
+    def baseline_target(self) -> str:
+        return self.routing.baseline_target or self.routing.frontier_target
+
+
+def hash_api_key(key: str) -> str:
+    """The form an API key is stored in: its SHA-256 hex digest."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _format_errors(source: str, error: ValidationError) -> str:
+    lines = [f"invalid router configuration {source}: {error.error_count()} problem(s)"]
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  - {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<memory>") -> RouterConfig:
+    """Validate already-parsed YAML; raise ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid router configuration {source}: the top level must be a mapping")
+    try:
+        return RouterConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+
+
+def load_config(path: str | Path) -> RouterConfig:
+    """Read and validate the YAML file at `path`; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read router configuration {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"router configuration {path} is not valid YAML: {exc}") from None
+    return parse_config(data, str(path))
