@@ -23,6 +23,22 @@ __all__ = [
     "GEN_AI_USAGE_COST",
     "GEN_AI_USAGE_INPUT_TOKENS",
     "GEN_AI_USAGE_OUTPUT_TOKENS",
+    "GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS",
+    "GEN_AI_USAGE_REASONING_OUTPUT_TOKENS",
+    "GEN_AI_REQUEST_SEED",
+    "GEN_AI_REQUEST_STOP_SEQUENCES",
+    "GEN_AI_RESPONSE_ID",
+    "GEN_AI_SERVER_TIME_TO_FIRST_TOKEN",
+    "GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN",
+    "GEN_AI_SERVER_REQUEST_DURATION",
+    "METRIC_GEN_AI_SERVER_TIME_TO_FIRST_TOKEN",
+    "METRIC_GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN",
+    "METRIC_GEN_AI_SERVER_REQUEST_DURATION",
+    "METRIC_LOCAL_INFERENCE_REQUEST_COST",
+    "METRIC_LOCAL_INFERENCE_IDLE_COST",
+    "METRIC_LOCAL_INFERENCE_MACHINE_COST",
+    "LOCAL_INFERENCE_IDLE_COST_USD",
+    "LOCAL_INFERENCE_MACHINE_USD_PER_HOUR",
     "METRIC_GEN_AI_CLIENT_OPERATION_DURATION",
     "METRIC_GEN_AI_CLIENT_TOKEN_USAGE",
     "SERVICE_NAMESPACE",
@@ -57,10 +73,32 @@ GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 # No standard cost attribute exists yet; `gen_ai.usage.cost` is what tools read today (Langfuse).
 GEN_AI_USAGE_COST = "gen_ai.usage.cost"
 GEN_AI_OPERATION_CHAT = "chat"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_REQUEST_SEED = "gen_ai.request.seed"
+GEN_AI_REQUEST_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
+GEN_AI_RESPONSE_ID = "gen_ai.response.id"
+# Model-server timings, in seconds; the names of the GenAI server metrics, used on spans too.
+GEN_AI_SERVER_TIME_TO_FIRST_TOKEN = "gen_ai.server.time_to_first_token"
+GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN = "gen_ai.server.time_per_output_token"
+GEN_AI_SERVER_REQUEST_DURATION = "gen_ai.server.request.duration"
+
+# --- local inference (switchyard-local-inference) ---------------------------------------------
+# The machine's hourly rate behind a local request's attributed cost.
+LOCAL_INFERENCE_MACHINE_USD_PER_HOUR = "switchyard.local_inference.machine.usd_per_hour"
+# Idle machine cost so far (USD), reported on the meter's log lines and metric.
+LOCAL_INFERENCE_IDLE_COST_USD = "switchyard.local_inference.idle_cost.usd"
 
 # --- metrics ---------------------------------------------------------------------------------
 METRIC_GEN_AI_CLIENT_TOKEN_USAGE = "gen_ai.client.token.usage"
 METRIC_GEN_AI_CLIENT_OPERATION_DURATION = "gen_ai.client.operation.duration"
+METRIC_GEN_AI_SERVER_TIME_TO_FIRST_TOKEN = GEN_AI_SERVER_TIME_TO_FIRST_TOKEN
+METRIC_GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN = GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN
+METRIC_GEN_AI_SERVER_REQUEST_DURATION = GEN_AI_SERVER_REQUEST_DURATION
+# Cumulative USD: attributed to requests, idle, and the machine's total (= the two added).
+METRIC_LOCAL_INFERENCE_REQUEST_COST = "switchyard.local_inference.request_cost"
+METRIC_LOCAL_INFERENCE_IDLE_COST = "switchyard.local_inference.idle_cost"
+METRIC_LOCAL_INFERENCE_MACHINE_COST = "switchyard.local_inference.machine_cost"
 
 # --- router ----------------------------------------------------------------------------------
 SPAN_ROUTER_CLASSIFY = "switchyard.router.classify"
