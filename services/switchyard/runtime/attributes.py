@@ -118,3 +118,23 @@ COMPLEXITY = "switchyard.complexity"
 GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
 METRIC_ROUTER_REQUESTS = "switchyard.router.requests"
 METRIC_ROUTER_COST = "switchyard.router.cost"
+
+# --- frontier proxy --------------------------------------------------------------------------
+# Span per upstream call is named f"{GEN_AI_OPERATION_CHAT} {model}" (GenAI convention).
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+# Seconds from the call's start to the first text chunk (streams) or the answer (unary).
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+ERROR_TYPE = "error.type"
+SERVER_ADDRESS = "server.address"
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+FRONTIER_MODEL = "switchyard.frontier.model"
+FRONTIER_STREAM = "switchyard.frontier.stream"
+FRONTIER_ATTEMPTS = "switchyard.frontier.attempts"
+FRONTIER_PRICE_SOURCE = "switchyard.frontier.price_source"
+# One span event per retry, with the attempt that failed, why, and the wait before the next.
+EVENT_FRONTIER_RETRY = "switchyard.frontier.retry"
+FRONTIER_RETRY_ATTEMPT = "switchyard.frontier.retry.attempt"
+FRONTIER_RETRY_REASON = "switchyard.frontier.retry.reason"
+FRONTIER_RETRY_DELAY_S = "switchyard.frontier.retry.delay_s"
+EVENT_FRONTIER_CIRCUIT_OPEN = "switchyard.frontier.circuit_open"
+METRIC_FRONTIER_COST = "switchyard.frontier.cost"
