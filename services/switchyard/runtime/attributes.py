@@ -11,6 +11,8 @@ __all__ = [
     "BAGGAGE_KEYS",
     "BAGGAGE_TASK_TYPE",
     "BAGGAGE_TENANT",
+    "COST_REPORT_GROUP_BY",
+    "COST_REPORT_ROWS",
     "COST_USD",
     "GEN_AI_OPERATION_NAME",
     "GEN_AI_PROVIDER_NAME",
@@ -118,6 +120,9 @@ COMPLEXITY = "switchyard.complexity"
 GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
 METRIC_ROUTER_REQUESTS = "switchyard.router.requests"
 METRIC_ROUTER_COST = "switchyard.router.cost"
+# CostService (served by the router): the report's grouping and how many rows it returned.
+COST_REPORT_GROUP_BY = "switchyard.cost_report.group_by"
+COST_REPORT_ROWS = "switchyard.cost_report.rows"
 
 # --- frontier proxy --------------------------------------------------------------------------
 # Span per upstream call is named f"{GEN_AI_OPERATION_CHAT} {model}" (GenAI convention).

@@ -1,0 +1,60 @@
+"""The one interface every ledger backend implements, and its errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from switchyard.router.ledger.records import CostReport, Grouping, RequestRecord
+
+__all__ = ["CostLedger", "LedgerError", "LedgerUnavailable"]
+
+
+class LedgerError(Exception):
+    """The ledger cannot do what was asked (say, its schema is newer than this code)."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The ledger's database cannot be reached or refused the connection. Messages never carry
+    a password."""
+
+
+@runtime_checkable
+class CostLedger(Protocol):
+    """Durable record of what every request cost.
+
+    Many coroutines may call every method at once. `record` raises ValueError for a record the
+    ledger refuses (a duplicate request id, a value out of range) and writes nothing of it.
+    """
+
+    async def record(self, record: RequestRecord) -> None:
+        """Store `record` and its attempts atomically; durable when this returns."""
+        ...
+
+    async def spend_since(self, tenant: str, since: datetime) -> float:
+        """Sum of `total_cost_usd` of `tenant`'s requests at or after `since` (timezone-aware)."""
+        ...
+
+    async def report(
+        self,
+        start: datetime,
+        end: datetime,
+        group_by: Grouping,
+        tenant: str | None = None,
+    ) -> CostReport:
+        """Aggregate requests in [start, end), grouped; limited to `tenant` unless None."""
+        ...
+
+    async def records(
+        self,
+        start: datetime,
+        end: datetime,
+        tenant: str | None = None,
+        limit: int = 1000,
+    ) -> list[RequestRecord]:
+        """Requests in [start, end) with their attempts, oldest first, at most `limit`."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending writes and release connections. Idempotent."""
+        ...

@@ -1,0 +1,233 @@
+"""What the ledger stores and reports: one `RequestRecord` per routed request, its attempts, and
+the aggregated `CostReport`. Pure data and validation, no I/O.
+
+Money is stored as integer nano-dollars (1e-9 USD) so sums are exact and identical in every
+backend; `to_nanodollars` / `from_nanodollars` convert. A record is validated when it is built:
+bad values raise `ValueError` before anything reaches a database.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+
+import grpc
+
+__all__ = [
+    "STATUS_NAMES",
+    "TARGET_KINDS",
+    "AttemptRecord",
+    "CostReport",
+    "CostReportRow",
+    "Grouping",
+    "RequestRecord",
+    "from_nanodollars",
+    "require_utc",
+    "to_nanodollars",
+]
+
+#: gRPC status code names a record's `status` may hold ("OK" on success).
+STATUS_NAMES = frozenset(code.name for code in grpc.StatusCode)
+#: Kinds of logical target (router.v1.TargetKind without its prefix).
+TARGET_KINDS = frozenset({"LOCAL", "FRONTIER"})
+
+_NANO = 1_000_000_000
+# A request's total must equal the classifier's cost plus its attempts'; each part may carry up to
+# one nano-dollar of rounding (records read back from the ledger are rounded to nano-dollars).
+_SUM_TOLERANCE_USD = 1e-9
+
+
+def to_nanodollars(usd: float) -> int:
+    """USD as integer nano-dollars (rounded to the nearest)."""
+    return round(usd * _NANO)
+
+
+def from_nanodollars(nusd: int) -> float:
+    return nusd / _NANO
+
+
+def require_utc(value: datetime, field: str) -> datetime:
+    """`value` converted to UTC; a naive datetime is a ValueError (its zone is a guess)."""
+    if not isinstance(value, datetime):
+        raise ValueError(f"{field} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(f"{field} must be timezone-aware (UTC), got a naive datetime")
+    return value.astimezone(UTC)
+
+
+def _check_money(value: float, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{field} must be a finite, non-negative amount of USD, got {value!r}")
+
+
+def _check_latency(value: float, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{field} must be a finite, non-negative number of ms, got {value!r}")
+
+
+def _check_tokens(value: int, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{field} must be a non-negative integer, got {value!r}")
+    if value >= 2**63:
+        raise ValueError(f"{field} is out of range: {value}")
+
+
+def _check_text(value: str, field: str, *, allow_empty: bool = False) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be a string, got {type(value).__name__}")
+    if not allow_empty and not value:
+        raise ValueError(f"{field} must not be empty")
+    if "\x00" in value:
+        raise ValueError(f"{field} must not contain NUL characters")
+
+
+def _check_status(value: str, field: str) -> None:
+    if value not in STATUS_NAMES:
+        raise ValueError(f"{field} must be a gRPC status code name such as 'OK', got {value!r}")
+
+
+def _check_fraction(value: float | None, field: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field} must be a number or None, got {type(value).__name__}")
+    if not (0.0 <= value <= 1.0):
+        raise ValueError(f"{field} must be between 0 and 1, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One call to a backend on behalf of a request (fallbacks make several)."""
+
+    target: str
+    backend: str
+    model: str
+    status: str  # gRPC status code name, "OK" on success
+    latency_ms: float
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+
+    def __post_init__(self) -> None:
+        _check_text(self.target, "attempt.target")
+        _check_text(self.backend, "attempt.backend")
+        _check_text(self.model, "attempt.model")
+        _check_status(self.status, "attempt.status")
+        _check_latency(self.latency_ms, "attempt.latency_ms")
+        _check_money(self.cost_usd, "attempt.cost_usd")
+        _check_tokens(self.input_tokens, "attempt.input_tokens")
+        _check_tokens(self.output_tokens, "attempt.output_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One routed request, as the ledger keeps it.
+
+    `total_cost_usd` is everything the request cost: the classifier hop plus every attempt,
+    failed ones included; it must equal that sum (within a nano-dollar per part).
+    `baseline_cost_usd` is what the request's token counts would have cost on the frontier
+    baseline model.
+    """
+
+    request_id: str
+    time: datetime  # timezone-aware; stored as UTC
+    tenant: str
+    task_type: str  # TaskType name such as "MATH"; "" when unknown
+    complexity: float | None
+    target: str  # logical target finally served (or chosen)
+    target_kind: str  # "LOCAL" | "FRONTIER"
+    model: str
+    reason: str  # DecisionReason name
+    escalation_score: float | None
+    status: str  # gRPC status code name of the whole request
+    classifier_cost_usd: float
+    total_cost_usd: float
+    latency_ms: float
+    input_tokens: int
+    output_tokens: int
+    baseline_cost_usd: float
+    attempts: tuple[AttemptRecord, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_text(self.request_id, "request_id")
+        if len(self.request_id) > 200:
+            raise ValueError("request_id must be at most 200 characters")
+        object.__setattr__(self, "time", require_utc(self.time, "time"))
+        _check_text(self.tenant, "tenant")
+        _check_text(self.task_type, "task_type", allow_empty=True)
+        _check_fraction(self.complexity, "complexity")
+        _check_text(self.target, "target")
+        if self.target_kind not in TARGET_KINDS:
+            raise ValueError(f"target_kind must be 'LOCAL' or 'FRONTIER', got {self.target_kind!r}")
+        _check_text(self.model, "model")
+        _check_text(self.reason, "reason")
+        _check_fraction(self.escalation_score, "escalation_score")
+        _check_status(self.status, "status")
+        _check_money(self.classifier_cost_usd, "classifier_cost_usd")
+        _check_money(self.total_cost_usd, "total_cost_usd")
+        _check_latency(self.latency_ms, "latency_ms")
+        _check_tokens(self.input_tokens, "input_tokens")
+        _check_tokens(self.output_tokens, "output_tokens")
+        _check_money(self.baseline_cost_usd, "baseline_cost_usd")
+        if not isinstance(self.attempts, tuple):
+            object.__setattr__(self, "attempts", tuple(self.attempts))
+        for attempt in self.attempts:
+            if not isinstance(attempt, AttemptRecord):
+                raise ValueError(f"attempts must hold AttemptRecord, got {type(attempt).__name__}")
+        parts = self.classifier_cost_usd + math.fsum(a.cost_usd for a in self.attempts)
+        tolerance = _SUM_TOLERANCE_USD * (len(self.attempts) + 2) + 1e-12 * parts
+        if abs(self.total_cost_usd - parts) > tolerance:
+            raise ValueError(
+                f"total_cost_usd ({self.total_cost_usd!r}) must equal classifier_cost_usd plus "
+                f"every attempt's cost_usd ({parts!r})"
+            )
+
+
+class Grouping(Enum):
+    """The dimension a cost report's rows are grouped by (cost.v1.CostGrouping)."""
+
+    MODEL = "model"
+    TASK_TYPE = "task_type"
+    TENANT = "tenant"
+    TARGET = "target"
+
+
+@dataclass(frozen=True, slots=True)
+class CostReportRow:
+    """The requests of one group (mirrors cost.v1.CostReportRow).
+
+    Latency percentiles interpolate linearly between the two nearest ranks (PostgreSQL's
+    `percentile_cont`, numpy's default); 0.0 when the group is empty.
+    """
+
+    key: str
+    requests: int
+    failed_requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    baseline_cost_usd: float
+    saving_usd: float  # baseline_cost_usd - cost_usd, computed exactly in nano-dollars
+
+
+@dataclass(frozen=True, slots=True)
+class CostReport:
+    """Rows most expensive first (ties by key), and `total` over every request of the window.
+
+    `total.key` is "". `tenant` is the tenant the report was limited to (None: all tenants).
+    """
+
+    start: datetime
+    end: datetime
+    group_by: Grouping
+    tenant: str | None
+    rows: tuple[CostReportRow, ...]
+    total: CostReportRow
