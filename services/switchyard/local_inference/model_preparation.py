@@ -167,9 +167,7 @@ def prepare_model(model_dir: Path | None = None, *, force: bool = False) -> Prep
     staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", dir=model_dir.parent))
     try:
         _convert(gguf, staging)
-        files = {
-            p.name: _sha256(p) for p in sorted(staging.iterdir()) if p.is_file()
-        }
+        files = {p.name: _sha256(p) for p in sorted(staging.iterdir()) if p.is_file()}
         manifest = {
             "format_version": _FORMAT_VERSION,
             "model": DEFAULT_MODEL_NAME,

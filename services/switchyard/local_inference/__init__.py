@@ -1,0 +1,1 @@
+"""Local inference: InferenceService on vLLM's engine, with attributed machine cost."""
