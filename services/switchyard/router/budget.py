@@ -85,6 +85,7 @@ class SpendTracker:
         self._monotonic = monotonic
         self._cache: dict[tuple[str, datetime], tuple[float, float]] = {}
         self._locks: dict[tuple[str, datetime], asyncio.Lock] = {}
+        self._pending: dict[str, float] = {}
 
     async def _spent(self, tenant: str, since: datetime) -> float:
         key = (tenant, since)
@@ -107,6 +108,15 @@ class SpendTracker:
         month = await self._spent(tenant, month_start(now))
         return today, month
 
+    def add_pending(self, tenant: str, cost_usd: float) -> None:
+        """Count a finished request now, before its ledger record is written."""
+        self._pending[tenant] = self._pending.get(tenant, 0.0) + cost_usd
+
+    def written(self, tenant: str, cost_usd: float) -> None:
+        """A pending request's record is in the ledger: move it into the cached values."""
+        self._pending[tenant] = max(0.0, self._pending.get(tenant, 0.0) - cost_usd)
+        self.add(tenant, cost_usd)
+
     async def state(
         self, tenant: str, budget: BudgetConfig, pending_usd: float = 0.0
     ) -> BudgetState:
@@ -114,7 +124,8 @@ class SpendTracker:
         if not budget.is_limited:
             return BudgetState(False, False, "")
         today, month = await self.spent(tenant)
-        return budget_state(budget, today + pending_usd, month + pending_usd)
+        extra = pending_usd + self._pending.get(tenant, 0.0)
+        return budget_state(budget, today + extra, month + extra)
 
     def add(self, tenant: str, cost_usd: float) -> None:
         """Count a just-recorded request in the cached values."""

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from switchyard.api.classifier.v1 import classifier_pb2
 
 __all__ = [
@@ -185,8 +186,17 @@ class TenantConfig(_Strict):
 
 
 class LedgerConfig(_Strict):
-    #: `sqlite:///path.db` (default, embedded) or `postgresql://...` (several replicas).
-    url: str = "sqlite:///switchyard-ledger.db"
+    #: `sqlite:relative/path.db`, `sqlite:///absolute/path.db` (default, embedded) or
+    #: `postgresql://...` (several router replicas).
+    url: str = "sqlite:switchyard-ledger.db"
+
+    @field_validator("url")
+    @classmethod
+    def _parsable(cls, url: str) -> str:
+        from switchyard.router.ledger import parse_ledger_url
+
+        parse_ledger_url(url)  # ValueError says what is wrong, without the password
+        return url
 
 
 class RouterConfig(_Strict):
@@ -198,6 +208,12 @@ class RouterConfig(_Strict):
     #: Tenant name -> keys and budget. Empty: one dev tenant, no authentication.
     tenants: dict[str, TenantConfig] = Field(default_factory=dict)
     ledger: LedgerConfig = LedgerConfig()
+    #: SHA-256 hex digests of operator keys: cost reports over every tenant (no routing).
+    admin_api_key_sha256: list[str] = Field(default_factory=list)
+
+    _admin_digests = field_validator("admin_api_key_sha256")(
+        classmethod(lambda cls, v: TenantConfig._hex_digests(v))  # type: ignore[misc]
+    )
 
     @model_validator(mode="after")
     def _references(self) -> RouterConfig:

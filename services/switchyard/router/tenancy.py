@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from switchyard.router.config import RouterConfig, hash_api_key
 from switchyard.runtime.errors import Unauthenticated
 
-__all__ = ["DEV_TENANT", "authenticate", "bearer_token"]
+__all__ = ["DEV_TENANT", "authenticate", "bearer_token", "is_admin"]
 
 #: The tenant every request belongs to when the configuration lists no tenants.
 DEV_TENANT = "dev"
@@ -41,3 +41,14 @@ def authenticate(config: RouterConfig, metadata: Iterable[tuple[str, str | bytes
             if hmac.compare_digest(stored, digest):
                 return tenant
     raise Unauthenticated("unknown API key")
+
+
+def is_admin(config: RouterConfig, metadata: Iterable[tuple[str, str | bytes]] | None) -> bool:
+    """True when the caller's key is an operator key (cost reports over every tenant)."""
+    if not config.admin_api_key_sha256:
+        return False
+    token = bearer_token(metadata)
+    if token is None:
+        return False
+    digest = hash_api_key(token)
+    return any(hmac.compare_digest(stored, digest) for stored in config.admin_api_key_sha256)

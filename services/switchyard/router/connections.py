@@ -1,0 +1,57 @@
+"""Client channels to the classifier and the backends, one per address, opened on first use.
+
+A reload that moves a backend to a new address opens a channel to it on its first request;
+channels to old addresses stay open (idle) until the router stops.
+"""
+
+from __future__ import annotations
+
+from switchyard.api.classifier.v1 import classifier_pb2_grpc
+from switchyard.api.inference.v1 import inference_pb2_grpc
+from switchyard.runtime.channels import open_channel
+
+__all__ = ["Connections"]
+
+
+class Connections:
+    def __init__(self, *, default_timeout_s: float = 120.0) -> None:
+        self._default_timeout_s = default_timeout_s
+        self._channels: dict[tuple[str, int], object] = {}
+        self._classifiers: dict[str, classifier_pb2_grpc.ClassifierServiceStub] = {}
+        self._backends: dict[str, inference_pb2_grpc.InferenceServiceStub] = {}
+
+    def _channel(self, address: str, retry_attempts: int):  # type: ignore[no-untyped-def]
+        key = (address, retry_attempts)
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = open_channel(
+                address,
+                default_timeout_s=self._default_timeout_s,
+                retry_attempts=retry_attempts,
+                max_message_bytes=64 * 1024 * 1024,
+            )
+            self._channels[key] = channel
+        return channel
+
+    def classifier(self, address: str) -> classifier_pb2_grpc.ClassifierServiceStub:
+        stub = self._classifiers.get(address)
+        if stub is None:
+            # No retries: the classifier has a tight deadline and the router has a default route.
+            stub = classifier_pb2_grpc.ClassifierServiceStub(self._channel(address, 1))
+            self._classifiers[address] = stub
+        return stub
+
+    def backend(self, address: str) -> inference_pb2_grpc.InferenceServiceStub:
+        stub = self._backends.get(address)
+        if stub is None:
+            # gRPC retries UNAVAILABLE only before any response: safe for generation.
+            stub = inference_pb2_grpc.InferenceServiceStub(self._channel(address, 2))
+            self._backends[address] = stub
+        return stub
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()  # type: ignore[attr-defined]
+        self._channels.clear()
+        self._classifiers.clear()
+        self._backends.clear()

@@ -1,0 +1,119 @@
+"""Assembles the router process: configuration, ledger, channels, servicers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
+from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
+from switchyard.router.budget import SpendTracker
+from switchyard.router.config import ConfigError, RouterConfig
+from switchyard.router.connections import Connections
+from switchyard.router.ledger import CostLedger, open_ledger
+from switchyard.router.reloading import ConfigSource
+from switchyard.router.routing import LedgerWriter, Router
+from switchyard.router.servicer import RouterServicer
+from switchyard.router.settings import RouterSettings
+from switchyard.router.tenancy import DEV_TENANT, authenticate, is_admin
+from switchyard.runtime.errors import FailedPrecondition
+from switchyard.runtime.logging import get_logger
+from switchyard.runtime.server import ServiceDefinition, ServiceRuntime
+
+__all__ = ["RouterResources", "build_definition"]
+
+log = get_logger(__name__)
+
+
+@dataclass
+class RouterResources:
+    source: ConfigSource
+    ledger: CostLedger
+    writer: LedgerWriter
+    router: Router
+    connections: Connections
+    spend: SpendTracker
+
+
+def _warn_if_open(config: RouterConfig) -> None:
+    if not config.tenants:
+        log.warning(
+            "NO API KEYS CONFIGURED: every caller is the single dev tenant "
+            f"{DEV_TENANT!r}, unauthenticated. Add tenants with hashed keys before exposing "
+            "this router."
+        )
+
+
+@asynccontextmanager
+async def open_resources(settings: RouterSettings) -> AsyncIterator[RouterResources]:
+    try:
+        source = ConfigSource(settings.config, poll_s=settings.reload_poll_s)
+    except ConfigError as error:
+        raise FailedPrecondition(str(error)) from None
+    _warn_if_open(source.current)
+    source.on_change(_warn_if_open)
+    try:
+        ledger = await open_ledger(source.current.ledger.url)
+    except ValueError as error:
+        raise FailedPrecondition(f"cannot open the cost ledger: {error}") from None
+    spend = SpendTracker(ledger.spend_since, ttl_s=settings.budget_cache_s)
+    writer = LedgerWriter(ledger, on_written=lambda r: spend.written(r.tenant, r.total_cost_usd))
+    connections = Connections()
+    router = Router(
+        lambda: source.current, connections, spend, writer, log_prompts=settings.log_prompts
+    )
+    writer.start()
+    source.start()
+    try:
+        yield RouterResources(source, ledger, writer, router, connections, spend)
+    finally:
+        await source.stop()
+        await writer.close()
+        await ledger.close()
+        await connections.close()
+
+
+def _tenant_scope(source: ConfigSource) -> Any:
+    from switchyard.router.cost_service import TenantScope
+
+    def tenant_of(context: grpc.aio.ServicerContext) -> TenantScope:
+        config = source.current
+        if not config.tenants:
+            return TenantScope.admin()  # dev mode: the one caller sees every request
+        metadata = context.invocation_metadata()
+        if is_admin(config, metadata):
+            return TenantScope.admin()
+        return TenantScope.of(authenticate(config, metadata))
+
+    return tenant_of
+
+
+def register(server: grpc.aio.Server, resources: RouterResources) -> Sequence[str]:
+    from switchyard.router.cost_service import CostServiceServicer
+
+    source = resources.source
+    router_pb2_grpc.add_RouterServiceServicer_to_server(
+        RouterServicer(resources.router, lambda md: authenticate(source.current, md)), server
+    )
+    config = source.current
+    baseline = config.targets[config.baseline_target].model or config.baseline_target
+    cost_pb2_grpc.add_CostServiceServicer_to_server(
+        CostServiceServicer(resources.ledger, baseline, _tenant_scope(source)), server
+    )
+    return [
+        router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name,
+        cost_pb2.DESCRIPTOR.services_by_name["CostService"].full_name,
+    ]
+
+
+def build_definition(settings: RouterSettings) -> ServiceDefinition[RouterResources]:
+    def resources(runtime: ServiceRuntime) -> Any:
+        return open_resources(settings)
+
+    return ServiceDefinition(
+        name="router", settings=settings, resources=resources, register=register
+    )

@@ -1,0 +1,116 @@
+"""Test doubles at the gRPC seam: a classifier and inference backends the router calls.
+
+They are real gRPC servers on port 0 that speak the real contract; their behaviour is scripted
+per test (task type and escalation probability by keyword, failures by status code, streams that
+break after N deltas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+from switchyard.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
+
+CLASSIFY_COST = 0.000001
+
+
+@dataclass
+class FakeClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
+    """Task type and escalation probability from the prompt's first words: `MATH 0.9 ...`."""
+
+    mode: str = "ok"  # ok | down | slow
+    delay_s: float = 2.0
+    calls: int = 0
+
+    async def Classify(self, request, context):  # noqa: N802
+        self.calls += 1
+        if self.mode == "down":
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "classifier down")
+        if self.mode == "slow":
+            await asyncio.sleep(self.delay_s)
+        words = request.prompt.split()
+        task = words[0] if words else "CHAT"
+        try:
+            task_value = classifier_pb2.TaskType.Value(f"TASK_TYPE_{task}")
+            score = float(words[1])
+        except (ValueError, IndexError):
+            task_value, score = classifier_pb2.TASK_TYPE_CHAT, 0.1
+        return classifier_pb2.ClassifyResponse(
+            classification=classifier_pb2.Classification(
+                task_type=task_value,
+                complexity_score=0.5,
+                complexity_level=classifier_pb2.COMPLEXITY_LEVEL_MEDIUM,
+                escalation_probability=score,
+                model_version="fake-1",
+                input_tokens=len(words),
+            ),
+            cost_usd=CLASSIFY_COST,
+        )
+
+
+@dataclass
+class FakeBackend(inference_pb2_grpc.InferenceServiceServicer):
+    """Answers `echo <model>`; `fail` is a list of status codes to return first, one per call."""
+
+    name: str
+    cost_usd: float = 0.001
+    fail: list[grpc.StatusCode] = field(default_factory=list)
+    break_after_deltas: int | None = None  # stream: fail UNAVAILABLE after this many deltas
+    report_cost: bool = True
+    delay_s: float = 0.0
+    models: list[str] = field(default_factory=list)
+
+    def _usage(self) -> inference_pb2.Usage:
+        return inference_pb2.Usage(
+            input_tokens=10, output_tokens=5, cost_usd=self.cost_usd if self.report_cost else 0.0
+        )
+
+    async def _maybe_fail(self, context) -> None:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.fail:
+            code = self.fail.pop(0)
+            await context.abort(code, f"{self.name} scripted {code.name}")
+
+    async def Generate(self, request, context):  # noqa: N802
+        self.models.append(request.model)
+        await self._maybe_fail(context)
+        return inference_pb2.GenerateResponse(
+            model=request.model,
+            text=f"{self.name} answered",
+            finish_reason=inference_pb2.FINISH_REASON_STOP,
+            usage=self._usage(),
+            provider=self.name,
+        )
+
+    async def GenerateStream(  # noqa: N802
+        self, request, context
+    ) -> AsyncIterator[inference_pb2.GenerateStreamResponse]:
+        self.models.append(request.model)
+        await self._maybe_fail(context)
+        for i, word in enumerate(f"{self.name} answered in pieces".split()):
+            if self.break_after_deltas is not None and i >= self.break_after_deltas:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} died mid-stream")
+            yield inference_pb2.GenerateStreamResponse(
+                delta=inference_pb2.TextDelta(text=word + " ")
+            )
+        yield inference_pb2.GenerateStreamResponse(
+            complete=inference_pb2.GenerationComplete(
+                model=request.model,
+                finish_reason=inference_pb2.FINISH_REASON_STOP,
+                usage=self._usage(),
+                provider=self.name,
+            )
+        )
+
+
+async def serve(register, servicer) -> tuple[grpc.aio.Server, str]:
+    server = grpc.aio.server()
+    register(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, f"127.0.0.1:{port}"
