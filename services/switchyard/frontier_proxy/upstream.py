@@ -1,0 +1,71 @@
+"""Upstream endpoints: one pooled httpx client and one circuit breaker per base URL.
+
+Why httpx rather than the providers' SDKs: one HTTP layer for all three provider kinds (the
+OpenAI SDK covers OpenAI-compatible servers, but Anthropic would need a second SDK with its own
+retry and timeout machinery); the SDKs retry on their own, which would hide attempts from our
+retry policy, circuit breaker and spans and could retry after bytes reached the caller; and
+they would parse every chunk into pydantic models we would only convert again. httpx gives
+connection pooling, per-request timeouts and streaming bodies, and its `MockTransport` /
+transport injection keeps the HTTP layer swappable in tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from switchyard.frontier_proxy.breaker import CircuitBreaker
+from switchyard.frontier_proxy.catalog import CatalogModel
+
+__all__ = ["Upstream", "open_upstreams"]
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One upstream API endpoint: every catalog model with this base URL shares it."""
+
+    base_url: str
+    client: httpx.AsyncClient
+    breaker: CircuitBreaker
+
+
+@asynccontextmanager
+async def open_upstreams(
+    models: Iterable[CatalogModel],
+    *,
+    max_connections: int,
+    connect_timeout_s: float,
+    breaker_failure_threshold: int,
+    breaker_reset_s: float,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Mapping[str, Upstream]]:
+    """Open one client per distinct base URL; close them all on exit."""
+    upstreams: dict[str, Upstream] = {}
+    try:
+        for model in models:
+            if model.base_url in upstreams:
+                continue
+            client = httpx.AsyncClient(
+                base_url=model.base_url,
+                limits=httpx.Limits(
+                    max_connections=max_connections,
+                    max_keepalive_connections=max_connections,
+                    keepalive_expiry=30.0,
+                ),
+                timeout=httpx.Timeout(connect_timeout_s, read=None, write=None, pool=None),
+                transport=transport,
+                follow_redirects=False,
+                trust_env=True,  # honour HTTPS_PROXY / NO_PROXY for egress
+            )
+            upstreams[model.base_url] = Upstream(
+                base_url=model.base_url,
+                client=client,
+                breaker=CircuitBreaker(breaker_failure_threshold, breaker_reset_s),
+            )
+        yield upstreams
+    finally:
+        for upstream in upstreams.values():
+            await upstream.client.aclose()

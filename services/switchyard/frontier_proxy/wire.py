@@ -1,0 +1,47 @@
+"""What every provider's wire format shares: malformed-answer and in-stream errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["StreamIncomplete", "UpstreamStreamError", "WireError", "as_int", "load_json"]
+
+
+class WireError(ValueError):
+    """The upstream's answer does not follow its API's format."""
+
+
+class UpstreamStreamError(Exception):
+    """The upstream reported an error inside an SSE stream (after its HTTP 200)."""
+
+    def __init__(self, kind: str, message: str, http_status: int) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        # The HTTP status the same error would have had outside a stream.
+        self.http_status = http_status
+
+
+class StreamIncomplete(Exception):
+    """The stream ended before its terminal event: the answer is incomplete."""
+
+
+def load_json(data: str | bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise WireError(f"upstream sent invalid JSON: {exc}") from None
+
+
+def as_int(mapping: Mapping[str, Any] | None, key: str) -> int:
+    """A non-negative token count, 0 when absent or null."""
+    if not mapping:
+        return 0
+    value = mapping.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise WireError(f"upstream sent {key}={value!r}, expected a non-negative integer")
+    return value
