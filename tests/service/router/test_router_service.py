@@ -530,3 +530,50 @@ async def test_metrics_by_model_task_type_tenant(suite: Suite, metric_reader) ->
             and p.attributes.get(attr.GEN_AI_REQUEST_MODEL) == "small"
         ]
         assert matching, name
+
+
+# ---- the CLI against the router ----------------------------------------------------------------
+
+
+async def run_cli(argv: list[str]) -> tuple[int, str]:
+    import io
+
+    from switchyard.cli.main import build_parser
+
+    args = build_parser().parse_args(argv)
+    out = io.StringIO()
+    code = await asyncio.to_thread(args.func, args, out)
+    return code, out.getvalue()
+
+
+async def test_cli_route_jsonl(suite: Suite, tmp_path: Path) -> None:
+    import json
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "\n".join(
+            json.dumps({"id": i, "prompt": p})
+            for i, p in [(1, "CHAT 0.1 hi"), (2, "MATH 0.2 sum"), (3, "CHAT 0.95 hard")]
+        )
+    )
+    code, text = await run_cli(["route", "--address", suite.router.address, "--input", str(src)])
+    assert code == 0
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [line["id"] for line in lines] == [1, 2, 3]
+    targets = [line["target"] for line in lines]
+    assert targets == ["local-general", "frontier-strong", "frontier-general"]
+    assert lines[1]["task_type"] == "MATH" and lines[1]["model"] == "huge"
+    assert lines[2]["escalation_score"] == pytest.approx(0.95)
+    assert {"complexity", "escalation_score", "task_type"} <= set(lines[0])
+
+
+async def test_cli_ask_and_costs(suite: Suite) -> None:
+    code, text = await run_cli(["ask", "--address", suite.router.address, "CHAT 0.9 question"])
+    assert code == 0
+    assert "frontier answered" in text
+    assert "frontier-general" in text and "ESCALATED" in text
+    assert "classify" in text and "generate" in text and "total" in text
+    await suite.router.resources.writer.flush()
+    code, text = await run_cli(["costs", "--address", suite.router.address, "--group-by", "target"])
+    assert code == 0
+    assert "TOTAL" in text and "frontier-general" in text and "saving" in text.lower()

@@ -1,0 +1,54 @@
+"""A short demo: a few mixed requests through the router, where each went and what it cost."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+import grpc
+
+from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
+from switchyard.api.inference.v1 import inference_pb2
+from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
+from switchyard.cli.formatting import decision_record, report_table, table, usd
+
+__all__ = ["DEMO_PROMPTS", "run_demo"]
+
+DEMO_PROMPTS = [
+    "Classify the sentiment of this review as positive or negative: 'The battery died in a day.'",
+    "Summarize in one sentence: The meeting moved to Thursday because the venue flooded.",
+    "Write a haiku about a train yard at dawn.",
+    "Prove that there are infinitely many primes, then generalize to primes of the form 4k+3.",
+    "Write a Python function that merges overlapping intervals, with tests.",
+    "What is the capital of France?",
+]
+
+
+def run_demo(address: str, out: TextIO, *, metadata: list[tuple[str, str]] | None = None,
+             max_tokens: int = 64) -> None:
+    rows = []
+    with grpc.insecure_channel(address) as channel:
+        stub = router_pb2_grpc.RouterServiceStub(channel)
+        for prompt in DEMO_PROMPTS:
+            request = router_pb2.CompleteRequest(
+                messages=[inference_pb2.ChatMessage(role=inference_pb2.ROLE_USER, content=prompt)],
+                parameters=inference_pb2.GenerationParameters(max_tokens=max_tokens),
+            )
+            try:
+                reply = stub.Complete(request, metadata=metadata or [], timeout=600)
+            except grpc.RpcError as error:
+                rows.append([prompt[:48], "-", "-", "-", error.code().name, "-", "-"])
+                continue
+            r = decision_record(reply.decision)
+            rows.append([
+                prompt[:48], r["task_type"] or "?", f"{r['escalation_score']:.2f}",
+                f"{r['target']} ({r['model']})", r["reason"],
+                f"{reply.cost.total_latency_ms:.0f} ms", usd(reply.cost.total_cost_usd),
+            ])
+        print("\nDemo: where each request went and what it cost\n", file=out)
+        print(table(["prompt", "task type", "score", "target (model)", "reason", "latency",
+                     "cost"], rows), file=out)
+        report = cost_pb2_grpc.CostServiceStub(channel).GetCostReport(
+            cost_pb2.GetCostReportRequest(group_by=cost_pb2.COST_GROUPING_TARGET),
+            metadata=metadata or [], timeout=60,
+        )
+        print("\n" + report_table(report), file=out, flush=True)

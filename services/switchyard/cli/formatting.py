@@ -1,0 +1,114 @@
+"""Pure text rendering for the CLI: decisions, hops, cost tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from switchyard.api.classifier.v1 import classifier_pb2
+from switchyard.api.cost.v1 import cost_pb2
+from switchyard.api.router.v1 import router_pb2
+
+__all__ = ["decision_line", "decision_record", "hops_table", "report_table", "table", "usd"]
+
+
+def usd(value: float) -> str:
+    if value == 0:
+        return "$0"
+    if abs(value) < 0.01:
+        return f"${value:.6f}"
+    return f"${value:.4f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs).rstrip()
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def _enum(enum: Any, value: int, prefix: str) -> str:
+    try:
+        return str(enum.Name(value)).removeprefix(prefix)
+    except ValueError:
+        return str(value)
+
+
+def decision_record(d: router_pb2.RoutingDecision) -> dict[str, Any]:
+    c = d.classification
+    has = d.HasField("classification")
+    return {
+        "task_type": _enum(classifier_pb2.TaskType, c.task_type, "TASK_TYPE_") if has else "",
+        "complexity": round(c.complexity_score, 4) if has else None,
+        "escalation_score": round(d.escalation_score, 4),
+        "target": d.target,
+        "model": d.model,
+        "kind": _enum(router_pb2.TargetKind, d.target_kind, "TARGET_KIND_"),
+        "reason": _enum(router_pb2.DecisionReason, d.reason, "DECISION_REASON_"),
+    }
+
+
+def decision_line(d: router_pb2.RoutingDecision) -> str:
+    r = decision_record(d)
+    task = r["task_type"] or "unknown task type"
+    return (
+        f"{r['target']} ({r['kind'].lower()}, model {r['model'] or 'default'}) - {r['reason']}: "
+        f"{d.reason_detail} [{task}, escalation score {d.escalation_score:.2f}, "
+        f"threshold {d.escalation_threshold:.2f}]"
+    )
+
+
+def hops_table(cost: router_pb2.CostBreakdown) -> str:
+    rows = [
+        [
+            _enum(router_pb2.HopKind, h.kind, "HOP_KIND_").lower(),
+            h.service,
+            h.target or "-",
+            h.model or "-",
+            h.status,
+            f"{h.latency_ms:.1f} ms",
+            f"{h.input_tokens}/{h.output_tokens}",
+            usd(h.cost_usd),
+        ]
+        for h in cost.hops
+    ]
+    rows.append(["total", "", "", "", "", f"{cost.total_latency_ms:.1f} ms", "",
+                 usd(cost.total_cost_usd)])
+    return table(
+        ["hop", "service", "target", "model", "status", "latency", "tokens in/out", "cost"], rows
+    )
+
+
+def report_table(report: cost_pb2.GetCostReportResponse) -> str:
+    def row(r: cost_pb2.CostReportRow, key: str) -> list[str]:
+        return [
+            key,
+            str(r.requests),
+            str(r.failed_requests),
+            f"{r.input_tokens}/{r.output_tokens}",
+            f"{r.latency_p50_ms:.0f}/{r.latency_p95_ms:.0f} ms",
+            usd(r.cost_usd),
+            usd(r.baseline_cost_usd),
+            usd(r.saving_usd),
+        ]
+
+    rows = [row(r, r.key or "(none)") for r in report.rows]
+    rows.append(row(report.total, "TOTAL"))
+    head = [
+        _enum(cost_pb2.CostGrouping, report.group_by, "COST_GROUPING_").lower(),
+        "requests", "failed", "tokens in/out", "p50/p95", "cost",
+        f"all-frontier ({report.baseline_model})", "saving",
+    ]
+    text = table(head, rows)
+    base = report.total.baseline_cost_usd
+    if base > 0:
+        share = 100 * report.total.saving_usd / base
+        text += f"\n\nSaving against sending everything to {report.baseline_model}: " \
+                f"{usd(report.total.saving_usd)} ({share:.1f}%)"
+    return text

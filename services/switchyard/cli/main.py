@@ -1,0 +1,358 @@
+"""`switchyard`: run the suite here (`up`) and talk to the router (`ask`, `route`, `costs`).
+
+    switchyard up                       start the four services with CPU defaults; Ctrl-C stops them
+    switchyard ask "question"           answer, decision, per-hop cost and latency
+    switchyard route "question"         decision only
+    switchyard route --input in.jsonl   one JSON line per {"id", "prompt"} line
+    switchyard costs [--group-by model] the cost report, with the saving against all-frontier
+    switchyard hash-key KEY             the SHA-256 form of an API key, for the router's config
+
+The router address comes from --address or SWITCHYARD_ADDRESS (default 127.0.0.1:50051), the API
+key from --api-key or SWITCHYARD_API_KEY (sent as `authorization: Bearer`; never printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+import grpc
+
+from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
+from switchyard.api.inference.v1 import inference_pb2
+from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
+from switchyard.cli.formatting import decision_line, decision_record, hops_table, report_table
+
+__all__ = ["main"]
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+_GROUPS = {
+    "model": cost_pb2.COST_GROUPING_MODEL,
+    "task_type": cost_pb2.COST_GROUPING_TASK_TYPE,
+    "tenant": cost_pb2.COST_GROUPING_TENANT,
+    "target": cost_pb2.COST_GROUPING_TARGET,
+}
+
+
+class CliError(Exception):
+    pass
+
+
+def _metadata(args: argparse.Namespace) -> list[tuple[str, str]]:
+    key = args.api_key or os.environ.get("SWITCHYARD_API_KEY", "")
+    return [("authorization", f"Bearer {key}")] if key else []
+
+
+def _channel(args: argparse.Namespace) -> grpc.Channel:
+    address = args.address or os.environ.get("SWITCHYARD_ADDRESS", DEFAULT_ADDRESS)
+    return grpc.insecure_channel(address)
+
+
+def _rpc_error(error: grpc.RpcError) -> CliError:
+    code = error.code().name if hasattr(error, "code") else "ERROR"
+    details = error.details() if hasattr(error, "details") else str(error)
+    return CliError(f"{code}: {details}")
+
+
+def _messages(prompt: str) -> list[inference_pb2.ChatMessage]:
+    return [inference_pb2.ChatMessage(role=inference_pb2.ROLE_USER, content=prompt)]
+
+
+def _routing(args: argparse.Namespace) -> router_pb2.RoutingOptions:
+    options = router_pb2.RoutingOptions(
+        force_target=getattr(args, "force_target", "") or "",
+        disallow_frontier=bool(getattr(args, "disallow_frontier", False)),
+    )
+    if getattr(args, "threshold", None) is not None:
+        options.escalation_threshold = args.threshold
+    if getattr(args, "max_cost", None) is not None:
+        options.max_cost_usd = args.max_cost
+    return options
+
+
+# ---- ask -----------------------------------------------------------------------------------------
+
+
+def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
+    params = inference_pb2.GenerationParameters()
+    if args.max_tokens is not None:
+        params.max_tokens = args.max_tokens
+    with _channel(args) as channel:
+        stub = router_pb2_grpc.RouterServiceStub(channel)
+        try:
+            if args.stream:
+                request = router_pb2.CompleteStreamRequest(
+                    messages=_messages(args.prompt), parameters=params, routing=_routing(args)
+                )
+                summary = None
+                for event in stub.CompleteStream(request, metadata=_metadata(args),
+                                                 timeout=args.timeout):
+                    kind = event.WhichOneof("event")
+                    if kind == "decision":
+                        print(f"-> {decision_line(event.decision)}\n", file=out)
+                    elif kind == "delta":
+                        out.write(event.delta.text)
+                        out.flush()
+                    elif kind == "summary":
+                        summary = event.summary
+                print("\n", file=out)
+                if summary is not None:
+                    print(f"served by: {decision_line(summary.decision)}", file=out)
+                    print(hops_table(summary.cost), file=out)
+                return 0
+            request_c = router_pb2.CompleteRequest(
+                messages=_messages(args.prompt), parameters=params, routing=_routing(args)
+            )
+            reply = stub.Complete(request_c, metadata=_metadata(args), timeout=args.timeout)
+        except grpc.RpcError as error:
+            raise _rpc_error(error) from None
+    if args.json:
+        print(json.dumps({
+            "request_id": reply.request_id, "text": reply.text,
+            **decision_record(reply.decision),
+            "cost_usd": reply.cost.total_cost_usd, "latency_ms": reply.cost.total_latency_ms,
+        }), file=out)
+        return 0
+    print(reply.text.strip(), file=out)
+    print(f"\ndecision: {decision_line(reply.decision)}", file=out)
+    print(f"request:  {reply.request_id}\n", file=out)
+    print(hops_table(reply.cost), file=out)
+    return 0
+
+
+# ---- route ---------------------------------------------------------------------------------------
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, str, str]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CliError(f"{path}:{number}: not JSON: {exc.msg}") from None
+            if not isinstance(item, dict) or "prompt" not in item or "id" not in item:
+                raise CliError(f'{path}:{number}: each line must be {{"id": ..., "prompt": ...}}')
+            if not isinstance(item["prompt"], str) or not item["prompt"].strip():
+                raise CliError(f"{path}:{number}: prompt must be a non-empty string")
+            yield number, item["id"], item["prompt"]
+
+
+def cmd_route(args: argparse.Namespace, out: TextIO) -> int:
+    if bool(args.prompt) == bool(args.input):
+        raise CliError("give either a prompt or --input FILE.jsonl")
+    with _channel(args) as channel:
+        stub = router_pb2_grpc.RouterServiceStub(channel)
+        metadata = _metadata(args)
+        routing = _routing(args)
+
+        def route(prompt: str) -> router_pb2.RouteResponse:
+            return stub.Route(
+                router_pb2.RouteRequest(messages=_messages(prompt), routing=routing),
+                metadata=metadata, timeout=args.timeout,
+            )
+
+        if args.prompt:
+            try:
+                reply = route(args.prompt)
+            except grpc.RpcError as error:
+                raise _rpc_error(error) from None
+            if args.json:
+                print(json.dumps(decision_record(reply.decision)), file=out)
+            else:
+                print(decision_line(reply.decision), file=out)
+                print(hops_table(reply.cost), file=out)
+            return 0
+        items = list(_read_jsonl(Path(args.input)))
+        failures = 0
+        with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
+            futures = [pool.submit(route, prompt) for _, _, prompt in items]
+            for (_, item_id, _), future in zip(items, futures, strict=True):
+                try:
+                    reply = future.result()
+                    line = {"id": item_id, **decision_record(reply.decision)}
+                except grpc.RpcError as error:
+                    failures += 1
+                    line = {"id": item_id, "error": str(_rpc_error(error))}
+                print(json.dumps(line), file=out)
+        if failures:
+            print(f"{failures} of {len(items)} prompts failed", file=sys.stderr)
+            return 1
+        return 0
+
+
+# ---- costs ---------------------------------------------------------------------------------------
+
+
+def cmd_costs(args: argparse.Namespace, out: TextIO) -> int:
+    end = datetime.now(UTC) + timedelta(seconds=1)
+    request = cost_pb2.GetCostReportRequest(group_by=_GROUPS[args.group_by])
+    request.end_time.FromDatetime(end)
+    request.start_time.FromDatetime(end - timedelta(hours=args.hours))
+    with _channel(args) as channel:
+        try:
+            report = cost_pb2_grpc.CostServiceStub(channel).GetCostReport(
+                request, metadata=_metadata(args), timeout=args.timeout
+            )
+        except grpc.RpcError as error:
+            raise _rpc_error(error) from None
+    print(f"Costs over the last {args.hours:g} h, by {args.group_by}:\n", file=out)
+    print(report_table(report), file=out)
+    return 0
+
+
+# ---- up ------------------------------------------------------------------------------------------
+
+_STANDIN_BANNER = """
+======================================================================================
+  NO FRONTIER API KEYS (OPENAI_API_KEY / ANTHROPIC_API_KEY) IN THE ENVIRONMENT.
+  The frontier proxy points at a STAND-IN: vLLM's OpenAI-compatible server running the
+  small local model on this machine, priced at gpt-4o-mini's list prices. Its answers
+  are NOT a frontier model's. Set a key and run `switchyard up` again for the real thing.
+======================================================================================
+"""
+
+
+def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
+    from switchyard.cli.suite import plan_suite
+    from switchyard.cli.supervisor import StartupError, Supervisor
+
+    state_dir = Path(args.state_dir).expanduser()
+    plan = plan_suite(state_dir, base_port=args.base_port,
+                      startup_timeout_s=args.startup_timeout)
+    if plan.frontier == "standin":
+        print(_STANDIN_BANNER, file=out)
+    else:
+        print(f"frontier: {plan.frontier} (key from the environment)", file=out)
+    supervisor = Supervisor(state_dir / "logs")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: Any) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for spec in plan.specs:
+            print(f"starting {spec.name} ...", file=out, flush=True)
+            supervisor.start(spec)
+        for spec in plan.specs:
+            if stop.is_set():
+                break
+            supervisor.wait_healthy(spec.name)
+            print(f"  {spec.name:17s} healthy at {plan.addresses[spec.name]}", file=out, flush=True)
+        if not stop.is_set():
+            print(f"\nSwitchyard is up. Router: {plan.router_address}   "
+                  f"(config {plan.router_config_path}, logs {state_dir / 'logs'})", file=out)
+            print('Try: switchyard ask "What is the capital of France?"   '
+                  "- Ctrl-C stops everything.", file=out, flush=True)
+            if args.demo:
+                from switchyard.cli.demo import run_demo
+
+                run_demo(plan.router_address, out)
+            if args.exit_after_demo:
+                stop.set()
+        while not stop.is_set():
+            exited = supervisor.exited()
+            if exited:
+                name, code = exited[0]
+                print(f"{name} exited with status {code}; stopping the suite\n"
+                      f"{supervisor.tail(name)}", file=out)
+                return 1
+            stop.wait(1.0)
+        return 0
+    except StartupError as error:
+        print(f"start-up failed: {error}", file=out)
+        return 1
+    finally:
+        print("stopping ...", file=out, flush=True)
+        codes = supervisor.stop_all()
+        print("stopped: " + ", ".join(f"{n} ({c})" for n, c in codes.items()), file=out)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def cmd_hash_key(args: argparse.Namespace, out: TextIO) -> int:
+    from switchyard.router.config import hash_api_key
+
+    print(hash_api_key(args.key), file=out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchyard", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def client(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--address", help=f"router address (default {DEFAULT_ADDRESS})")
+        p.add_argument("--api-key", help="API key (default $SWITCHYARD_API_KEY)")
+        p.add_argument("--timeout", type=float, default=300.0, help="deadline in seconds")
+
+    def routing(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--force-target", help="send to this logical target")
+        p.add_argument("--disallow-frontier", action="store_true")
+        p.add_argument("--threshold", type=float, help="escalation threshold for this request")
+        p.add_argument("--max-cost", type=float, help="refuse targets estimated above this USD")
+
+    up = sub.add_parser("up", help="start the four services here; Ctrl-C stops them")
+    up.add_argument("--state-dir", default=os.environ.get(
+        "SWITCHYARD_STATE_DIR", "~/.cache/switchyard/suite"))
+    up.add_argument("--base-port", type=int, default=50051)
+    up.add_argument("--startup-timeout", type=float, default=900.0)
+    up.add_argument("--demo", action="store_true", help="send a few mixed requests once up")
+    up.add_argument("--exit-after-demo", action="store_true", help=argparse.SUPPRESS)
+    up.set_defaults(func=cmd_up)
+
+    ask = sub.add_parser("ask", help="ask a question through the router")
+    ask.add_argument("prompt")
+    ask.add_argument("--stream", action="store_true")
+    ask.add_argument("--max-tokens", type=int)
+    ask.add_argument("--json", action="store_true")
+    client(ask)
+    routing(ask)
+    ask.set_defaults(func=cmd_ask)
+
+    route = sub.add_parser("route", help="the routing decision only")
+    route.add_argument("prompt", nargs="?")
+    route.add_argument("--input", help='JSON lines file: {"id": ..., "prompt": ...} per line')
+    route.add_argument("--concurrency", type=int, default=8)
+    route.add_argument("--json", action="store_true")
+    client(route)
+    routing(route)
+    route.set_defaults(func=cmd_route)
+
+    costs = sub.add_parser("costs", help="the cost report")
+    costs.add_argument("--group-by", choices=sorted(_GROUPS), default="model")
+    costs.add_argument("--hours", type=float, default=24.0)
+    client(costs)
+    costs.set_defaults(func=cmd_costs)
+
+    hash_key = sub.add_parser("hash-key", help="print the SHA-256 form of an API key")
+    hash_key.add_argument("key")
+    hash_key.set_defaults(func=cmd_hash_key)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args, sys.stdout))
+    except CliError as error:
+        print(f"switchyard {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

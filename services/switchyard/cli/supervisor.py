@@ -1,0 +1,163 @@
+"""Start several service processes, wait until each is healthy, stop them all cleanly.
+
+Each process gets its own session (so a terminal's Ctrl-C reaches only the supervisor, which then
+stops the children in reverse order: SIGTERM, the grace period, then SIGKILL) and its own log
+file. Readiness is the standard gRPC health check (`grpc.health.v1`, service "") for gRPC
+services, or an HTTP GET answering 200 for HTTP ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+__all__ = ["ProcessSpec", "StartupError", "Supervisor"]
+
+
+class StartupError(RuntimeError):
+    """A process exited or stayed unhealthy past its start-up timeout."""
+
+
+@dataclass
+class ProcessSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    grpc_address: str | None = None  # health-checked over gRPC
+    http_ready_url: str | None = None  # or over HTTP
+    startup_timeout_s: float = 120.0
+
+
+@dataclass
+class _Running:
+    spec: ProcessSpec
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def _grpc_serving(address: str) -> bool:
+    try:
+        with grpc.insecure_channel(address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=2
+            )
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    except grpc.RpcError:
+        return False
+
+
+def _http_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - local URL we built
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+class Supervisor:
+    def __init__(self, log_dir: Path, *, grace_s: float = 15.0) -> None:
+        self.log_dir = log_dir
+        self.grace_s = grace_s
+        self.running: list[_Running] = []
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, spec: ProcessSpec) -> None:
+        log_path = self.log_dir / f"{spec.name}.log"
+        log = log_path.open("ab")
+        env = {**os.environ, **spec.env}
+        process = subprocess.Popen(  # noqa: S603 - argv we built
+            spec.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        log.close()
+        self.running.append(_Running(spec, process, log_path))
+
+    def wait_healthy(self, name: str) -> None:
+        entry = self._entry(name)
+        spec = entry.spec
+        deadline = time.monotonic() + spec.startup_timeout_s
+        while time.monotonic() < deadline:
+            code = entry.process.poll()
+            if code is not None:
+                raise StartupError(
+                    f"{name} exited with status {code} during start-up; "
+                    f"last log lines:\n{self.tail(name)}"
+                )
+            if spec.grpc_address and _grpc_serving(spec.grpc_address):
+                return
+            if spec.http_ready_url and _http_ready(spec.http_ready_url):
+                return
+            time.sleep(0.5)
+        raise StartupError(
+            f"{name} was not healthy within {spec.startup_timeout_s:.0f} s; "
+            f"last log lines:\n{self.tail(name)}"
+        )
+
+    def _entry(self, name: str) -> _Running:
+        for entry in self.running:
+            if entry.spec.name == name:
+                return entry
+        raise KeyError(name)
+
+    def pid(self, name: str) -> int:
+        return self._entry(name).process.pid
+
+    def tail(self, name: str, lines: int = 20) -> str:
+        path = self._entry(name).log_path
+        try:
+            text = path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+    def exited(self) -> list[tuple[str, int]]:
+        """Processes that have exited, with their status."""
+        return [
+            (e.spec.name, code)
+            for e in self.running
+            if (code := e.process.poll()) is not None
+        ]
+
+    def signal(self, name: str, sig: int) -> None:
+        entry = self._entry(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(entry.process.pid, sig)
+
+    def stop_one(self, name: str, grace_s: float | None = None) -> int | None:
+        entry = self._entry(name)
+        return self._stop(entry, self.grace_s if grace_s is None else grace_s)
+
+    @staticmethod
+    def _stop(entry: _Running, grace_s: float) -> int | None:
+        process = entry.process
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+        return process.returncode
+
+    def stop_all(self) -> dict[str, int | None]:
+        """Stop every process, the last started first."""
+        codes: dict[str, int | None] = {}
+        for entry in reversed(self.running):
+            codes[entry.spec.name] = self._stop(entry, self.grace_s)
+        self.running.clear()
+        return codes
