@@ -11,7 +11,6 @@ from typing import Any
 import grpc
 import pytest
 from support.frontier_standin import FrontierStandin
-
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc
 from switchyard.frontier_proxy.__main__ import FrontierResources, build
@@ -104,7 +103,9 @@ def proxy_factory(fresh_standin: FrontierStandin) -> ProxyFactory:
     @asynccontextmanager
     async def make(
         **overrides: Any,
-    ) -> AsyncIterator[tuple[RunningServer[FrontierResources], inference_pb2_grpc.InferenceServiceStub]]:
+    ) -> AsyncIterator[
+        tuple[RunningServer[FrontierResources], inference_pb2_grpc.InferenceServiceStub]
+    ]:
         values: dict[str, Any] = {
             "host": "127.0.0.1",
             "backoff_base_s": 0.01,
@@ -126,7 +127,9 @@ def proxy_factory(fresh_standin: FrontierStandin) -> ProxyFactory:
 @pytest.fixture
 async def proxy(
     proxy_factory: ProxyFactory,
-) -> AsyncIterator[tuple[RunningServer[FrontierResources], inference_pb2_grpc.InferenceServiceStub]]:
+) -> AsyncIterator[
+    tuple[RunningServer[FrontierResources], inference_pb2_grpc.InferenceServiceStub]
+]:
     async with proxy_factory() as pair:
         yield pair
 
