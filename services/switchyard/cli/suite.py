@@ -190,8 +190,16 @@ def plan_suite(
                     "--port", str(ports["standin-frontier"]),
                     "--max-model-len", "2048",
                     "--dtype", "bfloat16",
+                    "--max-num-seqs", "16",
+                    "--enforce-eager",
+                    "--disable-log-stats",
                 ],
-                env={"VLLM_CPU_KVCACHE_SPACE": env.get("VLLM_CPU_KVCACHE_SPACE", "1")},
+                env={
+                    "VLLM_CPU_KVCACHE_SPACE": env.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+                    "HF_HUB_OFFLINE": "1",
+                    "VLLM_NO_USAGE_STATS": "1",
+                    "TOKENIZERS_PARALLELISM": "false",
+                },
                 http_ready_url=f"{base_url}/models",
                 startup_timeout_s=startup_timeout_s,
             )
