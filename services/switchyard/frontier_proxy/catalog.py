@@ -261,10 +261,12 @@ def parse_catalog(document: Any, env: Mapping[str, str], *, source: str = "(inli
         raise CatalogError(source, problems) from None
     problems: list[str] = []
     models: dict[str, CatalogModel] = {}
+    seen: set[str] = set()
     for entry in spec.models:
-        if entry.name in models:
+        if entry.name in seen:
             problems.append(f"model {entry.name!r} is listed twice")
             continue
+        seen.add(entry.name)
         resolved = _resolve(entry, env, problems)
         if resolved is not None:
             models[entry.name] = resolved
