@@ -102,6 +102,17 @@ def build_service(
         pb_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(inference), server)
         return [pb.DESCRIPTOR.services_by_name["InferenceService"].full_name]
 
+    async def warmup(inference: LocalInference) -> None:
+        # One real token through the whole path before SERVING: the first request would
+        # otherwise pay for lazy initialisation in the engine and the detokenizer.
+        hello = [pb.ChatMessage(role=pb.ROLE_USER, content="hi")]
+        async for _ in inference.run("", hello, pb.GenerationParameters(max_tokens=1)):
+            pass
+
     return ServiceDefinition(
-        name=SERVICE_NAME, settings=settings, resources=resources, register=register
+        name=SERVICE_NAME,
+        settings=settings,
+        resources=resources,
+        register=register,
+        warmup=warmup,
     )
