@@ -143,3 +143,15 @@ FRONTIER_RETRY_REASON = "switchyard.frontier.retry.reason"
 FRONTIER_RETRY_DELAY_S = "switchyard.frontier.retry.delay_s"
 EVENT_FRONTIER_CIRCUIT_OPEN = "switchyard.frontier.circuit_open"
 METRIC_FRONTIER_COST = "switchyard.frontier.cost"
+
+# --- classifier ------------------------------------------------------------------------------
+# On the ClassifierService call's span, next to TASK_TYPE, COMPLEXITY and COST_USD.
+CLASSIFIER_COMPLEXITY_LEVEL = "switchyard.classifier.complexity_level"
+CLASSIFIER_ESCALATION_PROBABILITY = "switchyard.classifier.escalation_probability"
+CLASSIFIER_MODEL_VERSION = "switchyard.classifier.model_version"
+CLASSIFIER_PROMPTS = "switchyard.classifier.prompts"
+CLASSIFIER_INPUT_TOKENS = "switchyard.classifier.input_tokens"
+CLASSIFIER_TRUNCATED = "switchyard.classifier.truncated"
+CLASSIFIER_BATCH_SIZE = "switchyard.classifier.batch_size"
+CLASSIFIER_CPU_SECONDS = "switchyard.classifier.cpu_seconds"
+CLASSIFIER_USD_PER_CORE_HOUR = "switchyard.classifier.usd_per_core_hour"

@@ -1,0 +1,22 @@
+"""``switchyard-classifier``: serve the model; ``switchyard-classifier train ...``: build one."""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "train":
+        from switchyard.classifier.training.cli import main as train_main
+
+        return train_main(args[1:])
+    from switchyard.classifier.service import serve
+
+    return serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Building the classifier model (`switchyard-classifier train`); needs classifier-train."""

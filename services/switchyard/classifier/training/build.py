@@ -1,0 +1,484 @@
+"""``switchyard-classifier train``: build a model directory reproducibly.
+
+Steps: check the pinned encoder files; write the int8 encoder graph; embed the training prompts
+with THAT graph (so the heads learn from what the service computes); fit the heads; merge encoder
+and heads into one ONNX file; write ``tokenizer.json`` and ``manifest.json`` (hashes of every
+input and output file, labels, cut points, held-out metrics). Same inputs -> same bytes on the
+same CPU type and onnxruntime version: fixed seeds, hash-based splits, sorted inputs, and every
+prompt embedded in a batch of prompts of its own token length (no padding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from switchyard.classifier.model import MANIFEST_NAME, MODEL_FILE, TOKENIZER_FILE, PromptTokenizer
+from switchyard.classifier.taxonomy import DEFAULT_CUT_POINTS, TASK_TYPE_NAMES
+from switchyard.classifier.training import metrics
+from switchyard.classifier.training.data import (
+    LabeledPrompt,
+    OutcomeRecord,
+    held_out,
+    load_dataset_prompts,
+    read_label_file,
+    read_outcome_file,
+)
+from switchyard.classifier.training.encoder import (
+    EncoderFiles,
+    build_encoder_graph,
+    locate_encoder_files,
+    sha256_file,
+)
+from switchyard.classifier.training.heads import Heads, build_heads_graph, softmax
+
+__all__ = ["BuildConfig", "BuildResult", "Embedder", "build_model", "merge_encoder_and_heads"]
+
+MAX_TOKENS = 256
+SEED = 20240601
+HELD_OUT_PERCENT = 15
+OUTCOME_HELD_OUT_PERCENT = 20
+MODEL_NAME = "switchyard-minilm-int8"
+
+
+@dataclass
+class BuildConfig:
+    out: Path
+    prompts_dir: Path | None = None
+    outcomes_file: Path | None = None
+    labels_file: Path | None = None
+    # Per task type, at most this many training / held-out rows (None: all).
+    train_cap: int | None = 2500
+    eval_cap: int | None = 500
+    outcome_limit: int | None = None
+    threads: int = 2
+    cache_dir: Path | None = None
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    heads: Heads
+    report: dict[str, object]
+    sklearn: dict[str, object] = field(default_factory=dict)
+
+
+def _stable_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Embedder:
+    """Embeds prompts with the int8 encoder graph; rows grouped by token length, no padding."""
+
+    def __init__(
+        self,
+        encoder_path: Path,
+        tokenizer_file: Path,
+        threads: int,
+        cache_dir: Path | None,
+        encoder_sha: str,
+    ) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(encoder_path), options, providers=["CPUExecutionProvider"]
+        )
+        self._tokenizer = PromptTokenizer(tokenizer_file, MAX_TOKENS)
+        self._cache: dict[str, tuple[np.ndarray, float]] = {}
+        self._cache_file = cache_dir / f"embeddings-{encoder_sha[:16]}.npz" if cache_dir else None
+        if self._cache_file and self._cache_file.is_file():
+            data = np.load(self._cache_file)
+            for key, vec, count in zip(data["keys"], data["vectors"], data["counts"], strict=True):
+                self._cache[str(key)] = (vec, float(count))
+
+    def embed(
+        self, prompts: Sequence[str], log: Callable[[str], None]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        keys = [_stable_hash(p) for p in prompts]
+        todo = sorted(
+            {k: p for k, p in zip(keys, prompts, strict=True) if k not in self._cache}.items()
+        )
+        if todo:
+            by_length: dict[int, list[tuple[str, np.ndarray]]] = defaultdict(list)
+            for key, prompt in todo:
+                ids, _, _ = self._tokenizer.encode([prompt])
+                by_length[ids.shape[1]].append((key, ids[0]))
+            done = 0
+            for length in sorted(by_length):
+                items = by_length[length]
+                for start in range(0, len(items), 64):
+                    chunk = items[start : start + 64]
+                    ids = np.stack([row for _, row in chunk])
+                    emb, count = self._session.run(
+                        None, {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+                    )
+                    for (key, _), vec, c in zip(chunk, emb, count, strict=True):
+                        self._cache[key] = (vec, float(c[0]))
+                done += len(items)
+                if len(todo) > 2000 and (length % 16 == 0):
+                    log(f"  embedded {done}/{len(todo)}")
+            self._save()
+        vectors = np.stack([self._cache[k][0] for k in keys]).astype(np.float32)
+        counts = np.array([[self._cache[k][1]] for k in keys], dtype=np.float32)
+        return vectors, counts
+
+    def _save(self) -> None:
+        if not self._cache_file:
+            return
+        self._cache_file.parent.mkdir(parents=True, exist_ok=True)
+        keys = sorted(self._cache)
+        tmp = self._cache_file.with_suffix(".tmp.npz")
+        np.savez(
+            tmp,
+            keys=np.array(keys),
+            vectors=np.stack([self._cache[k][0] for k in keys]),
+            counts=np.array([self._cache[k][1] for k in keys]),
+        )
+        tmp.replace(self._cache_file)
+
+
+def _dedupe_opsets(model: onnx.ModelProto) -> None:
+    """merge_models can list an opset twice, which breaks later tools: keep one per domain."""
+    seen: dict[str, int] = {}
+    for opset in model.opset_import:
+        seen[opset.domain] = max(seen.get(opset.domain, 0), opset.version)
+    del model.opset_import[:]
+    for domain, version in sorted(seen.items()):
+        model.opset_import.append(onnx.helper.make_opsetid(domain, version))
+
+
+def merge_encoder_and_heads(encoder: onnx.ModelProto, heads: onnx.ModelProto) -> onnx.ModelProto:
+    merged = onnx.compose.merge_models(
+        encoder,
+        heads,
+        io_map=[("embedding", "embedding"), ("token_count", "token_count")],
+        producer_name="switchyard-classifier",
+    )
+    _dedupe_opsets(merged)
+    onnx.checker.check_model(merged)
+    return merged
+
+
+def _cap(rows: list[LabeledPrompt], cap: int | None, rng: random.Random) -> list[LabeledPrompt]:
+    if cap is None:
+        return rows
+    by_type: dict[str | None, list[LabeledPrompt]] = defaultdict(list)
+    for row in rows:
+        by_type[row.task_type].append(row)
+    kept: list[LabeledPrompt] = []
+    for task in sorted(by_type, key=lambda t: t or ""):
+        group = sorted(by_type[task], key=lambda r: r.id)
+        kept.extend(group if len(group) <= cap else rng.sample(group, cap))
+    return sorted(kept, key=lambda r: r.id)
+
+
+def _fit_task_head(x: np.ndarray, y: np.ndarray, classes: int, log: Callable[[str], None]):
+    from sklearn.linear_model import LogisticRegression
+
+    # Calibration split: 1 row in 6 (by position after a fixed shuffle), never the held-out set.
+    rng = np.random.default_rng(SEED)
+    cal = rng.random(len(y)) < 1 / 6
+    best = None
+    for c in (1.0, 4.0, 16.0):
+        model = LogisticRegression(C=c, max_iter=3000, random_state=SEED)
+        model.fit(x[~cal], y[~cal])
+        known = cal & np.isin(y, model.classes_)  # a rare type may sit wholly in the cal split
+        logits = model.decision_function(x[known])
+        truth = np.searchsorted(model.classes_, y[known])
+        loss = -np.log(softmax(logits)[np.arange(len(truth)), truth] + 1e-12).mean()
+        log(f"  task head C={c}: calibration-split log loss {loss:.4f}")
+        if best is None or loss < best[0]:
+            best = (loss, c, model, logits, truth)
+    _, c, model, logits, truth = best
+    temps = np.exp(np.linspace(np.log(0.25), np.log(4.0), 121))
+    losses = [
+        -np.log(softmax(logits / t)[np.arange(len(truth)), truth] + 1e-12).mean() for t in temps
+    ]
+    temperature = float(temps[int(np.argmin(losses))])
+    log(f"  task head: C={c}, temperature {temperature:.3f}")
+    # Columns for every task type, also those absent from the data (never predicted).
+    weights = np.zeros((x.shape[1], classes))
+    bias = np.full(classes, -30.0)
+    coef = (
+        model.coef_ if len(model.classes_) > 2 else np.vstack([-model.coef_[0], model.coef_[0]]) / 2
+    )
+    intercept = (
+        model.intercept_
+        if len(model.classes_) > 2
+        else np.array([-model.intercept_[0], model.intercept_[0]]) / 2
+    )
+    for row, cls in enumerate(model.classes_):
+        weights[:, cls] = coef[row] / temperature
+        bias[cls] = intercept[row] / temperature
+    return weights, bias, temperature, model
+
+
+def _fit_escalation(
+    x: np.ndarray, log_count: np.ndarray, y: np.ndarray, log: Callable[[str], None]
+):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    features = np.hstack([x, log_count.reshape(-1, 1)])
+    best = None
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
+    for c in (0.25, 1.0, 4.0):
+        model = LogisticRegression(C=c, max_iter=3000, random_state=SEED)
+        score = float(cross_val_score(model, features, y, cv=folds, scoring="roc_auc").mean())
+        log(f"  escalation head C={c}: 5-fold AUC {score:.4f}")
+        if best is None or score > best[0]:
+            best = (score, c)
+    model = LogisticRegression(C=best[1], max_iter=3000, random_state=SEED).fit(features, y)
+    return model, best[1]
+
+
+def build_model(config: BuildConfig) -> BuildResult:
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import Ridge
+
+    log = config.log
+    rng = random.Random(SEED)
+    files: EncoderFiles = locate_encoder_files()
+    inputs: dict[str, str] = {
+        "encoder/model.safetensors": sha256_file(files.weights),
+        "encoder/tokenizer.json": sha256_file(files.tokenizer),
+    }
+
+    # ---- data
+    dataset_rows: list[LabeledPrompt] = []
+    if config.prompts_dir is not None:
+        dataset_rows = load_dataset_prompts(config.prompts_dir)
+        for path in sorted(config.prompts_dir.glob("*.jsonl")):
+            inputs[f"prompts/{path.name}"] = sha256_file(path)
+    if config.labels_file is not None:
+        user_rows = read_label_file(config.labels_file)
+        inputs[f"labels/{config.labels_file.name}"] = sha256_file(config.labels_file)
+        task_rows_all = user_rows
+        complexity_rows_all = [r for r in user_rows if r.complexity is not None] or [
+            r for r in dataset_rows if r.complexity is not None
+        ]
+    else:
+        task_rows_all = [r for r in dataset_rows if r.task_type is not None]
+        complexity_rows_all = [r for r in dataset_rows if r.complexity is not None]
+    if not task_rows_all:
+        raise ValueError("no task-type training data: give --labels or a prompts directory")
+    if not complexity_rows_all:
+        raise ValueError(
+            "no complexity training data: give complexity in --labels or a prompts directory"
+        )
+    outcomes: list[OutcomeRecord] = []
+    if config.outcomes_file is not None:
+        outcomes = read_outcome_file(config.outcomes_file)
+        inputs[f"outcomes/{config.outcomes_file.name}"] = sha256_file(config.outcomes_file)
+        if config.outcome_limit is not None:
+            outcomes = sorted(outcomes, key=lambda r: _stable_hash(r.id))[: config.outcome_limit]
+            outcomes.sort(key=lambda r: r.id)
+
+    # Held-out split: authored rows by template, dataset rows by id. Never used for fitting.
+    def is_held(row: LabeledPrompt) -> bool:
+        key = row.group if row.group.startswith("authored/") else row.id
+        return held_out(key, HELD_OUT_PERCENT)
+
+    train_rows = _cap([r for r in task_rows_all if not is_held(r)], config.train_cap, rng)
+    eval_rows = _cap([r for r in task_rows_all if is_held(r)], config.eval_cap, rng)
+    cx_train = _cap([r for r in complexity_rows_all if not is_held(r)], config.train_cap, rng)
+    cx_eval = _cap([r for r in complexity_rows_all if is_held(r)], config.eval_cap, rng)
+    out_train = [o for o in outcomes if not held_out(o.id, OUTCOME_HELD_OUT_PERCENT)]
+    out_eval = [o for o in outcomes if held_out(o.id, OUTCOME_HELD_OUT_PERCENT)]
+    log(
+        f"task rows: {len(train_rows)} train / {len(eval_rows)} held out; complexity rows: "
+        f"{len(cx_train)} / {len(cx_eval)}; outcome rows: {len(out_train)} / {len(out_eval)}"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="switchyard-classifier-") as tmp:
+        encoder = build_encoder_graph(files.weights, int8=True)
+        encoder_path = Path(tmp) / "encoder.onnx"
+        onnx.save(encoder, encoder_path)
+        encoder_sha = sha256_file(encoder_path)
+        embedder = Embedder(
+            encoder_path, files.tokenizer, config.threads, config.cache_dir, encoder_sha
+        )
+
+        def embed(rows: Sequence[LabeledPrompt | OutcomeRecord]) -> tuple[np.ndarray, np.ndarray]:
+            if not rows:
+                return np.zeros((0, 384), np.float32), np.zeros((0, 1), np.float32)
+            return embedder.embed([r.prompt for r in rows], log)
+
+        log("embedding ...")
+        x_train, n_train = embed(train_rows)
+        x_eval, n_eval = embed(eval_rows)
+        x_cx, _ = embed(cx_train)
+        x_cx_eval, _ = embed(cx_eval)
+        x_out, n_out = embed(out_train)
+        x_out_eval, n_out_eval = embed(out_eval)
+
+        # ---- task head
+        classes = len(TASK_TYPE_NAMES)
+        y_train = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in train_rows])
+        task_w, task_b, temperature, task_model = _fit_task_head(x_train, y_train, classes, log)
+
+        # ---- complexity head
+        cx_model = Ridge(alpha=1.0).fit(x_cx, np.array([r.complexity for r in cx_train]))
+
+        # ---- escalation head
+        if out_train:
+            y_out = np.array([o.escalate for o in out_train], dtype=int)
+            esc_model, esc_c = _fit_escalation(x_out, np.log(n_out), y_out, log)
+            esc_w, esc_len_w, esc_b = (
+                esc_model.coef_[0][:-1],
+                float(esc_model.coef_[0][-1]),
+                float(esc_model.intercept_[0]),
+            )
+            k = min(32, max(1, len(out_train) // 50))
+            km = KMeans(n_clusters=k, random_state=SEED, n_init=1).fit(x_out)
+            centroids = km.cluster_centers_ / np.linalg.norm(
+                km.cluster_centers_, axis=1, keepdims=True
+            )
+            sim_out = (x_out @ centroids.T).max(axis=1)
+            sim_other = (x_train @ centroids.T).max(axis=1)
+            sim_high = float(np.percentile(sim_out, 10))
+            sim_low = float(min(np.percentile(sim_other, 50), sim_high - 0.05))
+        else:
+            esc_model, esc_c = None, None
+            esc_w, esc_len_w, esc_b = np.zeros(384), 0.0, 0.0
+            centroids, sim_low, sim_high = (
+                np.zeros((1, 384)),
+                1.5,
+                2.0,
+            )  # always the complexity score
+        heads = Heads(
+            task_w,
+            task_b,
+            temperature,
+            cx_model.coef_,
+            float(cx_model.intercept_),
+            np.asarray(esc_w),
+            esc_len_w,
+            esc_b,
+            centroids,
+            sim_low,
+            sim_high,
+        )
+
+        # ---- one ONNX file
+        merged = merge_encoder_and_heads(encoder, build_heads_graph(heads))
+        config.out.mkdir(parents=True, exist_ok=True)
+        model_path = config.out / MODEL_FILE
+        onnx.save(merged, model_path)
+        shutil.copyfile(files.tokenizer, config.out / TOKENIZER_FILE)
+
+    # ---- held-out evaluation of the shipped heads (from the numpy reference of the graph)
+    report: dict[str, object] = {}
+    eval_probs = heads.predict(x_eval, n_eval)["task_probabilities"]
+    y_eval = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in eval_rows])
+    pred = eval_probs.argmax(axis=1)
+    matrix = metrics.confusion(y_eval, pred, classes)
+    precision, recall, f1 = metrics.per_class_precision_recall_f1(matrix)
+    present = matrix.sum(axis=1) > 0
+    conf = eval_probs.max(axis=1)
+    correct = (pred == y_eval).astype(float)
+    report["task"] = {
+        "held_out_rows": len(eval_rows),
+        "macro_f1": float(f1[present].mean()),
+        "accuracy": float(correct.mean()),
+        "per_type": {
+            TASK_TYPE_NAMES[i]: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(matrix[i].sum()),
+            }
+            for i in range(classes)
+            if present[i]
+        },
+        "confusion": matrix.tolist(),
+        "ece": metrics.expected_calibration_error(conf, correct),
+        "reliability": metrics.reliability_table(conf, correct),
+        "temperature": temperature,
+    }
+    cx_pred = np.clip(x_cx_eval @ heads.complexity_weights + heads.complexity_bias, 0, 1)
+    cx_true = np.array([r.complexity for r in cx_eval])
+    cx_report: dict[str, object] = {
+        "all_rows": {"n": len(cx_eval), "spearman": metrics.spearman(cx_pred, cx_true)}
+    }
+    for name, prefix in (("math_levels", "math_t"), ("debugbench", "debugbench")):
+        sel = np.array([r.id.startswith(prefix) for r in cx_eval])
+        if sel.sum() > 10:
+            cx_report[name] = {
+                "n": int(sel.sum()),
+                "spearman": metrics.spearman(cx_pred[sel], cx_true[sel]),
+            }
+    report["complexity"] = cx_report
+    if out_eval and esc_model is not None:
+        local = np.array([o.local_ok for o in out_eval])
+        frontier = np.array([o.frontier_ok for o in out_eval])
+        scores = heads.predict(x_out_eval, n_out_eval)["escalation"]
+        esc_report: dict[str, object] = {"held_out_rows": len(out_eval), "C": esc_c}
+        rand = np.random.default_rng(SEED).random(len(out_eval))
+        for name, s in (
+            ("model", scores),
+            ("random", rand),
+            ("prompt_length", n_out_eval.ravel()),
+            (
+                "complexity",
+                np.clip(x_out_eval @ heads.complexity_weights + heads.complexity_bias, 0, 1),
+            ),
+        ):
+            apgr, cpt = metrics.apgr_and_cpt(s, local, frontier)
+            esc_report[name] = {"apgr": apgr, "cpt50": cpt}
+        report["escalation_random_split"] = esc_report
+        report["escalation_fallback"] = {
+            "sim_low": sim_low,
+            "sim_high": sim_high,
+            "centroids": len(centroids),
+        }
+
+    files_hashes = {
+        MODEL_FILE: sha256_file(model_path),
+        TOKENIZER_FILE: sha256_file(config.out / TOKENIZER_FILE),
+    }
+    manifest = {
+        "name": MODEL_NAME if config.labels_file is None else "switchyard-custom-int8",
+        "version": files_hashes[MODEL_FILE][:12],
+        "task_types": list(TASK_TYPE_NAMES),
+        "cut_points": list(DEFAULT_CUT_POINTS),
+        "max_tokens": MAX_TOKENS,
+        "files": files_hashes,
+        "inputs": inputs,
+        "config": {
+            "seed": SEED,
+            "held_out_percent": HELD_OUT_PERCENT,
+            "outcome_held_out_percent": OUTCOME_HELD_OUT_PERCENT,
+            "train_cap": config.train_cap,
+            "eval_cap": config.eval_cap,
+            "outcome_limit": config.outcome_limit,
+        },
+        "metrics": report,
+    }
+    (config.out / MANIFEST_NAME).write_text(
+        json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    log(
+        f"wrote {config.out} (model {manifest['version']}, "
+        f"{model_path.stat().st_size / 1e6:.1f} MB)"
+    )
+    return BuildResult(
+        config.out,
+        heads,
+        report,
+        {"task": task_model, "complexity": cx_model, "escalation": esc_model, "x_eval": x_eval},
+    )

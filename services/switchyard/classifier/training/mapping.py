@@ -1,0 +1,115 @@
+"""The reviewable mapping from the prompt datasets' own labels to our task types and complexity.
+
+Each row of ``shared/datasets/prompts/*.jsonl`` carries its dataset's own category
+(``task_type_hint``) and difficulty (``difficulty_hint``). This module is the ONE place that
+turns those into our labels: a task type (a name from ``taxonomy.TASK_TYPE_NAMES``, or None when
+the row's task is unknown) and a complexity target in [0, 1] (or None when nothing is known).
+
+Complexity targets are ordinal anchors, not measurements: they order datasets by how hard they
+are by construction (short factual lookups < templated reading tasks < grade-school math <
+textbook problems < competition / olympiad problems), and within a dataset by its own difficulty
+label (MATH ``Level 1..5``, DebugBench ``easy/medium/hard``). See docs/model-card-classifier.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "DEBUGBENCH_LEVELS",
+    "MATH_LEVELS",
+    "MappedLabel",
+    "map_prompt_row",
+]
+
+# MATH's `Level 1..5` -> complexity target.
+MATH_LEVELS: Mapping[str, float] = {
+    "Level 1": 0.25,
+    "Level 2": 0.40,
+    "Level 3": 0.55,
+    "Level 4": 0.70,
+    "Level 5": 0.85,
+}
+# DebugBench's easy / medium / hard -> complexity target.
+DEBUGBENCH_LEVELS: Mapping[str, float] = {"easy": 0.35, "medium": 0.55, "hard": 0.75}
+
+# BIG-Bench Hard tasks that are arithmetic rather than logic.
+_BBH_MATH = frozenset({"multistep_arithmetic_two"})
+# SciBench's textbooks that are mathematics rather than physics / chemistry.
+_SCIBENCH_MATH = frozenset({"calculus", "diff", "stat"})
+# P3 templates -> (task type, complexity).
+_P3_TEMPLATES: Mapping[str, tuple[str, float]] = {
+    "xsum_DOC_tldr": ("summarization", 0.25),
+    "cnn_dailymail_3_0_0_sum_in_brief": ("summarization", 0.25),
+    "quoref_Read_And_Extract_": ("extraction", 0.30),
+    "adversarial_qa_dbert_answer_the_following_q": ("extraction", 0.25),
+    "ropes_prompt_mix": ("extraction", 0.35),
+    "wiki_bio_key_content": ("extraction", 0.20),
+    "kilt_tasks_hotpotqa_straighforward_qa": ("chat", 0.25),
+    "dbpedia_14_pick_one_category_for_the_following_text": ("classification", 0.15),
+    "trec_which_category_best_describes": ("classification", 0.15),
+    "imdb_Sentiment_with_choices_": ("classification", 0.15),
+}
+# Datasets with one task type and one complexity for every row.
+_WHOLE_DATASET: Mapping[str, tuple[str | None, float | None]] = {
+    "gsm8k_train": ("math", 0.30),
+    "college_math": ("math", 0.50),
+    "amc23": ("math", 0.85),
+    "aime24": ("math", 0.95),
+    "humaneval": ("code_generation", 0.40),
+    "mbpp": ("code_generation", 0.25),
+    "simpleqa": ("chat", 0.10),
+    "eqbench_creative_writing": ("creative_writing", 0.50),
+    # Hard real-user prompts of many kinds: no task label, but hard by construction.
+    "arena_hard_v0.1": (None, 0.85),
+    # Mixed instructions with no per-row task label: not used for training (see the card).
+    "self_instruct_user_oriented": (None, None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MappedLabel:
+    """Our labels for one dataset row."""
+
+    task_type: str | None
+    complexity: float | None
+    # Rows of one group share a template or source; splits keep a group on one side.
+    group: str
+
+
+def map_prompt_row(dataset: str, task_hint: str | None, difficulty_hint: str | None) -> MappedLabel:
+    """Our labels for a row of ``<dataset>.jsonl`` with the dataset's own hints.
+
+    Raises ``KeyError`` for a dataset or template this mapping does not know, so that a new file
+    cannot slip into training unmapped.
+    """
+    hint = task_hint or ""
+    if dataset in ("math_train", "math_test"):
+        # Two rows in math_train say `Level ?`: task known, difficulty not.
+        return MappedLabel("math", MATH_LEVELS.get(difficulty_hint or ""), dataset)
+    if dataset == "debugbench":
+        return MappedLabel("code_review", DEBUGBENCH_LEVELS[difficulty_hint or ""], dataset)
+    if dataset == "bbh":
+        task = "math" if hint in _BBH_MATH else "reasoning"
+        return MappedLabel(task, 0.50, f"bbh/{hint}")
+    if dataset == "olympiadbench":
+        task = "science" if hint.startswith("Physics") else "math"
+        return MappedLabel(task, 0.95, f"olympiadbench/{hint.split(' / ')[0]}")
+    if dataset == "theoremqa":
+        field = hint.split(" / ")[0]
+        task = "math" if field in ("Math", "Finance") else "science"
+        return MappedLabel(task, 0.75, f"theoremqa/{field}")
+    if dataset == "scibench":
+        task = "math" if hint in _SCIBENCH_MATH else "science"
+        return MappedLabel(task, 0.65, f"scibench/{hint}")
+    if dataset == "p3_prompts":
+        task, complexity = _P3_TEMPLATES[hint]
+        return MappedLabel(task, complexity, f"p3/{hint}")
+    if dataset == "self_instruct_seed":
+        # The seed set marks classification instructions; the rest are of mixed, unlabelled kinds.
+        if hint == "is_classification=True":
+            return MappedLabel("classification", 0.20, dataset)
+        return MappedLabel(None, None, dataset)
+    task, complexity = _WHOLE_DATASET[dataset]
+    return MappedLabel(task, complexity, dataset)

@@ -1,0 +1,121 @@
+"""Building a model on a small slice: determinism, merged graph == two-step pipeline, loading."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from switchyard.classifier.model import (
+    MANIFEST_NAME,
+    MODEL_FILE,
+    ClassifierModel,
+    ModelLoadError,
+    PromptTokenizer,
+)
+from switchyard.classifier.training.build import BuildConfig, BuildResult, build_model
+from switchyard.classifier.training.cli import DEFAULT_OUTCOMES_FILE, default_data_dir
+from switchyard.classifier.training.encoder import build_encoder_graph, locate_encoder_files
+from switchyard.classifier.training.heads import softmax
+
+DATA = default_data_dir()
+pytestmark = pytest.mark.skipif(
+    not (DATA / "prompts").is_dir(), reason=f"prompt datasets not present at {DATA}"
+)
+
+SAMPLE = [
+    "What is the capital of Australia?",
+    "Write a haiku about autumn rain.",
+    "def add(a, b):\n    return a - b\n\nFind and fix the bug.",
+    "If 3x + 5 = 20, what is x?",
+    "Summarize the following article in one sentence: The council voted to build a park.",
+]
+
+
+def small_build(out: Path) -> BuildResult:
+    return build_model(
+        BuildConfig(
+            out=out,
+            prompts_dir=DATA / "prompts",
+            outcomes_file=DATA / DEFAULT_OUTCOMES_FILE,
+            train_cap=12,
+            eval_cap=4,
+            outcome_limit=150,
+            threads=1,
+            log=lambda _: None,
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    return small_build(tmp_path_factory.mktemp("small") / "model")
+
+
+def test_same_inputs_give_the_same_bytes(built: BuildResult, tmp_path: Path) -> None:
+    again = small_build(tmp_path / "again")
+    for name in (MODEL_FILE, MANIFEST_NAME):
+        assert (again.out / name).read_bytes() == (built.out / name).read_bytes(), name
+
+
+def test_manifest_and_loading(built: BuildResult) -> None:
+    manifest = json.loads((built.out / MANIFEST_NAME).read_text())
+    assert manifest["inputs"]["encoder/model.safetensors"].startswith("53aa5117")
+    assert len(manifest["task_types"]) == 10
+    model = ClassifierModel(built.out)
+    assert model.version.endswith(manifest["files"][MODEL_FILE][:12])
+    predictions = model.predict(SAMPLE)
+    for p in predictions:
+        assert abs(sum(p.task_probabilities) - 1.0) < 1e-5
+        assert 0.0 <= p.complexity <= 1.0 and 0.0 <= p.escalation <= 1.0
+    assert (built.out / MODEL_FILE).stat().st_size < 30_000_000
+
+
+def test_merged_graph_equals_two_step_pipeline(built: BuildResult, tmp_path: Path) -> None:
+    files = locate_encoder_files()
+    encoder_path = tmp_path / "encoder.onnx"
+    onnx.save(build_encoder_graph(files.weights, int8=True), encoder_path)
+    encoder = ort.InferenceSession(str(encoder_path), providers=["CPUExecutionProvider"])
+    merged = ort.InferenceSession(str(built.out / MODEL_FILE), providers=["CPUExecutionProvider"])
+    ids, mask, _ = PromptTokenizer(files.tokenizer, 256).encode(SAMPLE)
+    feed = {"input_ids": ids, "attention_mask": mask}
+    embedding, count = encoder.run(None, feed)
+    probs, complexity, escalation = merged.run(
+        ["task_probabilities", "complexity", "escalation"], feed
+    )
+    # Step two with scikit-learn's own estimators (not the graph's copy of their weights).
+    task, ridge, esc = (
+        built.sklearn["task"],
+        built.sklearn["complexity"],
+        built.sklearn["escalation"],
+    )
+    expected = np.zeros_like(probs, dtype=np.float64)
+    expected[:, task.classes_] = softmax(
+        task.decision_function(embedding) / built.heads.temperature
+    )
+    np.testing.assert_allclose(probs, expected, atol=2e-5)
+    expected_cx = np.clip(ridge.predict(embedding), 0, 1)
+    np.testing.assert_allclose(complexity, expected_cx, atol=2e-5)
+    p = esc.predict_proba(np.hstack([embedding, np.log(count)]))[:, 1]
+    h = built.heads
+    weight = np.clip((h.similarity(embedding) - h.sim_low) / (h.sim_high - h.sim_low), 0, 1)
+    np.testing.assert_allclose(escalation, weight * p + (1 - weight) * expected_cx, atol=2e-5)
+
+
+def test_corrupt_or_missing_model_names_file_and_hash(built: BuildResult, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(built.out, broken)
+    expected = json.loads((broken / MANIFEST_NAME).read_text())["files"][MODEL_FILE]
+    data = bytearray((broken / MODEL_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (broken / MODEL_FILE).write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError) as caught:
+        ClassifierModel(broken)
+    assert str(broken / MODEL_FILE) in caught.value.message and expected in caught.value.message
+    (broken / MODEL_FILE).unlink()
+    with pytest.raises(ModelLoadError, match=f"missing.*{expected}"):
+        ClassifierModel(broken)

@@ -1,0 +1,106 @@
+"""The dataset-label -> task type / complexity mapping."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from switchyard.api.classifier.v1 import classifier_pb2 as pb
+from switchyard.classifier.taxonomy import (
+    DEFAULT_CUT_POINTS,
+    TASK_TYPE_NAMES,
+    complexity_level,
+    task_type_from_name,
+)
+from switchyard.classifier.training.authored import authored_prompts
+from switchyard.classifier.training.cli import default_data_dir
+from switchyard.classifier.training.mapping import DEBUGBENCH_LEVELS, MATH_LEVELS, map_prompt_row
+
+
+def test_math_levels_are_increasing_and_map_to_math() -> None:
+    values = [MATH_LEVELS[f"Level {i}"] for i in range(1, 6)]
+    assert values == sorted(values) and len(set(values)) == 5
+    label = map_prompt_row("math_test", "Algebra", "Level 3")
+    assert label.task_type == "math" and label.complexity == MATH_LEVELS["Level 3"]
+    assert map_prompt_row("math_train", "Algebra", "Level ?").complexity is None
+
+
+def test_debugbench_is_code_review_ordered_by_difficulty() -> None:
+    assert DEBUGBENCH_LEVELS["easy"] < DEBUGBENCH_LEVELS["medium"] < DEBUGBENCH_LEVELS["hard"]
+    assert map_prompt_row("debugbench", "python3_missing colons", "hard").task_type == "code_review"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "hint", "task"),
+    [
+        ("bbh", "multistep_arithmetic_two", "math"),
+        ("bbh", "web_of_lies", "reasoning"),
+        ("olympiadbench", "Physics / Optics", "science"),
+        ("olympiadbench", "Math / Geometry", "math"),
+        ("theoremqa", "EECS / Graph theory", "science"),
+        ("theoremqa", "Math / Calculus", "math"),
+        ("scibench", "stat", "math"),
+        ("scibench", "atkins", "science"),
+        ("p3_prompts", "xsum_DOC_tldr", "summarization"),
+        ("p3_prompts", "quoref_Read_And_Extract_", "extraction"),
+        ("p3_prompts", "trec_which_category_best_describes", "classification"),
+        ("simpleqa", "Art", "chat"),
+        ("humaneval", None, "code_generation"),
+        ("eqbench_creative_writing", None, "creative_writing"),
+        ("self_instruct_seed", "is_classification=True", "classification"),
+        ("self_instruct_seed", "is_classification=False", None),
+        ("arena_hard_v0.1", "AI Image Upscaling", None),
+    ],
+)
+def test_task_type_rules(dataset: str, hint: str | None, task: str | None) -> None:
+    assert map_prompt_row(dataset, hint, None).task_type == task
+
+
+def test_difficulty_anchors_order_datasets() -> None:
+    def cx(dataset: str, hint: str | None = None, level: str | None = None) -> float:
+        value = map_prompt_row(dataset, hint, level).complexity
+        assert value is not None
+        return value
+
+    assert cx("simpleqa") < cx("gsm8k_train") < cx("college_math") < cx("aime24")
+    assert cx("mbpp") < cx("humaneval")
+    assert cx("arena_hard_v0.1") >= DEFAULT_CUT_POINTS[1]
+    assert cx("simpleqa") < DEFAULT_CUT_POINTS[0]
+
+
+def test_unknown_dataset_or_template_is_refused() -> None:
+    with pytest.raises(KeyError):
+        map_prompt_row("new_dataset", None, None)
+    with pytest.raises(KeyError):
+        map_prompt_row("p3_prompts", "new_template", None)
+
+
+def test_every_shared_row_maps() -> None:
+    prompts = default_data_dir() / "prompts"
+    if not prompts.is_dir():
+        pytest.skip(f"datasets not present at {prompts}")
+    for path in sorted(prompts.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                row = json.loads(line)
+                label = map_prompt_row(path.stem, row["task_type_hint"], row["difficulty_hint"])
+                assert label.task_type is None or label.task_type in TASK_TYPE_NAMES
+                assert label.complexity is None or 0.0 <= label.complexity <= 1.0
+
+
+def test_authored_prompts_are_deterministic_and_labelled() -> None:
+    first, second = list(authored_prompts()), list(authored_prompts())
+    assert first == second
+    assert {p.task_type for p in first} <= set(TASK_TYPE_NAMES)
+    assert all(p.id.startswith("authored/") and p.group.startswith("authored/") for p in first)
+
+
+def test_taxonomy_names_and_levels() -> None:
+    assert task_type_from_name("code_review") == pb.TASK_TYPE_CODE_REVIEW
+    assert task_type_from_name("TASK_TYPE_MATH") == pb.TASK_TYPE_MATH
+    with pytest.raises(ValueError, match="unknown task type"):
+        task_type_from_name("poetry")
+    low, high = DEFAULT_CUT_POINTS
+    assert complexity_level(low - 0.01) == pb.COMPLEXITY_LEVEL_LOW
+    assert complexity_level(low) == pb.COMPLEXITY_LEVEL_MEDIUM
+    assert complexity_level(high) == pb.COMPLEXITY_LEVEL_HIGH
