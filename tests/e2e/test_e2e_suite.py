@@ -8,6 +8,7 @@ Tests run in file order and share the suite: the destructive ones (killing backe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -213,21 +214,32 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
                      "SWITCHYARD_ROUTER_BUDGET_CACHE_S": "0"},
                     grpc_address=address["router"], startup_timeout_s=120),
     ]
+    async def cleanup() -> dict[str, int | None]:
+        codes = await asyncio.to_thread(supervisor.stop_all)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(standin.pid, signal.SIGTERM)
+        standin.wait(10)
+        assert standin.stdout is not None
+        standin.stdout.close()
+        await receiver.stop()
+        return codes
+
     try:
         for spec in specs:
             supervisor.start(spec)
         for spec in specs:
             await asyncio.to_thread(supervisor.wait_healthy, spec.name)
+    except BaseException:
+        await cleanup()
+        raise
+    try:
         async with grpc.aio.insecure_channel(address["router"]) as channel:
             yield Suite(supervisor, receiver, address["router"], config_path, config,
                         f"sqlite:{tmp / 'ledger.db'}", channel, standin)
     finally:
-        codes = await asyncio.to_thread(supervisor.stop_all)
-        os.killpg(standin.pid, signal.SIGTERM)
-        standin.wait(10)
-        await receiver.stop()
-    # every service that was still running stopped cleanly on SIGTERM
-    assert all(code in (0, -9, None) for code in codes.values()), codes
+        codes = await cleanup()
+    # every service still running stopped cleanly on SIGTERM (killed ones report -9)
+    assert all(code in (0, -9) for code in codes.values()), codes
 
 
 def ask(prompt: str, max_tokens: int = 12, **routing: Any) -> router_pb2.CompleteRequest:

@@ -8,6 +8,7 @@ services, or an HTTP GET answering 200 for HTTP ones.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -69,6 +70,7 @@ class Supervisor:
         self.grace_s = grace_s
         self.running: list[_Running] = []
         log_dir.mkdir(parents=True, exist_ok=True)
+        atexit.register(self.stop_all)  # a safety net: never leave children behind
 
     def start(self, spec: ProcessSpec) -> None:
         log_path = self.log_dir / f"{spec.name}.log"
