@@ -1,22 +1,31 @@
 """InferenceService on the real vLLM engine (CPU build, SmolLM2-135M-Instruct), in process.
 
-The engine starts once for the module (conftest `live`); the last test kills it on purpose.
+The engine starts ONCE for the session (fixture `live`): 1024-token window, 1 GiB KV cache, at
+most 3 requests in the engine (so the full-queue test needs only three long generations). The
+last test kills the engine on purpose.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+from support.vllm_server import prepared_model_dir
 from switchyard.api.inference.v1 import inference_pb2 as pb
+from switchyard.api.inference.v1 import inference_pb2_grpc as pb_grpc
+from switchyard.local_inference.inference import LocalInference
+from switchyard.local_inference.service import build_service
+from switchyard.local_inference.settings import LocalInferenceSettings
 from switchyard.runtime import attributes as attr
-
-from conftest import MAX_QUEUED, USD_PER_HOUR, LiveService  # type: ignore[import-not-found]
+from switchyard.runtime.server import RunningServer, start_server
+from switchyard.runtime.settings import load_settings
 
 pytestmark = [
     pytest.mark.slow,
@@ -28,6 +37,50 @@ pytestmark = [
     pytest.mark.filterwarnings(r"ignore::DeprecationWarning:transformers(\..*)?"),
     pytest.mark.filterwarnings(r"ignore::DeprecationWarning:vllm(\..*)?"),
 ]
+
+USD_PER_HOUR = 3.6  # 0.001 USD a second: easy numbers
+MAX_QUEUED = 3
+MAX_MODEL_LEN = 1024
+
+
+@dataclass
+class LiveService:
+    running: RunningServer[LocalInference]
+    channel: grpc.aio.Channel
+    stub: pb_grpc.InferenceServiceStub
+
+    @property
+    def inference(self) -> LocalInference:
+        return self.running.resources
+
+
+@pytest.fixture(scope="session")
+async def live() -> AsyncIterator[LiveService]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings = load_settings(
+        LocalInferenceSettings,
+        model=str(prepared_model_dir()),
+        served_model_name="SmolLM2-135M-Instruct",
+        max_model_len=MAX_MODEL_LEN,
+        cpu_kv_cache_gib=1,
+        max_num_seqs=8,
+        max_queued_requests=MAX_QUEUED,
+        usd_per_hour=USD_PER_HOUR,
+        health_check_interval_s=0.5,
+        grace_period_s=5,
+    )
+    async with start_server(build_service(settings), port=0) as running:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            yield LiveService(running, channel, pb_grpc.InferenceServiceStub(channel))
+
+
+@pytest.fixture(scope="session")
+def hf_tokenizer():  # type: ignore[no-untyped-def]
+    """The model's tokenizer loaded by transformers, independently of the engine."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(prepared_model_dir()))
+
 
 MODEL = "SmolLM2-135M-Instruct"
 LONG_PROMPT = "Write a very long, detailed story about a lighthouse keeper and the sea."
