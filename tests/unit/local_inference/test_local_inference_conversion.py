@@ -87,9 +87,10 @@ def test_messages_are_required_and_need_roles() -> None:
 
 
 def test_max_tokens_against_the_window() -> None:
-    assert resolve_max_tokens(None, prompt_tokens=10, context_window=100, default_max_tokens=50) == 50
-    assert resolve_max_tokens(None, prompt_tokens=80, context_window=100, default_max_tokens=50) == 20
-    assert resolve_max_tokens(20, prompt_tokens=80, context_window=100, default_max_tokens=5) == 20
+    window = {"context_window": 100}
+    assert resolve_max_tokens(None, prompt_tokens=10, default_max_tokens=50, **window) == 50
+    assert resolve_max_tokens(None, prompt_tokens=80, default_max_tokens=50, **window) == 20
+    assert resolve_max_tokens(20, prompt_tokens=80, default_max_tokens=5, **window) == 20
     with pytest.raises(InvalidArgument, match="at most 20"):
         resolve_max_tokens(21, prompt_tokens=80, context_window=100, default_max_tokens=5)
     with pytest.raises(InvalidArgument, match="context window is 100"):

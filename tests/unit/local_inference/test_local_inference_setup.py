@@ -49,7 +49,9 @@ def test_missing_model_names_the_command(tmp_path: Path) -> None:
         mp.locate_prepared_model(tmp_path / "nothing")
 
 
-def test_default_dir_follows_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_default_dir_follows_xdg_cache_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert mp.default_model_dir() == tmp_path / "switchyard/models/SmolLM2-135M-Instruct"
 
