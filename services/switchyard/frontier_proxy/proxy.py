@@ -208,17 +208,25 @@ class FrontierProxy:
                     fold = dialect.stream()
                     decoder = SseDecoder()
                     try:
-                        async for line in response.aiter_lines():
-                            event = decoder.feed(line)
-                            if event is None:
-                                continue
-                            delta = fold.feed(event)
-                            if delta is not None:
+                        # Events that arrive in one read go to the caller as one delta: under
+                        # load this saves gRPC messages; unloaded, each read holds one event.
+                        async for data in response.aiter_bytes():
+                            text: list[str] = []
+                            reasoning: list[str] = []
+                            for event in decoder.feed_bytes(data):
+                                delta = fold.feed(event)
+                                if delta is not None:
+                                    text.append(delta.text)
+                                    reasoning.append(delta.reasoning_text)
+                                if fold.done:
+                                    break
+                            if any(text) or any(reasoning):
                                 if first_chunk is None:
                                     first_chunk = self._clock()
+                                merged = StreamDelta("".join(text), "".join(reasoning))
                                 if self._log_prompts:
-                                    answer.append(delta.text)
-                                yield delta
+                                    answer.append(merged.text)
+                                yield merged
                             if fold.done:
                                 break
                         if not fold.done and (tail := decoder.flush()) is not None:

@@ -1,7 +1,7 @@
 """Incremental decoder for server-sent events (the `text/event-stream` format).
 
-Both OpenAI and Anthropic stream over SSE. The decoder is fed lines (as httpx's `aiter_lines`
-yields them, line endings removed) and returns complete events at each blank line, following
+Both OpenAI and Anthropic stream over SSE. The decoder is fed raw body bytes (`feed_bytes`) or
+lines without their endings (`feed`) and returns complete events at each blank line, following
 the WHATWG rules the two APIs rely on: `event:` names the event, `data:` lines are joined with
 newlines, a single space after the colon is dropped, lines starting with `:` are comments.
 """
@@ -24,11 +24,26 @@ class SseEvent:
 class SseDecoder:
     """Collects lines into events; `feed` returns the event a blank line completes, if any."""
 
-    __slots__ = ("_data", "_event")
+    __slots__ = ("_data", "_event", "_partial")
 
     def __init__(self) -> None:
         self._event = ""
         self._data: list[str] = []
+        self._partial = b""
+
+    def feed_bytes(self, chunk: bytes) -> list[SseEvent]:
+        """Every event completed by `chunk` (raw body bytes, split anywhere)."""
+        if self._partial:
+            chunk = self._partial + chunk
+        lines = chunk.split(b"\n")
+        self._partial = lines.pop()
+        events = []
+        for raw in lines:
+            # UTF-8 never has 0x0A inside a multi-byte character, so splitting first is safe.
+            event = self.feed(raw.removesuffix(b"\r").decode("utf-8", "replace"))
+            if event is not None:
+                events.append(event)
+        return events
 
     def feed(self, line: str) -> SseEvent | None:
         if not line:
@@ -52,4 +67,7 @@ class SseDecoder:
 
     def flush(self) -> SseEvent | None:
         """The event left pending when the stream ended without its blank line, if any."""
+        if self._partial:
+            self.feed(self._partial.removesuffix(b"\r").decode("utf-8", "replace"))
+            self._partial = b""
         return self.feed("")

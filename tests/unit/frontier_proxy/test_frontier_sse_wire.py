@@ -280,3 +280,15 @@ def test_anthropic_stream_error_event_and_early_end() -> None:
         bare = anthropic_wire.AnthropicStream()
         bare.feed(_ev("message_stop"))
         bare.end()
+
+
+def test_sse_bytes_split_anywhere_give_the_same_events() -> None:
+    body = 'event: a\r\ndata: {"t": "h\u00e9llo"}\r\n\r\ndata: [DONE]\n\n'.encode()
+    whole = SseDecoder().feed_bytes(body)
+    assert whole == [SseEvent("a", '{"t": "h\u00e9llo"}'), SseEvent("message", "[DONE]")]
+    for cut in range(1, len(body)):
+        decoder = SseDecoder()
+        assert decoder.feed_bytes(body[:cut]) + decoder.feed_bytes(body[cut:]) == whole
+    decoder = SseDecoder()
+    assert decoder.feed_bytes(b"data: tail") == []
+    assert decoder.flush() == SseEvent("message", "tail")

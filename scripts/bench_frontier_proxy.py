@@ -1,0 +1,299 @@
+#!/usr/bin/env python
+"""Latency the frontier proxy adds to streamed calls, against the stand-in upstream.
+
+Three processes: the stand-in (tests/support/frontier_standin.py), the proxy
+(`python -m switchyard.frontier_proxy`, catalog pointing at the stand-in) and this one, which
+runs the same streamed chat two ways, side by side in one run:
+
+- direct:  httpx (the HTTP client the proxy uses) -> stand-in, SSE parsed to the last event;
+- proxied: gRPC GenerateStream -> proxy -> httpx -> stand-in, to the final `complete` message.
+
+Both wait for the same stand-in answer (`--chunks` text chunks, `--chunk-delay-ms` apart, as a
+model would emit them). For each concurrency (default 50 and 200 concurrent streams) the two
+modes alternate for `--rounds` rounds; each round runs `--streams-per-worker` streams per
+worker. Printed: p50 / p99 of time to first text chunk and of total stream time per mode, and
+the difference (proxied - direct) = the latency the proxy adds, with the ratio.
+
+Targets (docs/services/frontier-proxy.md): added p50 <= 1 ms, added p99 <= 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "services"))
+
+from switchyard.api.inference.v1 import inference_pb2 as pb  # noqa: E402
+from switchyard.api.inference.v1 import inference_pb2_grpc  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def direct_stream(
+    client: httpx.AsyncClient, url: str, key: str, prompt: str
+) -> tuple[float, float]:
+    body = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    started = time.perf_counter()
+    first = None
+    async with client.stream(
+        "POST", url, json=body, headers={"authorization": f"Bearer {key}"}
+    ) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            data = line[6:]
+            if data == "[DONE]":
+                break
+            chunk = json.loads(data)
+            if first is None and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                first = time.perf_counter()
+    end = time.perf_counter()
+    return (first or end) - started, end - started
+
+
+async def proxied_stream(
+    stub: inference_pb2_grpc.InferenceServiceStub, prompt: str
+) -> tuple[float, float]:
+    request = pb.GenerateStreamRequest(
+        model="gpt-4o", messages=[pb.ChatMessage(role=pb.ROLE_USER, content=prompt)]
+    )
+    started = time.perf_counter()
+    first = None
+    complete = False
+    async for message in stub.GenerateStream(request, timeout=60):
+        if first is None and message.HasField("delta") and message.delta.text:
+            first = time.perf_counter()
+        if message.HasField("complete"):
+            complete = True
+    end = time.perf_counter()
+    if not complete:
+        raise RuntimeError("stream ended without complete")
+    return (first or end) - started, end - started
+
+
+async def run_round(
+    make_call, concurrency: int, per_worker: int
+) -> tuple[list[float], list[float]]:  # type: ignore[no-untyped-def]
+    ttft: list[float] = []
+    total: list[float] = []
+
+    async def worker(i: int) -> None:
+        for j in range(per_worker):
+            a, b = await make_call(f"worker {i} stream {j} says hello")
+            ttft.append(a)
+            total.append(b)
+
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return ttft, total
+
+
+def summary(name: str, values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": percentile(values, 50) * 1000,
+        "p99_ms": percentile(values, 99) * 1000,
+        "mean_ms": statistics.fmean(values) * 1000,
+    }
+
+
+def start_processes(
+    args: argparse.Namespace, workdir: Path
+) -> tuple[list[subprocess.Popen[bytes]], dict, int]:  # type: ignore[type-arg]
+    env = dict(os.environ)
+    standin = subprocess.Popen(
+        [sys.executable, str(REPO / "tests/support/frontier_standin.py")],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        env=env,
+    )
+    assert standin.stdout is not None
+    info = json.loads(standin.stdout.readline())
+    catalog = workdir / "catalog.yaml"
+    catalog.write_text(
+        json.dumps(
+            {
+                "models": [
+                    {
+                        "name": "gpt-4o",
+                        "provider": "openai",
+                        "base_url": info["openai_base_url"],
+                        "api_key_env": "BENCH_STANDIN_KEY",
+                    }
+                ]
+            }
+        )
+    )
+    port = free_port()
+    env.update(
+        BENCH_STANDIN_KEY=info["openai_key"],
+        SWITCHYARD_FRONTIER_PROXY_CATALOG=str(catalog),
+        SWITCHYARD_FRONTIER_PROXY_HOST="127.0.0.1",
+        SWITCHYARD_FRONTIER_PROXY_PORT=str(port),
+        SWITCHYARD_FRONTIER_PROXY_LOG_LEVEL="WARNING",
+        PYTHONPATH=str(REPO / "services"),
+    )
+    if not args.otlp:
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "switchyard.frontier_proxy"],
+        start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL if not args.verbose else None,
+    )
+    return [standin, proxy], info, port
+
+
+async def configure_standin(info: dict, chunks: int, delay_ms: float) -> None:  # type: ignore[type-arg]
+    text = " ".join(f"word{i}" for i in range(chunks))
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            info["url"] + "/_standin/reply",
+            json={"text": text, "chunk_delay_s": delay_ms / 1000.0},
+        )
+        response.raise_for_status()
+        # Recording every request would grow without bound during a benchmark.
+        await client.post(info["url"] + "/_standin/reset")
+        await client.post(
+            info["url"] + "/_standin/reply", json={"text": text, "chunk_delay_s": delay_ms / 1000.0}
+        )
+
+
+async def wait_ready(stub: inference_pb2_grpc.InferenceServiceStub) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await stub.ListModels(pb.ListModelsRequest(), timeout=2)
+            return
+        except grpc.aio.AioRpcError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def bench(args: argparse.Namespace, info: dict, port: int) -> dict:  # type: ignore[type-arg]
+    await configure_standin(info, args.chunks, args.chunk_delay_ms)
+    url = info["openai_base_url"] + "/chat/completions"
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+    results: dict = {}
+    async with (
+        httpx.AsyncClient(limits=limits, timeout=60) as client,
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        await wait_ready(stub)
+
+        def direct(prompt: str):  # type: ignore[no-untyped-def]
+            return direct_stream(client, url, info["openai_key"], prompt)
+
+        def proxied(prompt: str):  # type: ignore[no-untyped-def]
+            return proxied_stream(stub, prompt)
+
+        for concurrency in args.concurrency:
+            # Warm-up: open connections on both paths.
+            await run_round(direct, concurrency, 1)
+            await run_round(proxied, concurrency, 1)
+            samples = {"direct": ([], []), "proxied": ([], [])}
+            for round_no in range(args.rounds):
+                order = [("direct", direct), ("proxied", proxied)]
+                if round_no % 2:
+                    order.reverse()
+                for name, call in order:
+                    ttft, total = await run_round(call, concurrency, args.streams_per_worker)
+                    samples[name][0].extend(ttft)
+                    samples[name][1].extend(total)
+            row: dict = {"streams_per_mode": len(samples["direct"][0])}
+            for name, (ttft, total) in samples.items():
+                row[name] = {"ttft": summary(name, ttft), "total": summary(name, total)}
+            for metric in ("ttft", "total"):
+                d, p = row["direct"][metric], row["proxied"][metric]
+                row[f"added_{metric}"] = {
+                    "p50_ms": p["p50_ms"] - d["p50_ms"],
+                    "p99_ms": p["p99_ms"] - d["p99_ms"],
+                    "p50_ratio": p["p50_ms"] / d["p50_ms"],
+                    "p99_ratio": p["p99_ms"] / d["p99_ms"],
+                }
+            results[str(concurrency)] = row
+    return results
+
+
+def print_table(results: dict, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
+    print(
+        f"\nstreamed chat: {args.chunks} text chunks, {args.chunk_delay_ms} ms apart; "
+        f"{args.rounds} alternating rounds x {args.streams_per_worker} streams per worker"
+    )
+    header = f"{'conc':>5} {'metric':>6} {'direct p50':>11} {'proxy p50':>10} {'added p50':>10} "
+    header += f"{'direct p99':>11} {'proxy p99':>10} {'added p99':>10} {'p50 x':>6} {'p99 x':>6}"
+    print(header)
+    for concurrency, row in results.items():
+        for metric in ("ttft", "total"):
+            d, p, a = row["direct"][metric], row["proxied"][metric], row[f"added_{metric}"]
+            print(
+                f"{concurrency:>5} {metric:>6} {d['p50_ms']:>9.2f}ms {p['p50_ms']:>8.2f}ms "
+                f"{a['p50_ms']:>8.2f}ms {d['p99_ms']:>9.2f}ms {p['p99_ms']:>8.2f}ms "
+                f"{a['p99_ms']:>8.2f}ms {a['p50_ratio']:>6.2f} {a['p99_ratio']:>6.2f}"
+            )
+        print(f"{'':>5} ({row['streams_per_mode']} streams per mode)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Latency added by the frontier proxy.")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--streams-per-worker", type=int, default=2)
+    parser.add_argument("--chunks", type=int, default=16)
+    parser.add_argument("--chunk-delay-ms", type=float, default=10.0)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--otlp", action="store_true", help="keep OTEL_EXPORTER_OTLP_ENDPOINT")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        processes, info, port = start_processes(args, Path(workdir))
+        try:
+            results = asyncio.run(bench(args, info, port))
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+    print_table(results, args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
