@@ -4,8 +4,8 @@
 newest installed; `SWITCHYARD_TEST_PG_BIN` overrides) into a fresh temporary directory, with
 the C.UTF-8 locale, password (SCRAM) authentication, listening on 127.0.0.1 on a free port.
 PostgreSQL refuses to run as root, so under root every server command runs as the `postgres`
-system user (`runuser`). The cluster runs with `fsync=off`: a test server need not survive a
-power cut, and it keeps the shared disk quiet.
+system user (`runuser`). Test clusters run with `fsync=off`: a test server need not survive a
+power cut, and it keeps the shared disk quiet (`start(fsync=True)` for benchmarks).
 
 When the binaries are missing the fixture FAILS (it does not skip) and names the set-up step
 that installs them: `./scripts/setup` (scripts/setup.d/10-postgres.sh).
@@ -67,12 +67,13 @@ def _free_port() -> int:
 class PostgresServer:
     """One running PostgreSQL cluster in a temporary directory."""
 
-    def __init__(self, bin_dir: Path, root: Path, run_as: str | None) -> None:
+    def __init__(self, bin_dir: Path, root: Path, run_as: str | None, fsync: bool = False) -> None:
         self.bin_dir = bin_dir
         self.root = root
         self.data = root / "data"
         self.log = root / "server.log"
         self.run_as = run_as
+        self.fsync = fsync
         self.host = "127.0.0.1"
         self.port = 0
         self.user = SUPERUSER
@@ -82,7 +83,8 @@ class PostgresServer:
     # --- life cycle ---------------------------------------------------------------------------
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, *, fsync: bool = False) -> PostgresServer:
+        """Start a cluster; `fsync=True` makes commits durable (benchmarks), off for tests."""
         bin_dir = find_postgres_bin()
         if bin_dir is None:
             pytest.fail(_MISSING.format(glob=PG_BIN_GLOB), pytrace=False)
@@ -99,7 +101,7 @@ class PostgresServer:
                 )
             run_as = SERVER_USER
         root = Path(tempfile.mkdtemp(prefix="switchyard-pg-"))
-        server = cls(bin_dir, root, run_as)
+        server = cls(bin_dir, root, run_as, fsync)
         try:
             server._init()
             server._launch()
@@ -163,8 +165,8 @@ class PostgresServer:
                     "-c listen_addresses=127.0.0.1",
                     f"-c port={self.port}",
                     f"-c unix_socket_directories={self.root}",
-                    "-c fsync=off",
-                    "-c full_page_writes=off",
+                    f"-c fsync={'on' if self.fsync else 'off'}",
+                    f"-c full_page_writes={'on' if self.fsync else 'off'}",
                     "-c shared_buffers=32MB",
                     "-c max_connections=100",
                     "-c timezone=UTC",

@@ -73,7 +73,9 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             )
             """,
             "CREATE INDEX requests_occurred_at_idx ON requests (occurred_at_us)",
-            "CREATE INDEX requests_tenant_occurred_at_idx ON requests (tenant, occurred_at_us)",
+            # Covers spend_since (the budget check): answered from the index alone.
+            "CREATE INDEX requests_tenant_occurred_at_idx "
+            "ON requests (tenant, occurred_at_us, total_cost_nusd)",
         ),
     ),
 )
@@ -120,7 +122,8 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             )
             """,
             "CREATE INDEX requests_occurred_at_idx ON requests (occurred_at)",
-            "CREATE INDEX requests_tenant_occurred_at_idx ON requests (tenant, occurred_at)",
+            "CREATE INDEX requests_tenant_occurred_at_idx "
+            "ON requests (tenant, occurred_at) INCLUDE (total_cost_nusd)",
         ),
     ),
 )
