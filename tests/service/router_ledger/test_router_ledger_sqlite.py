@@ -133,3 +133,19 @@ async def test_close_waits_for_pending_writes(tmp_path: Path) -> None:
         assert len(await reopened.records(T0, T0 + timedelta(seconds=1))) == 30
     finally:
         await reopened.close()
+
+
+async def test_a_lock_held_past_the_timeout_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    ledger = await SqliteLedger.open(path, busy_timeout_s=0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(LedgerUnavailable, match="locked"):
+            await ledger.record(make_record("blocked", time=T0))
+        holder.execute("COMMIT")
+        await ledger.record(make_record("blocked", time=T0))  # nothing of the first attempt stayed
+        assert len(await ledger.records(T0, T0 + timedelta(seconds=1))) == 1
+    finally:
+        holder.close()
+        await ledger.close()

@@ -249,7 +249,10 @@ class SqliteLedger:
     async def _in_reader(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise LedgerError("the ledger is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._reader_pool, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader_pool, fn, *args)
+        except sqlite3.OperationalError as exc:  # locked past the timeout, I/O error, ...
+            raise LedgerUnavailable(f"the SQLite ledger at {self.path} failed: {exc}") from None
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -272,11 +275,14 @@ class SqliteLedger:
             try:
                 outcomes = await self._in_writer(self._write_batch, records)
             except Exception as exc:
-                error = (
-                    exc
-                    if isinstance(exc, LedgerError)
-                    else LedgerError(f"the SQLite ledger at {self.path} failed to write: {exc}")
-                )
+                if isinstance(exc, LedgerError):
+                    error: LedgerError = exc
+                elif isinstance(exc, sqlite3.OperationalError):  # locked past the timeout, I/O
+                    error = LedgerUnavailable(
+                        f"the SQLite ledger at {self.path} failed to write: {exc}"
+                    )
+                else:
+                    error = LedgerError(f"the SQLite ledger at {self.path} failed to write: {exc}")
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
