@@ -27,7 +27,13 @@ def _add_trace_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]
 def setup_logging(service: str, level: str = "INFO", stream: Any = None) -> None:
     """Route structlog and the standard library's logging to JSON lines on `stream` (stdout)."""
     out = stream or sys.stdout
+
+    def add_service(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("service", service)
+        return event
+
     shared = [
+        add_service,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -44,7 +50,6 @@ def setup_logging(service: str, level: str = "INFO", stream: Any = None) -> None
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    structlog.contextvars.bind_contextvars(service=service)
     # Libraries that use the standard logging module (grpc, vLLM, httpx) land in the same stream.
     handler = logging.StreamHandler(out)
     handler.setFormatter(

@@ -1,0 +1,205 @@
+"""The shared server bootstrap, exercised through a small echo service over real channels."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from echo_service import EchoSettings, echo_definition
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from opentelemetry import baggage, context, trace
+from opentelemetry.trace import SpanKind
+from switchyard.api.inference.v1 import inference_pb2 as pb
+from switchyard.api.inference.v1 import inference_pb2_grpc as pb_grpc
+from switchyard.runtime import attributes
+from switchyard.runtime.channels import open_channel
+from switchyard.runtime.logging import setup_logging
+from switchyard.runtime.server import RunningServer, start_server
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+SERVICE = "switchyard.inference.v1.InferenceService"
+
+
+def ask(content: str) -> pb.GenerateRequest:
+    return pb.GenerateRequest(messages=[pb.ChatMessage(role=pb.ROLE_USER, content=content)])
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[RunningServer]:
+    async with start_server(echo_definition(EchoSettings(port=0)), port=0) as running:
+        yield running
+
+
+@pytest.fixture
+async def stub(echo: RunningServer) -> AsyncIterator[pb_grpc.InferenceServiceStub]:
+    async with open_channel(echo.address) as channel:
+        yield pb_grpc.InferenceServiceStub(channel)
+
+
+async def test_serving_only_after_warmup(unused_port: int) -> None:
+    gate = asyncio.Event()
+    definition = echo_definition(EchoSettings(), warmup_gate=gate)
+    started = asyncio.Event()
+
+    async def serve() -> None:
+        async with start_server(definition, port=unused_port):
+            started.set()
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(serve())
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{unused_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            await channel.channel_ready()
+            for name in ("", SERVICE):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=2)
+                assert reply.status == NOT_SERVING
+            assert not started.is_set()
+            gate.set()
+            await asyncio.wait_for(started.wait(), 5)
+            for name in ("", SERVICE):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=2)
+                assert reply.status == SERVING
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_graceful_shutdown_reports_not_serving_and_finishes_inflight_stream() -> None:
+    async with start_server(echo_definition(EchoSettings()), port=0) as running:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=10)
+            assert (await watch.read()).status == SERVING
+
+            stub = pb_grpc.InferenceServiceStub(channel)
+            stream = stub.GenerateStream(
+                pb.GenerateStreamRequest(
+                    messages=[pb.ChatMessage(role=pb.ROLE_USER, content="words 5 0.2")]
+                ),
+                timeout=10,
+            )
+            first = await stream.read()
+            assert first.delta.text == "w0 "
+            stopping = asyncio.create_task(running.stop(grace=5))
+            assert (await watch.read()).status == NOT_SERVING
+            rest = []
+            while (message := await stream.read()) is not grpc.aio.EOF:
+                rest.append(message)
+            await stopping
+    texts = [first.delta.text] + [m.delta.text for m in rest if m.HasField("delta")]
+    assert texts == ["w0 ", "w1 ", "w2 ", "w3 ", "w4 "]
+    assert rest[-1].HasField("complete")
+
+
+async def test_reflection_lists_services(echo: RunningServer) -> None:
+    def list_services() -> list[str]:
+        # The reflection client is synchronous: run it off the loop that serves.
+        with grpc.insecure_channel(echo.address) as channel:
+            return list(ProtoReflectionDescriptorDatabase(channel).get_services())
+
+    services = await asyncio.to_thread(list_services)
+    assert set(services) >= {
+        SERVICE,
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
+
+
+async def test_switchyard_errors_map_to_status_codes(stub: pb_grpc.InferenceServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as invalid:
+        await stub.Generate(ask("invalid"), timeout=5)
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert invalid.value.details() == "the echo service refuses this prompt"
+
+    with pytest.raises(grpc.aio.AioRpcError) as crash:
+        await stub.Generate(ask("crash"), timeout=5)
+    assert crash.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret internal detail" not in (crash.value.details() or "")
+    assert "trace id" in (crash.value.details() or "")
+
+
+async def test_expired_deadline_is_deadline_exceeded(stub: pb_grpc.InferenceServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Generate(ask("sleep 2"), timeout=0.2)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_oversized_message_is_resource_exhausted() -> None:
+    settings = EchoSettings(max_message_bytes=64 * 1024)
+    async with start_server(echo_definition(settings), port=0) as running:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = pb_grpc.InferenceServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.Generate(ask("echo " + "x" * 100_000), timeout=5)
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            ok = await stub.Generate(ask("echo small"), timeout=5)
+            assert ok.text == "small"
+
+
+async def test_trace_and_baggage_continue_across_two_hops(spans) -> None:  # type: ignore[no-untyped-def]
+    async with start_server(echo_definition(EchoSettings()), port=0) as back:
+        front_settings = EchoSettings(downstream=back.address)
+        async with start_server(echo_definition(front_settings), port=0) as front:
+            async with open_channel(front.address) as channel:
+                stub = pb_grpc.InferenceServiceStub(channel)
+                tracer = trace.get_tracer("test")
+                ctx = baggage.set_baggage(attributes.BAGGAGE_TENANT, "acme")
+                token = context.attach(ctx)
+                try:
+                    with tracer.start_as_current_span("caller") as caller:
+                        reply = await stub.Generate(ask("forward hello"), timeout=5)
+                finally:
+                    context.detach(token)
+    assert reply.text == "hello"
+    trace_id = caller.get_span_context().trace_id
+    finished = [s for s in spans.get_finished_spans() if s.context.trace_id == trace_id]
+    servers = [s for s in finished if s.kind == SpanKind.SERVER]
+    clients = [s for s in finished if s.kind == SpanKind.CLIENT]
+    assert len(servers) == 2 and len(clients) == 2
+    by_id = {s.context.span_id: s for s in finished}
+    # caller -> client -> front server -> client -> back server
+    chain = []
+    span = next(
+        s
+        for s in servers
+        if s.parent
+        and by_id[s.parent.span_id] in clients
+        and by_id[by_id[s.parent.span_id].parent.span_id] in servers
+    )
+    while span is not None:
+        chain.append(span)
+        span = by_id.get(span.parent.span_id) if span.parent else None
+    assert [s.kind for s in chain] == [
+        SpanKind.SERVER,
+        SpanKind.CLIENT,
+        SpanKind.SERVER,
+        SpanKind.CLIENT,
+        SpanKind.INTERNAL,
+    ]
+    assert chain[-1].name == "caller"
+    for server in servers:
+        assert server.attributes[attributes.BAGGAGE_TENANT] == "acme"
+
+
+async def test_logs_carry_trace_id(stub: pb_grpc.InferenceServiceStub) -> None:
+    buffer = io.StringIO()
+    setup_logging("echo", "INFO", stream=buffer)
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("caller") as caller:
+        await stub.Generate(ask("echo hi"), timeout=5)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+    generate = [line for line in lines if line.get("message") == "generate"]
+    assert generate, lines
+    assert generate[0]["trace_id"] == format(caller.get_span_context().trace_id, "032x")
+    assert len(generate[0]["span_id"]) == 16
+    assert generate[0]["service"] == "echo"
