@@ -48,6 +48,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
@@ -200,7 +206,7 @@ async def wait_ready(stub: inference_pb2_grpc.InferenceServiceStub) -> None:
             await asyncio.sleep(0.2)
 
 
-async def bench(args: argparse.Namespace, info: dict, port: int) -> dict:  # type: ignore[type-arg]
+async def bench(args: argparse.Namespace, info: dict, port: int, proxy_pid: int) -> dict:  # type: ignore[type-arg]
     await configure_standin(info, args.chunks, args.chunk_delay_ms)
     url = info["openai_base_url"] + "/chat/completions"
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
@@ -223,15 +229,23 @@ async def bench(args: argparse.Namespace, info: dict, port: int) -> dict:  # typ
             await run_round(direct, concurrency, 1)
             await run_round(proxied, concurrency, 1)
             samples = {"direct": ([], []), "proxied": ([], [])}
+            proxy_cpu = 0.0
             for round_no in range(args.rounds):
                 order = [("direct", direct), ("proxied", proxied)]
                 if round_no % 2:
                     order.reverse()
                 for name, call in order:
+                    cpu_before = cpu_seconds(proxy_pid)
                     ttft, total = await run_round(call, concurrency, args.streams_per_worker)
+                    if name == "proxied":
+                        proxy_cpu += cpu_seconds(proxy_pid) - cpu_before
                     samples[name][0].extend(ttft)
                     samples[name][1].extend(total)
-            row: dict = {"streams_per_mode": len(samples["direct"][0])}
+            row: dict = {
+                "streams_per_mode": len(samples["direct"][0]),
+                "proxy_cpu_ms_per_stream": proxy_cpu * 1000 / len(samples["proxied"][0]),
+                "load_average_1m": os.getloadavg()[0],
+            }
             for name, (ttft, total) in samples.items():
                 row[name] = {"ttft": summary(name, ttft), "total": summary(name, total)}
             for metric in ("ttft", "total"):
@@ -262,7 +276,11 @@ def print_table(results: dict, args: argparse.Namespace) -> None:  # type: ignor
                 f"{a['p50_ms']:>8.2f}ms {d['p99_ms']:>9.2f}ms {p['p99_ms']:>8.2f}ms "
                 f"{a['p99_ms']:>8.2f}ms {a['p50_ratio']:>6.2f} {a['p99_ratio']:>6.2f}"
             )
-        print(f"{'':>5} ({row['streams_per_mode']} streams per mode)")
+        print(
+            f"{'':>5} ({row['streams_per_mode']} streams per mode; proxy CPU "
+            f"{row['proxy_cpu_ms_per_stream']:.2f} ms per stream; "
+            f"load average {row['load_average_1m']:.1f} on {os.cpu_count()} CPUs)"
+        )
 
 
 def main() -> int:
@@ -279,7 +297,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as workdir:
         processes, info, port = start_processes(args, Path(workdir))
         try:
-            results = asyncio.run(bench(args, info, port))
+            results = asyncio.run(bench(args, info, port, processes[1].pid))
         finally:
             for process in processes:
                 if process.poll() is None:
