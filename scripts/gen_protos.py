@@ -64,7 +64,7 @@ def _differences(a: Path, b: Path) -> list[str]:
     out = [f"only in {a.name}: {n}" for n in cmp.left_only]
     out += [f"only in committed: {n}" for n in cmp.right_only]
     out += [f"differs: {n}" for n in cmp.diff_files]
-    for name, sub in cmp.subdirs.items():
+    for name in cmp.subdirs:
         out += [f"{name}/{d}" for d in _differences(a / name, b / name)]
     return out
 

@@ -1,0 +1,38 @@
+"""Python client for Switchyard's router.
+
+    from switchyard_client import SwitchyardClient
+    client = SwitchyardClient("localhost:50051", api_key="sy-...")
+    print(client.complete("What is the capital of France?").text)
+
+`AsyncSwitchyardClient` is the same API for asyncio. Every call carries a deadline, the
+`authorization: Bearer` key, and the caller's OpenTelemetry trace context (W3C `traceparent`
+and `baggage` metadata), so a caller's trace continues into Switchyard.
+"""
+
+from switchyard_client.client import (
+    AsyncSwitchyardClient,
+    CostGrouping,
+    Message,
+    RoutingOptions,
+    SwitchyardClient,
+)
+from switchyard_client.errors import (
+    BudgetExceeded,
+    InvalidRequest,
+    NotAuthenticated,
+    SwitchyardClientError,
+    SwitchyardUnavailable,
+)
+
+__all__ = [
+    "AsyncSwitchyardClient",
+    "BudgetExceeded",
+    "CostGrouping",
+    "InvalidRequest",
+    "Message",
+    "NotAuthenticated",
+    "RoutingOptions",
+    "SwitchyardClient",
+    "SwitchyardClientError",
+    "SwitchyardUnavailable",
+]

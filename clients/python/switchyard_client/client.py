@@ -1,0 +1,368 @@
+"""Sync and asyncio clients for `switchyard.router.v1.RouterService` and `CostService`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import propagate
+from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
+from switchyard.api.inference.v1 import inference_pb2
+from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
+from switchyard.runtime.channels import channel_options
+
+from switchyard_client.errors import from_rpc_error
+
+__all__ = [
+    "AsyncSwitchyardClient",
+    "CostGrouping",
+    "Message",
+    "Prompt",
+    "RoutingOptions",
+    "SwitchyardClient",
+]
+
+_ROLES = {
+    "system": inference_pb2.ROLE_SYSTEM,
+    "user": inference_pb2.ROLE_USER,
+    "assistant": inference_pb2.ROLE_ASSISTANT,
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn; `role` is `system`, `user` or `assistant`."""
+
+    role: str
+    content: str
+
+
+Prompt = str | Sequence[Message | Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class RoutingOptions:
+    """Per-request overrides of the router's policy (all optional)."""
+
+    escalation_threshold: float | None = None
+    force_target: str = ""
+    disallow_frontier: bool = False
+    max_cost_usd: float | None = None
+
+    def to_proto(self) -> router_pb2.RoutingOptions:
+        options = router_pb2.RoutingOptions(
+            force_target=self.force_target, disallow_frontier=self.disallow_frontier
+        )
+        if self.escalation_threshold is not None:
+            options.escalation_threshold = self.escalation_threshold
+        if self.max_cost_usd is not None:
+            options.max_cost_usd = self.max_cost_usd
+        return options
+
+
+class CostGrouping(StrEnum):
+    MODEL = "model"
+    TASK_TYPE = "task_type"
+    TENANT = "tenant"
+    TARGET = "target"
+
+    def to_proto(self) -> int:
+        return int(cost_pb2.CostGrouping.Value(f"COST_GROUPING_{self.name}"))
+
+
+def _messages(prompt: Prompt) -> list[inference_pb2.ChatMessage]:
+    if isinstance(prompt, str):
+        return [inference_pb2.ChatMessage(role=inference_pb2.ROLE_USER, content=prompt)]
+    out = []
+    for item in prompt:
+        role, content = (
+            (item.role, item.content)
+            if isinstance(item, Message)
+            else (item["role"], item["content"])
+        )
+        if role not in _ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {sorted(_ROLES)}")
+        out.append(inference_pb2.ChatMessage(role=_ROLES[role], content=content))
+    return out
+
+
+def _parameters(
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    stop: Sequence[str],
+    seed: int | None,
+) -> inference_pb2.GenerationParameters:
+    params = inference_pb2.GenerationParameters(stop=list(stop))
+    if max_tokens is not None:
+        params.max_tokens = max_tokens
+    if temperature is not None:
+        params.temperature = temperature
+    if top_p is not None:
+        params.top_p = top_p
+    if seed is not None:
+        params.seed = seed
+    return params
+
+
+def _timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+class _Base:
+    def __init__(self, api_key: str | None, timeout: float) -> None:
+        self._api_key = api_key
+        self._timeout = timeout
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # the caller's trace context: traceparent, tracestate, baggage
+        metadata = list(carrier.items())
+        if self._api_key:
+            metadata.append(("authorization", f"Bearer {self._api_key}"))
+        return metadata
+
+    def _request(
+        self, cls: Any, prompt: Prompt, routing: RoutingOptions | None, **params: Any
+    ) -> Any:
+        return cls(
+            messages=_messages(prompt),
+            parameters=_parameters(**params),
+            routing=(routing or RoutingOptions()).to_proto(),
+        )
+
+
+class SwitchyardClient(_Base):
+    """Blocking client. Use as a context manager or call `close()`.
+
+    `target` is `host:port`; `api_key` is sent as `authorization: Bearer`; `timeout` is the
+    default deadline in seconds of every call (each method takes its own `timeout` too).
+    """
+
+    def __init__(
+        self,
+        target: str = "localhost:50051",
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        super().__init__(api_key, timeout)
+        options = channel_options()
+        self._channel = (
+            grpc.secure_channel(target, credentials, options=options)
+            if credentials
+            else grpc.insecure_channel(target, options=options)
+        )
+        self._router = router_pb2_grpc.RouterServiceStub(self._channel)
+        self._costs = cost_pb2_grpc.CostServiceStub(self._channel)
+
+    def __enter__(self) -> SwitchyardClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
+        try:
+            return method(request, timeout=timeout or self._timeout, metadata=self._metadata())
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def complete(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+        routing: RoutingOptions | None = None,
+        timeout: float | None = None,
+    ) -> router_pb2.CompleteResponse:
+        """Route and answer `prompt`: `.text`, `.decision`, `.usage` and `.cost` (per hop)."""
+        request = self._request(
+            router_pb2.CompleteRequest, prompt, routing, max_tokens=max_tokens,
+            temperature=temperature, top_p=top_p, stop=stop, seed=seed,
+        )  # fmt: skip
+        return self._call(self._router.Complete, request, timeout)
+
+    def stream(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+        routing: RoutingOptions | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[router_pb2.CompleteStreamResponse]:
+        """Stream the answer: a `decision` event, `delta` events, then one `summary`."""
+        request = self._request(
+            router_pb2.CompleteStreamRequest, prompt, routing, max_tokens=max_tokens,
+            temperature=temperature, top_p=top_p, stop=stop, seed=seed,
+        )  # fmt: skip
+        call = self._router.CompleteStream(
+            request, timeout=timeout or self._timeout, metadata=self._metadata()
+        )
+        try:
+            yield from call
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    def route(
+        self,
+        prompt: Prompt,
+        *,
+        routing: RoutingOptions | None = None,
+        max_tokens: int | None = None,
+        timeout: float | None = None,
+    ) -> router_pb2.RouteResponse:
+        """The routing decision only (classification, target, model, reason, estimated cost)."""
+        request = self._request(
+            router_pb2.RouteRequest, prompt, routing, max_tokens=max_tokens,
+            temperature=None, top_p=None, stop=(), seed=None,
+        )  # fmt: skip
+        return self._call(self._router.Route, request, timeout)
+
+    def cost_report(
+        self,
+        group_by: CostGrouping = CostGrouping.MODEL,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        timeout: float | None = None,
+    ) -> cost_pb2.GetCostReportResponse:
+        """Cost over a window (default: the last 24 hours), grouped by `group_by`."""
+        request = cost_pb2.GetCostReportRequest(
+            start_time=_timestamp(start), end_time=_timestamp(end), group_by=group_by.to_proto()
+        )
+        return self._call(self._costs.GetCostReport, request, timeout)
+
+
+class AsyncSwitchyardClient(_Base):
+    """The asyncio client: the same methods as `SwitchyardClient`, awaited."""
+
+    def __init__(
+        self,
+        target: str = "localhost:50051",
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        super().__init__(api_key, timeout)
+        options = channel_options()
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials, options=options)
+            if credentials
+            else grpc.aio.insecure_channel(target, options=options)
+        )
+        self._router = router_pb2_grpc.RouterServiceStub(self._channel)
+        self._costs = cost_pb2_grpc.CostServiceStub(self._channel)
+
+    async def __aenter__(self) -> AsyncSwitchyardClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
+        try:
+            return await method(
+                request, timeout=timeout or self._timeout, metadata=self._metadata()
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    async def complete(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+        routing: RoutingOptions | None = None,
+        timeout: float | None = None,
+    ) -> router_pb2.CompleteResponse:
+        request = self._request(
+            router_pb2.CompleteRequest, prompt, routing, max_tokens=max_tokens,
+            temperature=temperature, top_p=top_p, stop=stop, seed=seed,
+        )  # fmt: skip
+        return await self._call(self._router.Complete, request, timeout)
+
+    async def stream(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+        routing: RoutingOptions | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[router_pb2.CompleteStreamResponse]:
+        request = self._request(
+            router_pb2.CompleteStreamRequest, prompt, routing, max_tokens=max_tokens,
+            temperature=temperature, top_p=top_p, stop=stop, seed=seed,
+        )  # fmt: skip
+        call = self._router.CompleteStream(
+            request, timeout=timeout or self._timeout, metadata=self._metadata()
+        )
+        try:
+            async for event in call:
+                yield event
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    async def route(
+        self,
+        prompt: Prompt,
+        *,
+        routing: RoutingOptions | None = None,
+        max_tokens: int | None = None,
+        timeout: float | None = None,
+    ) -> router_pb2.RouteResponse:
+        request = self._request(
+            router_pb2.RouteRequest, prompt, routing, max_tokens=max_tokens,
+            temperature=None, top_p=None, stop=(), seed=None,
+        )  # fmt: skip
+        return await self._call(self._router.Route, request, timeout)
+
+    async def cost_report(
+        self,
+        group_by: CostGrouping = CostGrouping.MODEL,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        timeout: float | None = None,
+    ) -> cost_pb2.GetCostReportResponse:
+        request = cost_pb2.GetCostReportRequest(
+            start_time=_timestamp(start), end_time=_timestamp(end), group_by=group_by.to_proto()
+        )
+        return await self._call(self._costs.GetCostReport, request, timeout)
