@@ -28,7 +28,8 @@ def settings_class(service: str) -> type[ServiceSettings]:
     (cls,) = [
         c
         for _, c in inspect.getmembers(module, inspect.isclass)
-        if issubclass(c, ServiceSettings) and c is not ServiceSettings
+        if issubclass(c, ServiceSettings)
+        and c is not ServiceSettings
         and c.__module__ == module.__name__
     ]
     return cls

@@ -192,7 +192,9 @@ def test_dockerfile_install_steps_in_a_clean_venv(image: str, tmp_path: Path) ->
         result = subprocess.run(
             command, shell=True, cwd=src, env=env, capture_output=True, text=True, timeout=840
         )
-        assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        assert result.returncode == 0, (
+            f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     freeze = subprocess.run(
         [str(venv / "bin" / "pip"), "list", "--format=freeze"],
         capture_output=True,

@@ -14,7 +14,6 @@ import pytest
 import yaml
 from deploy_kustomize import render
 from deploy_settings import assert_known_settings
-
 from switchyard.router.config import parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +24,12 @@ TREES = {
     "gpu": K8S / "overlays" / "gpu",
 }
 K8S_VERSION = "1.37.0"
-SERVICE_PORTS = {"router": 50051, "classifier": 50052, "local-inference": 50053, "frontier-proxy": 50054}
+SERVICE_PORTS = {
+    "router": 50051,
+    "classifier": 50052,
+    "local-inference": 50053,
+    "frontier-proxy": 50054,
+}
 
 
 def _index(resources: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -110,6 +110,10 @@ test('live router', live, async (t) => {
     assert.ok(response.decision.estimatedCostUsd >= 0);
     assert.ok(response.decision.escalationScore >= 0 && response.decision.escalationScore <= 1);
     assert.equal(response.cost.hops.filter((h) => h.kind === 'HOP_KIND_GENERATE').length, 0);
+    // The classifier answered: the decision rests on its classification.
+    assert.notEqual(response.decision.reason, 'DECISION_REASON_CLASSIFIER_UNAVAILABLE');
+    assert.ok(response.decision.classification.taskType.startsWith('TASK_TYPE_'));
+    assert.ok(response.cost.hops.some((h) => h.kind === 'HOP_KIND_CLASSIFY' && h.status === 'OK'));
   });
 
   await t.test('costReport counts the requests made here', async () => {

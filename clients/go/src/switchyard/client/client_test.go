@@ -163,10 +163,15 @@ func TestLiveRouter(t *testing.T) {
 		if d.GetTarget() == "" || d.EscalationScore < 0 || d.EscalationScore > 1 {
 			t.Fatalf("bad decision: %v", d)
 		}
+		classified := false
 		for _, hop := range resp.Cost.GetHops() {
 			if hop.Kind == routerv1.HopKind_HOP_KIND_GENERATE {
 				t.Fatalf("route-only call generated: %v", hop)
 			}
+			classified = classified || (hop.Kind == routerv1.HopKind_HOP_KIND_CLASSIFY && hop.Status == "OK")
+		}
+		if !classified || d.Reason == routerv1.DecisionReason_DECISION_REASON_CLASSIFIER_UNAVAILABLE || d.GetClassification() == nil {
+			t.Fatalf("the decision does not rest on the classifier: %v", d)
 		}
 	})
 
