@@ -1,8 +1,9 @@
 """A real PostgreSQL server for tests, started from the installed binaries and torn down after.
 
 `PostgresServer.start()` runs `initdb` and `pg_ctl` from /usr/lib/postgresql/<version>/bin (the
-newest installed; `SWITCHYARD_TEST_PG_BIN` overrides) into a fresh temporary directory, with
-the C.UTF-8 locale, password (SCRAM) authentication, listening on 127.0.0.1 on a free port.
+newest installed; `SWITCHYARD_TEST_PG_BIN` names another directory instead) into a fresh
+temporary directory, with the C.UTF-8 locale, password (SCRAM) authentication, listening on
+127.0.0.1 on a free port.
 PostgreSQL refuses to run as root, so under root every server command runs as the `postgres`
 system user (`runuser`). Test clusters run with `fsync=off`: a test server need not survive a
 power cut, and it keeps the shared disk quiet (`start(fsync=True)` for benchmarks).
@@ -39,19 +40,23 @@ SUPERUSER = "switchyard"  # the database superuser initdb creates
 _MISSING = (
     "PostgreSQL server binaries (initdb, pg_ctl) were not found in {glob}. "
     "Run ./scripts/setup (scripts/setup.d/10-postgres.sh installs the `postgresql` package), "
-    "or point SWITCHYARD_TEST_PG_BIN at a directory holding them."
+    "or point SWITCHYARD_TEST_PG_BIN at a directory holding them "
+    "(SWITCHYARD_TEST_PG_BIN={override!r})."
 )
 
 
 def find_postgres_bin() -> Path | None:
     """The newest installed PostgreSQL bin directory holding initdb and pg_ctl, or None."""
     override = os.environ.get("SWITCHYARD_TEST_PG_BIN")
-    candidates = [Path(override)] if override else []
 
     def version(path: Path) -> tuple[int, ...]:
         return tuple(int(part) for part in re.findall(r"\d+", path.parent.name)) or (0,)
 
-    candidates += sorted(Path("/").glob(PG_BIN_GLOB.lstrip("/")), key=version, reverse=True)
+    candidates = (
+        [Path(override)]
+        if override
+        else sorted(Path("/").glob(PG_BIN_GLOB.lstrip("/")), key=version, reverse=True)
+    )
     for candidate in candidates:
         if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
             return candidate
@@ -87,7 +92,8 @@ class PostgresServer:
         """Start a cluster; `fsync=True` makes commits durable (benchmarks), off for tests."""
         bin_dir = find_postgres_bin()
         if bin_dir is None:
-            pytest.fail(_MISSING.format(glob=PG_BIN_GLOB), pytrace=False)
+            override = os.environ.get("SWITCHYARD_TEST_PG_BIN", "")
+            pytest.fail(_MISSING.format(glob=PG_BIN_GLOB, override=override), pytrace=False)
         run_as: str | None = None
         if os.geteuid() == 0:
             try:
