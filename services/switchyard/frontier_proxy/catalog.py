@@ -254,11 +254,13 @@ def parse_catalog(document: Any, env: Mapping[str, str], *, source: str = "(inli
     try:
         spec = _CatalogFile.model_validate(document)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise CatalogError(source, problems) from None
+        raise CatalogError(
+            source,
+            [
+                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+                for err in exc.errors()
+            ],
+        ) from None
     problems: list[str] = []
     models: dict[str, CatalogModel] = {}
     seen: set[str] = set()

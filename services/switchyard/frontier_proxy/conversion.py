@@ -7,6 +7,7 @@ it is refused before any upstream is called (and before any money is spent).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.frontier_proxy.catalog import CatalogModel
@@ -47,11 +48,9 @@ _FINISH = {
 }
 
 
-def chat_call(
-    messages: list[pb.ChatMessage] | object, parameters: pb.GenerationParameters
-) -> ChatCall:
+def chat_call(messages: Iterable[pb.ChatMessage], parameters: pb.GenerationParameters) -> ChatCall:
     """The domain call for a request's messages and parameters; raises `InvalidArgument`."""
-    msgs = list(messages)  # type: ignore[call-overload]
+    msgs = list(messages)
     problems: list[str] = []
     if not msgs:
         problems.append("messages: at least one message is required")

@@ -251,9 +251,9 @@ class FrontierProxy:
                     UpstreamStreamError,
                     WireError,
                 ) as exc:
-                    failure = self._classify_stream_failure(model, exc, first_chunk is not None)
+                    classified = self._classify_stream_failure(model, exc, first_chunk is not None)
                     await self._after_failure(
-                        failure,
+                        classified,
                         model,
                         upstream,
                         span,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from conftest import user
+from frontier_fixtures import user
 from support.frontier_standin import Reply, StandinUsage
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.runtime import attributes as attr

@@ -12,7 +12,7 @@ import time
 import grpc
 import pytest
 import structlog
-from conftest import BAD_KEY, user
+from frontier_fixtures import BAD_KEY, user
 from support.frontier_standin import Fault, Reply
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.runtime import attributes as attr
