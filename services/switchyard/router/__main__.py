@@ -12,7 +12,7 @@ __all__ = ["main"]
 
 
 def main() -> int:
-    return run_service("router", RouterSettings, build_definition)
+    return run_service("switchyard-router", RouterSettings, build_definition)
 
 
 if __name__ == "__main__":
