@@ -199,7 +199,8 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
                     {**otel, "SWITCHYARD_LOCAL_INFERENCE_HOST": "127.0.0.1",
                      "SWITCHYARD_LOCAL_INFERENCE_PORT": str(ports["local"]),
                      "SWITCHYARD_LOCAL_INFERENCE_MAX_MODEL_LEN": "1024",
-                     "SWITCHYARD_LOCAL_INFERENCE_CPU_KV_CACHE_GIB": "1"},
+                     "SWITCHYARD_LOCAL_INFERENCE_CPU_KV_CACHE_GIB": "1",
+                     "SWITCHYARD_LOCAL_INFERENCE_USD_PER_HOUR": "1.0"},
                     grpc_address=address["local"], startup_timeout_s=600),
         ProcessSpec("frontier-proxy", [str(BIN / "switchyard-frontier-proxy")],
                     {**otel, "SWITCHYARD_FRONTIER_PROXY_HOST": "127.0.0.1",
@@ -378,8 +379,10 @@ async def test_ledger_rows_and_cost_report(suite: Suite) -> None:
     for name, reply in SEEN.items():
         record = records[reply.request_id]
         assert record.status == "OK", name
-        assert record.total_cost_usd == pytest.approx(reply.cost.total_cost_usd), name
-        assert record.classifier_cost_usd == pytest.approx(reply.cost.hops[0].cost_usd)
+        # the ledger keeps whole nano-dollars
+        nano = pytest.approx
+        assert record.total_cost_usd == nano(reply.cost.total_cost_usd, abs=3e-9), name
+        assert record.classifier_cost_usd == nano(reply.cost.hops[0].cost_usd, abs=1e-9)
         assert [a.target for a in record.attempts] == [reply.decision.target]
         assert record.attempts[0].input_tokens == reply.usage.input_tokens
         assert record.baseline_cost_usd > 0
@@ -387,9 +390,11 @@ async def test_ledger_rows_and_cost_report(suite: Suite) -> None:
         cost_pb2.GetCostReportRequest(group_by=cost_pb2.COST_GROUPING_TARGET), timeout=30
     )
     assert report.total.requests == len(records)
-    assert report.total.cost_usd == pytest.approx(sum(r.total_cost_usd for r in records.values()))
+    assert report.total.cost_usd == pytest.approx(
+        sum(r.total_cost_usd for r in records.values()), abs=1e-9
+    )
     assert report.total.saving_usd == pytest.approx(
-        report.total.baseline_cost_usd - report.total.cost_usd
+        report.total.baseline_cost_usd - report.total.cost_usd, abs=1e-9
     )
     assert {row.key for row in report.rows} >= {"local-general", "frontier-general"}
 

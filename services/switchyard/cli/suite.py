@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 STANDIN_MODEL = "standin-frontier"
+#: A small 2-core cloud VM's on-demand price, the default machine rate `up` gives local-inference.
+LOCAL_MACHINE_USD_PER_HOUR = 0.10
 LOCAL_PRICING = {"input_usd_per_million_tokens": 0.02, "output_usd_per_million_tokens": 0.05}
 _FRONTIER_SETS: dict[str, list[tuple[str, str, float, float]]] = {
     # target, model, input $/Mtok, output $/Mtok (list prices; the proxy bills its own)
@@ -218,7 +220,13 @@ def plan_suite(
         )
 
     specs.append(service("classifier", "switchyard-classifier", "SWITCHYARD_CLASSIFIER_", {}))
-    local_env = {"SWITCHYARD_LOCAL_INFERENCE_SERVED_MODEL_NAME": local_model_name}
+    local_env = {
+        "SWITCHYARD_LOCAL_INFERENCE_SERVED_MODEL_NAME": local_model_name,
+        # what this machine costs; the local-inference service attributes it per request
+        "SWITCHYARD_LOCAL_INFERENCE_USD_PER_HOUR": env.get(
+            "SWITCHYARD_LOCAL_INFERENCE_USD_PER_HOUR", str(LOCAL_MACHINE_USD_PER_HOUR)
+        ),
+    }
     if model_dir is not None:
         local_env["SWITCHYARD_LOCAL_INFERENCE_MODEL"] = str(model_dir)
     specs.append(
