@@ -33,6 +33,10 @@ from typing import IO
 import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 __all__ = ["API_KEY", "OtlpReceiver", "ServiceProcess", "SwitchyardStack", "free_port"]
@@ -49,6 +53,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _MetricsSink(metrics_service_pb2_grpc.MetricsServiceServicer):
+    """Accepts the services' metric exports (the tests read spans only)."""
+
+    def Export(self, request, context):  # noqa: N802 - the gRPC method's name
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
 class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     """Collects the spans real OTLP exporters send; `spans(trace_id)` finds them."""
 
@@ -57,6 +68,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         self._spans: list[tuple[str, str, bytes, bytes]] = []  # service, name, trace, parent
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self._server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsSink(), self._server)
         self.port = self._server.add_insecure_port("127.0.0.1:0")
 
     def Export(self, request, context):  # noqa: N802 - the gRPC method's name
@@ -92,9 +104,13 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
             return [(s, n, p.hex()) for s, n, t, p in self._spans if t == wanted]
 
     def wait_for(self, trace_id_hex: str, service: str, timeout_s: float = 30.0):
+        """Spans of `service` (its name with or without the `switchyard-` prefix) in the trace,
+        waiting for the exporters' next batch."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            found = [s for s in self.spans(trace_id_hex) if s[0] == service]
+            found = [
+                s for s in self.spans(trace_id_hex) if s[0] in {service, f"switchyard-{service}"}
+            ]
             if found:
                 return found
             time.sleep(0.2)
@@ -306,7 +322,7 @@ class SwitchyardStack:
             "tenants": {
                 "clients": {"api_key_sha256": [hashlib.sha256(API_KEY.encode()).hexdigest()]}
             },
-            "ledger": {"url": f"sqlite:///{self.workdir / 'ledger.db'}"},
+            "ledger": {"url": f"sqlite://{self.workdir / 'ledger.db'}"},
         }
 
     def stop(self) -> None:

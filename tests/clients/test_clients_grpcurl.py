@@ -25,6 +25,14 @@ SERVICES = {
     "frontier-proxy": ["switchyard.inference.v1.InferenceService"],
 }
 
+# One request message per service, and a field its description must show.
+MESSAGES = {
+    "router": ("switchyard.router.v1.CompleteRequest", "RoutingOptions routing = 3;"),
+    "classifier": ("switchyard.classifier.v1.ClassifyRequest", "string prompt = 1;"),
+    "local-inference": ("switchyard.inference.v1.ChatMessage", "string content = 2;"),
+    "frontier-proxy": ("switchyard.inference.v1.ChatMessage", "string content = 2;"),
+}
+
 
 def grpcurl(*args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -55,8 +63,9 @@ def test_list_and_describe_through_reflection(
         described = grpcurl(address, "describe", name)
         assert described.returncode == 0, described.stderr
         assert f"service {name.rsplit('.', 1)[1]} {{" in described.stdout
-    message = grpcurl(address, "describe", "switchyard.inference.v1.ChatMessage")
-    assert message.returncode == 0 and "string content = 2;" in message.stdout, message.stderr
+    name, field = MESSAGES[service]
+    message = grpcurl(address, "describe", name)
+    assert message.returncode == 0 and field in message.stdout, message.stderr
     health = _call(address, "grpc.health.v1.Health/Check", {})
     assert health == {"status": "SERVING"}
 
