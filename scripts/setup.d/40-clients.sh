@@ -16,6 +16,7 @@ GO_PACKAGES=(
   protoc-gen-go
   protoc-gen-go-grpc
   protobuf-compiler
+  libprotobuf-dev        # google/protobuf/*.proto for protoc (only "Recommended" by protobuf-compiler)
 )
 missing=()
 for pkg in "${GO_PACKAGES[@]}"; do
