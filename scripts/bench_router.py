@@ -31,7 +31,6 @@ from pathlib import Path
 
 import grpc
 import yaml
-
 from switchyard.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
@@ -64,7 +63,7 @@ async def serve_fakes(port_file: Path) -> None:
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(InstantBackend(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    port_file.write_text(str(port))
+    port_file.write_text(str(port))  # noqa: ASYNC240 - once, at start
     await server.wait_for_termination()
 
 
@@ -205,14 +204,16 @@ def main() -> int:
             print(json.dumps(results, indent=2))
         print(f"\nrouter added latency (router wall time minus its classifier and backend hops), "
               f"{args.seconds:g} s per run, 2-core machine\n")
-        print(f"{'callers':>7} {'added p50':>10} {'added p99':>10} {'errors':>7} {'router rps':>10} "
-              f"{'client p50 via router':>22} {'client p50 direct':>18} {'ratio':>6}")
+        print(f"{'callers':>7} {'added p50':>10} {'added p99':>10} {'errors':>7} "
+              f"{'router rps':>10} {'client p50 via router':>22} {'client p50 direct':>18} "
+              f"{'ratio':>6}")
         for r in results:
             rt, d = r["router"], r["direct"]
             ratio = rt["client_p50_ms"] / d["client_p50_ms"]
-            print(f"{r['concurrency']:>7} {rt['added_p50_ms']:>8.2f}ms {rt['added_p99_ms']:>8.2f}ms "
-                  f"{sum(rt['errors'].values()):>7} {rt['rps']:>10.0f} "
-                  f"{rt['client_p50_ms']:>20.1f}ms {d['client_p50_ms']:>16.1f}ms {ratio:>5.1f}x")
+            print(f"{r['concurrency']:>7} {rt['added_p50_ms']:>8.2f}ms "
+                  f"{rt['added_p99_ms']:>8.2f}ms {sum(rt['errors'].values()):>7} "
+                  f"{rt['rps']:>10.0f} {rt['client_p50_ms']:>20.1f}ms "
+                  f"{d['client_p50_ms']:>16.1f}ms {ratio:>5.1f}x")
         return 0
     finally:
         for process in (router, fakes):
