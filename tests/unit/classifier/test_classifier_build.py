@@ -100,7 +100,7 @@ def test_merged_graph_equals_two_step_pipeline(built: BuildResult, tmp_path: Pat
     np.testing.assert_allclose(probs, expected, atol=2e-5)
     expected_cx = np.clip(ridge.predict(embedding), 0, 1)
     np.testing.assert_allclose(complexity, expected_cx, atol=2e-5)
-    p = esc.predict_proba(np.hstack([embedding, np.log(count)]))[:, 1]
+    p = esc.predict_proba(np.hstack([embedding, np.log(count)]))
     h = built.heads
     weight = np.clip((h.similarity(embedding) - h.sim_low) / (h.sim_high - h.sim_low), 0, 1)
     np.testing.assert_allclose(escalation, weight * p + (1 - weight) * expected_cx, atol=2e-5)

@@ -215,6 +215,61 @@ _LABEL_SETS = [
     ),
 ]
 
+_OPS = [
+    "read a CSV file and print each row",
+    "parse JSON from an HTTP response",
+    "reverse a string",
+    "connect to a PostgreSQL database and run a query",
+    "find duplicates in a list",
+    "plot a histogram of some numbers",
+    "send an email with an attachment",
+    "resize an image",
+    "sort a dictionary by value",
+    "call a REST API with retries",
+    "compute a moving average",
+    "watch a directory for new files",
+    "hash a password securely",
+    "generate random passwords",
+    "deep-copy a nested object",
+    "debounce a function",
+    "read environment variables with defaults",
+    "run a task every hour",
+    "zip a folder",
+    "upload a file to S3",
+    "validate a phone number",
+    "count word frequencies in a text file",
+    "merge two sorted arrays",
+    "download a web page",
+    "build a simple HTTP server",
+    "convert a date string to a timestamp",
+]
+_RECS = [
+    "a good book about the history of science",
+    "a movie for a rainy evening",
+    "a quick vegetarian dinner",
+    "a podcast about economics",
+    "places to visit in Portugal",
+    "a board game for four players",
+    "stretches for lower back pain",
+    "a gift for my dad",
+    "a beginner-friendly hiking trail near Denver",
+    "a laptop for a student under $800",
+    "ways to make new friends in a new city",
+    "a weekend itinerary for Rome",
+]
+_PRODUCTS = [
+    "a reusable water bottle",
+    "a meditation app",
+    "an electric bike",
+    "a coffee subscription",
+    "a handmade candle shop",
+    "a language-learning game",
+    "noise-cancelling headphones",
+    "a vegan bakery",
+    "a budgeting app for students",
+    "a smart plant pot",
+]
+
 _TEMPLATES: list[tuple[str, str, float, list[str]]] = [
     # (group, task type, complexity, templates with {x})
     (
@@ -347,6 +402,54 @@ _TEMPLATES: list[tuple[str, str, float, list[str]]] = [
         ],
     ),
     (
+        "codegen_howto",
+        "code_generation",
+        0.35,
+        [
+            "How do I {op} in {l}?",
+            "Show me {l} code to {op}.",
+            "Can you write a {l} script that can {op}?",
+            "I need a function in {l} to {op}. Please include comments.",
+            "What's the cleanest way to {op} with {l}? Give me the code.",
+            "write code to {op}",
+            "Give me an example of how to {op} in {l}.",
+        ],
+    ),
+    (
+        "chat_recommend",
+        "chat",
+        0.20,
+        [
+            "Can you recommend {rec}?",
+            "I'm looking for {rec}. Any suggestions?",
+            "What would you suggest for {rec}?",
+            "Recommend {rec} and tell me why.",
+        ],
+    ),
+    (
+        "chat_howto",
+        "chat",
+        0.20,
+        [
+            "How can I get better at {s}?",
+            "What should I know before {s}?",
+            "Give me a step-by-step plan for {s}.",
+            "Explain the basics of {s} like I'm a beginner.",
+        ],
+    ),
+    (
+        "creative_marketing",
+        "creative_writing",
+        0.30,
+        [
+            "Write a product description for {prod}.",
+            "Come up with a catchy slogan for {prod}.",
+            "Write an Instagram caption announcing {prod}.",
+            "Suggest ten creative names for {prod}.",
+            "Write a short, funny ad script for {prod}.",
+        ],
+    ),
+    (
         "codegen_lang",
         "code_generation",
         0.45,
@@ -385,6 +488,9 @@ def authored_prompts(seed: int = 20240601, per_template: int = 12) -> Iterator[A
                     d=_DIFF.format(name=f"src/module.{lang[:2]}", body=body),
                     task=rng.choice(_CODE_TASKS),
                     l=rng.choice(_LANGS),
+                    op=rng.choice(_OPS),
+                    rec=rng.choice(_RECS),
+                    prod=rng.choice(_PRODUCTS),
                 )
                 count += 1
                 yield AuthoredPrompt(

@@ -193,7 +193,7 @@ def _fit_task_head(x: np.ndarray, y: np.ndarray, classes: int, log: Callable[[st
     rng = np.random.default_rng(SEED)
     cal = rng.random(len(y)) < 1 / 6
     best = None
-    for c in (1.0, 4.0, 16.0):
+    for c in (1.0, 4.0, 16.0, 64.0):
         model = LogisticRegression(C=c, max_iter=3000, random_state=SEED)
         model.fit(x[~cal], y[~cal])
         known = cal & np.isin(y, model.classes_)  # a rare type may sit wholly in the cal split
@@ -227,23 +227,59 @@ def _fit_task_head(x: np.ndarray, y: np.ndarray, classes: int, log: Callable[[st
     return weights, bias, temperature, model
 
 
+@dataclass
+class EscalationFit:
+    """Ridge regression of the outcome gain (frontier_ok - local_ok) on [embedding, log tokens],
+    whose score is turned into P(escalation pays off) by a logistic (Platt) fit on out-of-fold
+    scores. The score ranks requests by expected gain, which is what APGR rewards; the logistic
+    is monotone, so the probability ranks the same way and means what it says."""
+
+    ridge: object
+    platt: object
+    alpha: float
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        score = self.ridge.predict(features).reshape(-1, 1)  # type: ignore[attr-defined]
+        return self.platt.predict_proba(score)[:, 1]  # type: ignore[attr-defined]
+
+    def linear(self) -> tuple[np.ndarray, float, float]:
+        """(embedding weights, log-token weight, bias) of the single logit the graph computes."""
+        a = float(self.platt.coef_[0][0])  # type: ignore[attr-defined]
+        b = float(self.platt.intercept_[0])  # type: ignore[attr-defined]
+        coef = np.asarray(self.ridge.coef_, dtype=np.float64)  # type: ignore[attr-defined]
+        intercept = float(self.ridge.intercept_)  # type: ignore[attr-defined]
+        return a * coef[:-1], a * float(coef[-1]), a * intercept + b
+
+
 def _fit_escalation(
-    x: np.ndarray, log_count: np.ndarray, y: np.ndarray, log: Callable[[str], None]
-):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    x: np.ndarray,
+    log_count: np.ndarray,
+    local_ok: np.ndarray,
+    frontier_ok: np.ndarray,
+    log: Callable[[str], None],
+) -> EscalationFit:
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.model_selection import KFold
 
     features = np.hstack([x, log_count.reshape(-1, 1)])
-    best = None
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
-    for c in (0.25, 1.0, 4.0):
-        model = LogisticRegression(C=c, max_iter=3000, random_state=SEED)
-        score = float(cross_val_score(model, features, y, cv=folds, scoring="roc_auc").mean())
-        log(f"  escalation head C={c}: 5-fold AUC {score:.4f}")
-        if best is None or score > best[0]:
-            best = (score, c)
-    model = LogisticRegression(C=best[1], max_iter=3000, random_state=SEED).fit(features, y)
-    return model, best[1]
+    gain = frontier_ok.astype(float) - local_ok.astype(float)
+    escalate = ((~local_ok) & frontier_ok).astype(int)
+    folds = list(KFold(n_splits=5, shuffle=True, random_state=SEED).split(features))
+    best: tuple[float, float, np.ndarray] | None = None
+    for alpha in (3.0, 10.0, 30.0, 100.0, 300.0):
+        oof = np.zeros(len(gain))
+        for fit_idx, score_idx in folds:
+            model = Ridge(alpha=alpha).fit(features[fit_idx], gain[fit_idx])
+            oof[score_idx] = model.predict(features[score_idx])
+        apgr, _ = metrics.apgr_and_cpt(oof, local_ok, frontier_ok)
+        log(f"  escalation head alpha={alpha}: 5-fold APGR {apgr:.4f}")
+        if best is None or apgr > best[0]:
+            best = (apgr, alpha, oof)
+    assert best is not None
+    _, alpha, oof = best
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(oof.reshape(-1, 1), escalate)
+    ridge = Ridge(alpha=alpha).fit(features, gain)
+    return EscalationFit(ridge, platt, alpha)
 
 
 def build_model(config: BuildConfig) -> BuildResult:
@@ -295,8 +331,19 @@ def build_model(config: BuildConfig) -> BuildResult:
 
     train_rows = _cap([r for r in task_rows_all if not is_held(r)], config.train_cap, rng)
     eval_rows = _cap([r for r in task_rows_all if is_held(r)], config.eval_cap, rng)
-    cx_train = _cap([r for r in complexity_rows_all if not is_held(r)], config.train_cap, rng)
-    cx_eval = _cap([r for r in complexity_rows_all if is_held(r)], config.eval_cap, rng)
+    if config.labels_file is None or any(r.complexity is not None for r in task_rows_all):
+        # Complexity learns from the task head's rows that have a target, plus the rows with a
+        # complexity target but no task type (arena-hard), capped like a task type.
+        untyped = [r for r in complexity_rows_all if r.task_type is None]
+        cx_train = [r for r in train_rows if r.complexity is not None] + _cap(
+            [r for r in untyped if not is_held(r)], config.train_cap, rng
+        )
+        cx_eval = [r for r in eval_rows if r.complexity is not None] + _cap(
+            [r for r in untyped if is_held(r)], config.eval_cap, rng
+        )
+    else:  # user labels without complexity: the built-in datasets teach complexity
+        cx_train = _cap([r for r in complexity_rows_all if not is_held(r)], config.train_cap, rng)
+        cx_eval = _cap([r for r in complexity_rows_all if is_held(r)], config.eval_cap, rng)
     out_train = [o for o in outcomes if not held_out(o.id, OUTCOME_HELD_OUT_PERCENT)]
     out_eval = [o for o in outcomes if held_out(o.id, OUTCOME_HELD_OUT_PERCENT)]
     log(
@@ -336,13 +383,15 @@ def build_model(config: BuildConfig) -> BuildResult:
 
         # ---- escalation head
         if out_train:
-            y_out = np.array([o.escalate for o in out_train], dtype=int)
-            esc_model, esc_c = _fit_escalation(x_out, np.log(n_out), y_out, log)
-            esc_w, esc_len_w, esc_b = (
-                esc_model.coef_[0][:-1],
-                float(esc_model.coef_[0][-1]),
-                float(esc_model.intercept_[0]),
+            esc_model = _fit_escalation(
+                x_out,
+                np.log(n_out),
+                np.array([o.local_ok for o in out_train]),
+                np.array([o.frontier_ok for o in out_train]),
+                log,
             )
+            esc_c = esc_model.alpha
+            esc_w, esc_len_w, esc_b = esc_model.linear()
             k = min(32, max(1, len(out_train) // 50))
             km = KMeans(n_clusters=k, random_state=SEED, n_init=1).fit(x_out)
             centroids = km.cluster_centers_ / np.linalg.norm(
@@ -350,7 +399,7 @@ def build_model(config: BuildConfig) -> BuildResult:
             )
             sim_out = (x_out @ centroids.T).max(axis=1)
             sim_other = (x_train @ centroids.T).max(axis=1)
-            sim_high = float(np.percentile(sim_out, 10))
+            sim_high = float(np.percentile(sim_out, 2))
             sim_low = float(min(np.percentile(sim_other, 50), sim_high - 0.05))
         else:
             esc_model, esc_c = None, None
@@ -415,8 +464,11 @@ def build_model(config: BuildConfig) -> BuildResult:
     cx_report: dict[str, object] = {
         "all_rows": {"n": len(cx_eval), "spearman": metrics.spearman(cx_pred, cx_true)}
     }
-    for name, prefix in (("math_levels", "math_t"), ("debugbench", "debugbench")):
-        sel = np.array([r.id.startswith(prefix) for r in cx_eval])
+    for name, groups in (
+        ("math_levels", ("math_train", "math_test")),
+        ("debugbench", ("debugbench",)),
+    ):
+        sel = np.array([r.group in groups for r in cx_eval])
         if sel.sum() > 10:
             cx_report[name] = {
                 "n": int(sel.sum()),
@@ -427,11 +479,15 @@ def build_model(config: BuildConfig) -> BuildResult:
         local = np.array([o.local_ok for o in out_eval])
         frontier = np.array([o.frontier_ok for o in out_eval])
         scores = heads.predict(x_out_eval, n_out_eval)["escalation"]
-        esc_report: dict[str, object] = {"held_out_rows": len(out_eval), "C": esc_c}
-        rand = np.random.default_rng(SEED).random(len(out_eval))
+        esc_report: dict[str, object] = {"held_out_rows": len(out_eval), "alpha": esc_c}
+        draws = np.random.default_rng(SEED).random((100, len(out_eval)))
+        random_runs = [metrics.apgr_and_cpt(d, local, frontier) for d in draws]
+        esc_report["random_mean_of_100"] = {
+            "apgr": float(np.mean([r[0] for r in random_runs])),
+            "cpt50": float(np.mean([r[1] for r in random_runs])),
+        }
         for name, s in (
             ("model", scores),
-            ("random", rand),
             ("prompt_length", n_out_eval.ravel()),
             (
                 "complexity",

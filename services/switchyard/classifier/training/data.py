@@ -86,7 +86,7 @@ def load_dataset_prompts(
                 record = json.loads(line)
                 try:
                     label = map_prompt_row(
-                        path.stem, record["task_type_hint"], record["difficulty_hint"]
+                        path.stem, record["task_type_hint"], record["difficulty_hint"], record["id"]
                     )
                 except KeyError as exc:
                     raise DataFileError(f"{path}:{line_no}: no label mapping for {exc}") from None

@@ -68,6 +68,133 @@ _WHOLE_DATASET: Mapping[str, tuple[str | None, float | None]] = {
 }
 
 
+# self_instruct_seed: 175 human-written instructions. The set marks only classification tasks;
+# the project labelled the other rows by their task name where one task type clearly fits.
+# Names not listed here stay unlabelled (not used for the task head).
+_SEED_TASKS: Mapping[str, tuple[str, float]] = {
+    **{
+        name: ("chat", 0.20)
+        for name in (
+            "breakfast_suggestion",
+            "interview_question_answering",
+            "idiom_meaning",
+            "movie_recommendation",
+            "game_suggestion",
+            "grocery_list",
+            "explain_behavior",
+            "birthday_planning_checklist",
+            "cooking_recipe",
+            "school_lunches",
+            "snack_suggestion",
+            "exercise_explanation",
+            "suggestion_for_breaking_up",
+            "plan_a_trip",
+            "question_answering",
+            "pre-run_warmup",
+            "word_definition",
+            "coach_planning",
+            "recipe_by_ingredient",
+            "part-time_job_pros_and_cons",
+            "city_todo_list",
+            "movie_ending",
+            "meaning_to_phrase",
+            "monthly_budget",
+            "explain_natural_phenomenon",
+            "science_cannot_explain",
+            "explain_like_i_am_5",
+            "color_explanation",
+            "national_dishes",
+            "reduce_unconscious_bias",
+            "travel_budget",
+            "de-stress_list",
+            "reducing_belly_fat_exercises",
+            "sports_coach_qualifications",
+            "sue_or_not",
+            "ask_for_law",
+            "plan_syllabus",
+            "brainstorming_method_explanation",
+        )
+    },
+    **{
+        name: ("creative_writing", 0.30)
+        for name in (
+            "new_year's_resolutions",
+            "english_haiku_generation",
+            "horror_movie_opening",
+            "story_composition",
+            "joke_about_phd",
+            "knock_knock_joke",
+            "three_sentence_story",
+            "question-answer_jokes",
+            "new_ice_cream",
+            "complete_the_lyrics",
+            "dad_joke_intensified",
+            "proverbs",
+            "metaphor_for_a_situation",
+            "cover_letter",
+            "recommendation_letter",
+            "writing_article_from_outline",
+            "negative_blender_review",
+            "refuse_invitation_email",
+            "decline_a_job_offer_email",
+            "funny_interview_question",
+            "product_description_generation",
+        )
+    },
+    **{
+        name: ("code_generation", 0.35)
+        for name in (
+            "complete_python_code",
+            "code_todo",
+            "regular_expression_generation",
+            "text_to_sql",
+            "python_code_generation",
+            "python_sorting",
+            "code_for_bitcoin_price",
+            "program_for_summation",
+            "javascript_date_and_time",
+            "python_leetcode",
+        )
+    },
+    **{
+        name: ("math", 0.30)
+        for name in (
+            "find_subset_of_numbers_with_target_sum",
+            "perfect_numbers",
+            "solving_equation",
+            "math_word_problem_with_reasoning",
+            "measurement_conversion",
+            "numerical_question_answering",
+            "solving_math_problem",
+            "temperature_conversion",
+            "word_math_with_algebra",
+            "solve_equation_system",
+        )
+    },
+    **{
+        name: ("extraction", 0.20)
+        for name in (
+            "extract_country_names",
+            "place_extraction",
+            "anonymizing_human_names",
+            "entity_linking_to_wikipedia",
+            "word_location_in_text",
+            "finding_toxic_words",
+        )
+    },
+    **{
+        name: ("summarization", 0.25)
+        for name in (
+            "summarizing_news",
+            "paper_summarization",
+            "summarize_email",
+        )
+    },
+    **{name: ("classification", 0.20) for name in ("fact_verification",)},
+    **{name: ("reasoning", 0.40) for name in ("antonym_relation", "analogy_completion")},
+}
+
+
 @dataclass(frozen=True, slots=True)
 class MappedLabel:
     """Our labels for one dataset row."""
@@ -78,7 +205,9 @@ class MappedLabel:
     group: str
 
 
-def map_prompt_row(dataset: str, task_hint: str | None, difficulty_hint: str | None) -> MappedLabel:
+def map_prompt_row(
+    dataset: str, task_hint: str | None, difficulty_hint: str | None, row_id: str = ""
+) -> MappedLabel:
     """Our labels for a row of ``<dataset>.jsonl`` with the dataset's own hints.
 
     Raises ``KeyError`` for a dataset or template this mapping does not know, so that a new file
@@ -110,6 +239,10 @@ def map_prompt_row(dataset: str, task_hint: str | None, difficulty_hint: str | N
         # The seed set marks classification instructions; the rest are of mixed, unlabelled kinds.
         if hint == "is_classification=True":
             return MappedLabel("classification", 0.20, dataset)
+        task_name = row_id.partition(":")[2]
+        if task_name in _SEED_TASKS:
+            task, complexity = _SEED_TASKS[task_name]
+            return MappedLabel(task, complexity, dataset)
         return MappedLabel(None, None, dataset)
     task, complexity = _WHOLE_DATASET[dataset]
     return MappedLabel(task, complexity, dataset)

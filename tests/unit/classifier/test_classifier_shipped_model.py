@@ -1,0 +1,48 @@
+"""The shipped model: integrity, size, and accuracy on a fixed held-out sample above a floor.
+
+`data/heldout_sample.jsonl` holds 230 rows drawn (seed 11) from the build's held-out split,
+which the build never fits or tunes on: up to 25 per task type.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from switchyard.classifier.model import (
+    MANIFEST_NAME,
+    MODEL_FILE,
+    SHIPPED_MODEL_DIR,
+    ClassifierModel,
+)
+from switchyard.classifier.taxonomy import TASK_TYPE_NAMES
+from switchyard.classifier.training.metrics import confusion, per_class_precision_recall_f1
+
+SAMPLE = Path(__file__).parent / "data" / "heldout_sample.jsonl"
+MACRO_F1_FLOOR = 0.85
+
+
+@pytest.fixture(scope="module")
+def model() -> ClassifierModel:
+    return ClassifierModel(SHIPPED_MODEL_DIR)
+
+
+def test_manifest_describes_the_shipped_files(model: ClassifierModel) -> None:
+    manifest = json.loads((SHIPPED_MODEL_DIR / MANIFEST_NAME).read_text())
+    assert manifest["task_types"] == list(TASK_TYPE_NAMES)
+    assert (SHIPPED_MODEL_DIR / MODEL_FILE).stat().st_size <= 30 * 1024 * 1024
+    assert model.version == f"{manifest['name']}@{manifest['files'][MODEL_FILE][:12]}"
+
+
+def test_accuracy_on_fixed_held_out_sample(model: ClassifierModel) -> None:
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    predictions = []
+    for start in range(0, len(rows), 32):
+        predictions += model.predict([r["prompt"] for r in rows[start : start + 32]])
+    truth = np.array([TASK_TYPE_NAMES.index(r["task_type"]) for r in rows])
+    pred = np.array([int(np.argmax(p.task_probabilities)) for p in predictions])
+    _, _, f1 = per_class_precision_recall_f1(confusion(truth, pred, len(TASK_TYPE_NAMES)))
+    macro_f1 = float(f1.mean())
+    assert macro_f1 >= MACRO_F1_FLOOR, f"macro-F1 {macro_f1:.3f} on the fixed held-out sample"
