@@ -90,6 +90,35 @@ async def bench(address: str, pid: int, args: argparse.Namespace) -> None:
             f"single prompt, 1 caller: p50 {np.percentile(ms, 50):.2f} ms, "
             f"p99 {np.percentile(ms, 99):.2f} ms, mean cost ${np.mean(cpu_cost):.3g}/call"
         )
+        # For comparison, the fixed cost of a round trip on the same channel: Health.Check.
+        health = health_pb2_grpc.HealthStub(channel)
+        times = []
+        for _ in range(args.single):
+            start = time.perf_counter()
+            await health.Check(health_pb2.HealthCheckRequest())
+            times.append(time.perf_counter() - start)
+        ms = np.array(times) * 1000
+        print(
+            f"baseline Health.Check round trip: p50 {np.percentile(ms, 50):.2f} ms, "
+            f"p99 {np.percentile(ms, 99):.2f} ms"
+        )
+        # And the model alone, in this process (no gRPC): the inference part of the latency.
+        from switchyard.classifier.model import SHIPPED_MODEL_DIR, ClassifierModel
+
+        model = ClassifierModel(
+            Path(os.environ.get("SWITCHYARD_CLASSIFIER_MODEL_DIR") or SHIPPED_MODEL_DIR)
+        )
+        times = []
+        for _ in range(args.single):
+            start = time.perf_counter()
+            model.predict([SHORT])
+            times.append(time.perf_counter() - start)
+        ms = np.array(times) * 1000
+        print(
+            f"model alone (tokenise + ONNX run, 1 thread): p50 {np.percentile(ms, 50):.2f} ms, "
+            f"p99 {np.percentile(ms, 99):.2f} ms"
+        )
+        del model
 
         for callers in args.callers:
             done = 0

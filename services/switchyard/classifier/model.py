@@ -34,6 +34,9 @@ MANIFEST_NAME = "manifest.json"
 MODEL_FILE = "classifier.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 SHIPPED_MODEL_DIR = Path(__file__).parent / "model"
+# predict() groups a batch so that no prompt is padded beyond PAD_RATIO x its length + PAD_SLACK.
+PAD_RATIO = 1.25
+PAD_SLACK = 4
 
 
 class ModelLoadError(FailedPrecondition):
@@ -90,6 +93,11 @@ class PromptTokenizer:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=max_tokens)
         self.max_tokens = max_tokens
+
+    def encode_each(self, prompts: Sequence[str]) -> list[tuple[list[int], bool]]:
+        """(token ids, truncated) for each prompt, unpadded."""
+        encodings = self._tokenizer.encode_batch(list(prompts))
+        return [(list(e.ids), bool(e.overflowing)) for e in encodings]
 
     def encode(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
         """(input_ids, attention_mask, truncated) for a batch, padded to its longest prompt."""
@@ -156,21 +164,41 @@ class ClassifierModel:
         return f"{self.manifest.name}@{self.manifest.version}"
 
     def predict(self, prompts: Sequence[str]) -> list[Prediction]:
+        """Outputs for each prompt, in order.
+
+        Prompts are run in groups of similar token length (each group padded to its longest),
+        so a short prompt batched with a long one does not pay for the long one's padding.
+        """
         if not prompts:
             return []
-        ids, mask, truncated = self.tokenizer.encode(prompts)
-        probs, complexity, escalation = self._session.run(
-            ["task_probabilities", "complexity", "escalation"],
-            {"input_ids": ids, "attention_mask": mask},
-        )
-        counts = mask.sum(axis=1)
-        return [
-            Prediction(
-                task_probabilities=tuple(float(p) for p in probs[row]),
-                complexity=float(complexity[row]),
-                escalation=float(escalation[row]),
-                input_tokens=int(counts[row]),
-                truncated=truncated[row],
+        encoded = self.tokenizer.encode_each(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i][0]))
+        results: list[Prediction | None] = [None] * len(prompts)
+        start = 0
+        while start < len(order):
+            limit = len(encoded[order[start]][0]) * PAD_RATIO + PAD_SLACK
+            end = start + 1
+            while end < len(order) and len(encoded[order[end]][0]) <= limit:
+                end += 1
+            group = order[start:end]
+            width = len(encoded[group[-1]][0])
+            ids = np.zeros((len(group), width), dtype=np.int64)
+            mask = np.zeros((len(group), width), dtype=np.int64)
+            for row, index in enumerate(group):
+                tokens = encoded[index][0]
+                ids[row, : len(tokens)] = tokens
+                mask[row, : len(tokens)] = 1
+            probs, complexity, escalation = self._session.run(
+                ["task_probabilities", "complexity", "escalation"],
+                {"input_ids": ids, "attention_mask": mask},
             )
-            for row in range(len(prompts))
-        ]
+            for row, index in enumerate(group):
+                results[index] = Prediction(
+                    task_probabilities=tuple(float(p) for p in probs[row]),
+                    complexity=float(complexity[row]),
+                    escalation=float(escalation[row]),
+                    input_tokens=len(encoded[index][0]),
+                    truncated=encoded[index][1],
+                )
+            start = end
+        return [r for r in results if r is not None]
