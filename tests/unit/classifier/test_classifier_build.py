@@ -119,3 +119,28 @@ def test_corrupt_or_missing_model_names_file_and_hash(built: BuildResult, tmp_pa
     (broken / MODEL_FILE).unlink()
     with pytest.raises(ModelLoadError, match=f"missing.*{expected}"):
         ClassifierModel(broken)
+
+
+def test_bring_your_own_labels_without_builtin_data(tmp_path: Path) -> None:
+    from switchyard.classifier.training.authored import authored_prompts
+
+    rows = [p for p in authored_prompts() if p.task_type in ("chat", "creative_writing")][::6]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(
+        "".join(
+            json.dumps({"prompt": p.prompt, "task_type": p.task_type, "complexity": p.complexity})
+            + "\n"
+            for p in rows
+        ),
+        encoding="utf-8",
+    )
+    result = build_model(
+        BuildConfig(out=tmp_path / "custom", labels_file=labels, threads=1, log=lambda _: None)
+    )
+    model = ClassifierModel(result.out)
+    assert model.manifest.name == "switchyard-custom-int8"
+    (prediction,) = model.predict(["Write a poem about the sea."])
+    names = model.manifest.task_types
+    assert names[int(np.argmax(prediction.task_probabilities))] == "creative_writing"
+    # No outcome data: escalation falls back on the complexity score.
+    assert prediction.escalation == pytest.approx(prediction.complexity, abs=1e-6)

@@ -104,3 +104,24 @@ def test_taxonomy_names_and_levels() -> None:
     assert complexity_level(low - 0.01) == pb.COMPLEXITY_LEVEL_LOW
     assert complexity_level(low) == pb.COMPLEXITY_LEVEL_MEDIUM
     assert complexity_level(high) == pb.COMPLEXITY_LEVEL_HIGH
+
+
+def test_self_instruct_seed_rows_by_task_name() -> None:
+    assert (
+        map_prompt_row(
+            "self_instruct_seed", "is_classification=False", None, "seed_task_9:plan_a_trip"
+        ).task_type
+        == "chat"
+    )
+    assert (
+        map_prompt_row(
+            "self_instruct_seed", "is_classification=False", None, "seed_task_1:text_to_sql"
+        ).task_type
+        == "code_generation"
+    )
+    assert (
+        map_prompt_row(
+            "self_instruct_seed", "is_classification=False", None, "seed_task_2:dependency_parsing"
+        ).task_type
+        is None
+    )

@@ -186,6 +186,14 @@ def _cap(rows: list[LabeledPrompt], cap: int | None, rng: random.Random) -> list
     return sorted(kept, key=lambda r: r.id)
 
 
+def _logits(model: object, x: np.ndarray) -> np.ndarray:
+    """Per-class logits of a fitted LogisticRegression; a binary model's one score split in two."""
+    scores = model.decision_function(x)  # type: ignore[attr-defined]
+    if scores.ndim == 1:
+        return np.stack([-scores / 2, scores / 2], axis=1)
+    return scores
+
+
 def _fit_task_head(x: np.ndarray, y: np.ndarray, classes: int, log: Callable[[str], None]):
     from sklearn.linear_model import LogisticRegression
 
@@ -197,7 +205,7 @@ def _fit_task_head(x: np.ndarray, y: np.ndarray, classes: int, log: Callable[[st
         model = LogisticRegression(C=c, max_iter=3000, random_state=SEED)
         model.fit(x[~cal], y[~cal])
         known = cal & np.isin(y, model.classes_)  # a rare type may sit wholly in the cal split
-        logits = model.decision_function(x[known])
+        logits = _logits(model, x[known])
         truth = np.searchsorted(model.classes_, y[known])
         loss = -np.log(softmax(logits)[np.arange(len(truth)), truth] + 1e-12).mean()
         log(f"  task head C={c}: calibration-split log loss {loss:.4f}")
