@@ -211,6 +211,7 @@ def _fit_task_head(x: np.ndarray, y: np.ndarray, classes: int, log: Callable[[st
         log(f"  task head C={c}: calibration-split log loss {loss:.4f}")
         if best is None or loss < best[0]:
             best = (loss, c, model, logits, truth)
+    assert best is not None
     _, c, model, logits, truth = best
     temps = np.exp(np.linspace(np.log(0.25), np.log(4.0), 121))
     losses = [

@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -117,7 +118,7 @@ class _Graph:
         self.inits.append(numpy_helper.from_array(value, name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], **attrs: object) -> str:
+    def op(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
         self._count += 1
         out = f"{op_type.lower()}_{self._count}"
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))

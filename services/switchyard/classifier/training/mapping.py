@@ -241,8 +241,8 @@ def map_prompt_row(
             return MappedLabel("classification", 0.20, dataset)
         task_name = row_id.partition(":")[2]
         if task_name in _SEED_TASKS:
-            task, complexity = _SEED_TASKS[task_name]
-            return MappedLabel(task, complexity, dataset)
+            seed_task, seed_complexity = _SEED_TASKS[task_name]
+            return MappedLabel(seed_task, seed_complexity, dataset)
         return MappedLabel(None, None, dataset)
-    task, complexity = _WHOLE_DATASET[dataset]
-    return MappedLabel(task, complexity, dataset)
+    whole_task, whole_complexity = _WHOLE_DATASET[dataset]
+    return MappedLabel(whole_task, whole_complexity, dataset)
