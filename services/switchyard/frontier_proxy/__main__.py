@@ -80,12 +80,12 @@ def build(
         return [SERVICE_NAME]
 
     return ServiceDefinition(
-        name="frontier-proxy", settings=settings, resources=resources, register=register
+        name="switchyard-frontier-proxy", settings=settings, resources=resources, register=register
     )
 
 
 def main() -> int:
-    return run_service("frontier-proxy", FrontierProxySettings, build)
+    return run_service("switchyard-frontier-proxy", FrontierProxySettings, build)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,11 @@ def build_service(
     async def resources(runtime: ServiceRuntime) -> AsyncIterator[LocalInference]:
         engine = await _start_engine(settings, factory)
         meter = CostMeter(settings.usd_per_hour, prefill_token_weight=settings.prefill_token_weight)
+        if settings.usd_per_hour == 0:
+            log.warning(
+                "the machine's hourly cost is 0: every local request will be reported at $0; "
+                "set SWITCHYARD_LOCAL_INFERENCE_USD_PER_HOUR to what this machine costs"
+            )
 
         async def engine_failed() -> None:
             await runtime.health.set_serving(False)

@@ -14,7 +14,7 @@ from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
 from switchyard.router.budget import SpendTracker
 from switchyard.router.config import ConfigError, RouterConfig
 from switchyard.router.connections import Connections
-from switchyard.router.ledger import CostLedger, open_ledger
+from switchyard.router.ledger import CostLedger, LedgerError, open_ledger
 from switchyard.router.reloading import ConfigSource
 from switchyard.router.routing import LedgerWriter, Router
 from switchyard.router.servicer import RouterServicer
@@ -58,7 +58,7 @@ async def open_resources(settings: RouterSettings) -> AsyncIterator[RouterResour
     source.on_change(_warn_if_open)
     try:
         ledger = await open_ledger(source.current.ledger.url)
-    except ValueError as error:
+    except (ValueError, LedgerError) as error:
         raise FailedPrecondition(f"cannot open the cost ledger: {error}") from None
     spend = SpendTracker(ledger.spend_since, ttl_s=settings.budget_cache_s)
     writer = LedgerWriter(ledger, on_written=lambda r: spend.written(r.tenant, r.total_cost_usd))
@@ -115,5 +115,5 @@ def build_definition(settings: RouterSettings) -> ServiceDefinition[RouterResour
         return open_resources(settings)
 
     return ServiceDefinition(
-        name="router", settings=settings, resources=resources, register=register
+        name="switchyard-router", settings=settings, resources=resources, register=register
     )
