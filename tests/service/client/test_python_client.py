@@ -123,7 +123,7 @@ async def test_sync_client_sends_key_deadline_and_trace_context(router: RunningS
     assert request.routing.escalation_threshold == pytest.approx(0.4)
     assert request.routing.disallow_frontier
     assert not request.routing.HasField("max_cost_usd")
-    assert 0 < recorded["remaining"] <= 7
+    assert 0 < recorded["remaining"] <= 7.1  # the 7 s deadline, give or take clock granularity
     traceparent = recorded["metadata"]["traceparent"]
     assert traceparent.split("-")[1] == format(trace_id, "032x")
 

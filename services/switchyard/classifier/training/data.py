@@ -17,6 +17,7 @@ from pathlib import Path
 from switchyard.classifier.taxonomy import TASK_TYPE_NAMES
 from switchyard.classifier.training.authored import authored_prompts
 from switchyard.classifier.training.mapping import map_prompt_row
+from switchyard.classifier.training.voices import voice_prompts
 
 __all__ = [
     "DataFileError",
@@ -71,7 +72,8 @@ def _normalised(text: str) -> str:
 def load_dataset_prompts(
     prompts_dir: Path, *, include_authored: bool = True
 ) -> list[LabeledPrompt]:
-    """Every row of ``prompts_dir/*.jsonl`` with our labels, plus the authored prompts.
+    """Every row of ``prompts_dir/*.jsonl`` with our labels, plus the authored prompts
+    (templated ones from ``authored.py``, user-voice ones from ``voices.py``).
 
     Rows are de-duplicated on the normalised prompt (first occurrence wins, files in name order).
     """
@@ -104,7 +106,7 @@ def load_dataset_prompts(
                     )
                 )
     if include_authored:
-        for item in authored_prompts():
+        for item in (*authored_prompts(), *voice_prompts()):
             key = _normalised(item.prompt)
             if key in seen:
                 continue
