@@ -185,14 +185,23 @@ def plan_suite(
             ProcessSpec(
                 name="standin-frontier",
                 argv=[
-                    sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-                    "--model", str(model_dir),
-                    "--served-model-name", local_model_name,
-                    "--host", host,
-                    "--port", str(ports["standin-frontier"]),
-                    "--max-model-len", "2048",
-                    "--dtype", "bfloat16",
-                    "--max-num-seqs", "16",
+                    sys.executable,
+                    "-m",
+                    "vllm.entrypoints.openai.api_server",
+                    "--model",
+                    str(model_dir),
+                    "--served-model-name",
+                    local_model_name,
+                    "--host",
+                    host,
+                    "--port",
+                    str(ports["standin-frontier"]),
+                    "--max-model-len",
+                    "2048",
+                    "--dtype",
+                    "bfloat16",
+                    "--max-num-seqs",
+                    "16",
                     "--enforce-eager",
                     "--disable-log-stats",
                 ],
@@ -230,12 +239,17 @@ def plan_suite(
     if model_dir is not None:
         local_env["SWITCHYARD_LOCAL_INFERENCE_MODEL"] = str(model_dir)
     specs.append(
-        service("local-inference", "switchyard-local-inference", "SWITCHYARD_LOCAL_INFERENCE_",
-                local_env)
+        service(
+            "local-inference",
+            "switchyard-local-inference",
+            "SWITCHYARD_LOCAL_INFERENCE_",
+            local_env,
+        )
     )
     specs.append(
-        service("frontier-proxy", "switchyard-frontier-proxy", "SWITCHYARD_FRONTIER_PROXY_",
-                proxy_env)
+        service(
+            "frontier-proxy", "switchyard-frontier-proxy", "SWITCHYARD_FRONTIER_PROXY_", proxy_env
+        )
     )
     config_path = state_dir / "router.yaml"
     config_path.write_text(
@@ -252,8 +266,15 @@ def plan_suite(
         )
     )
     specs.append(
-        service("router", "switchyard-router", "SWITCHYARD_ROUTER_",
-                {"SWITCHYARD_ROUTER_CONFIG": str(config_path)})
+        service(
+            "router",
+            "switchyard-router",
+            "SWITCHYARD_ROUTER_",
+            {
+                "SWITCHYARD_ROUTER_CONFIG": str(config_path),
+                "SWITCHYARD_ROUTER_LEDGER_SPILL_PATH": str(state_dir / "ledger-spill.jsonl"),
+            },
+        )
     )
     return SuitePlan(
         state_dir=state_dir,

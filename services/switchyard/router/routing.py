@@ -9,12 +9,15 @@ ledger record once it has been admitted.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -36,7 +39,12 @@ from switchyard.router.conversion import (
     overrides,
     prompt_of,
 )
-from switchyard.router.ledger import AttemptRecord, RequestRecord
+from switchyard.router.ledger import (
+    AttemptRecord,
+    LedgerError,
+    LedgerUnavailable,
+    RequestRecord,
+)
 from switchyard.router.policy import (
     BoundTarget,
     Decision,
@@ -60,7 +68,7 @@ from switchyard.runtime.errors import (
 from switchyard.runtime.logging import get_logger
 from switchyard.runtime.telemetry import get_meter, get_tracer, request_baggage
 
-__all__ = ["FALLBACK_CODES", "LedgerWriter", "Router"]
+__all__ = ["FALLBACK_CODES", "LedgerWriter", "Router", "record_from_json", "record_to_json"]
 
 log = get_logger(__name__)
 
@@ -92,12 +100,29 @@ def _error_for(code: grpc.StatusCode, message: str) -> SwitchyardError:
 
 
 class LedgerWriter:
-    """Writes ledger records off the request path, in order; `close()` drains what is queued."""
+    """Writes ledger records off the request path, in order; `close()` drains what is queued.
 
-    def __init__(self, ledger: Any, on_written: Callable[[RequestRecord], None] | None = None):
+    Nothing a request cost is dropped: a write that fails because the ledger is unreachable is
+    retried with backoff (`retry_delays_s`); a record still not written after that, or one the
+    ledger refuses, is appended to the spill journal (`spill_path`, one JSON record per line,
+    fsynced) and logged. `replay_spill()` (run at start-up) writes spilled records into the
+    ledger and keeps only those that still fail. The tenant's spend counts a record from the
+    moment it is submitted (`SpendTracker.add_pending`), written or not.
+    """
+
+    def __init__(
+        self,
+        ledger: Any,
+        on_written: Callable[[RequestRecord], None] | None = None,
+        *,
+        spill_path: Path | None = None,
+        retry_delays_s: tuple[float, ...] = (0.1, 0.5, 2.0),
+    ):
         self._ledger = ledger
         self._queue: asyncio.Queue[RequestRecord | None] = asyncio.Queue()
         self._on_written = on_written
+        self._spill_path = spill_path
+        self._retry_delays = retry_delays_s
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -112,21 +137,92 @@ class LedgerWriter:
         self._idle.clear()
         self._queue.put_nowait(record)
 
+    async def _write(self, record: RequestRecord) -> None:
+        for delay in (*self._retry_delays, None):
+            try:
+                await self._ledger.record(record)
+                return
+            except LedgerUnavailable as exc:
+                if delay is None:
+                    raise
+                log.warning(
+                    "ledger unavailable; retrying",
+                    request_id=record.request_id, retry_in_s=delay, error=str(exc),
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+
     async def _run(self) -> None:
         while True:
             record = await self._queue.get()
             if record is None:
                 return
             try:
-                await self._ledger.record(record)
+                await self._write(record)
                 if self._on_written is not None:
                     self._on_written(record)
             except Exception as exc:  # the request is answered; keep the router serving
-                log.error("ledger write failed", request_id=record.request_id, exc_info=exc)
+                spilled = await asyncio.to_thread(self._spill, [record])
+                log.error(
+                    "ledger write failed; record kept in the spill journal"
+                    if spilled
+                    else "ledger write failed; record lost (no spill journal configured)",
+                    request_id=record.request_id,
+                    spill_path=str(self._spill_path or ""),
+                    exc_info=exc,
+                )
             finally:
                 self._pending -= 1
                 if self._pending == 0:
                     self._idle.set()
+
+    def _spill(self, records: list[RequestRecord]) -> bool:
+        if self._spill_path is None:
+            return False
+        self._spill_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._spill_path.open("a", encoding="utf-8") as journal:
+            for record in records:
+                journal.write(json.dumps(record_to_json(record), sort_keys=True) + "\n")
+            journal.flush()
+            os.fsync(journal.fileno())
+        return True
+
+    async def replay_spill(self) -> int:
+        """Write the spill journal's records into the ledger; return how many were written.
+
+        Records the ledger already holds (same request id) count as written. Those that still
+        fail stay in the journal.
+        """
+        path = self._spill_path
+        if path is None or not path.exists():
+            return 0
+        lines = (await asyncio.to_thread(path.read_text, "utf-8")).splitlines()
+        kept: list[str] = []
+        written = 0
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                record = record_from_json(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("unreadable spill journal line kept", error=str(exc))
+                kept.append(line)
+                continue
+            try:
+                await self._ledger.record(record)
+                written += 1
+            except ValueError:
+                written += 1  # already in the ledger (duplicate request id)
+            except LedgerError as exc:
+                log.error("spilled record still not written", request_id=record.request_id,
+                          error=str(exc))  # fmt: skip
+                kept.append(line)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        await asyncio.to_thread(tmp.write_text, "".join(f"{k}\n" for k in kept), "utf-8")
+        await asyncio.to_thread(os.replace, tmp, path)
+        if not kept:
+            await asyncio.to_thread(path.unlink)
+        log.info("spill journal replayed", written=written, kept=len(kept))
+        return written
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is written (tests, shutdown)."""
@@ -138,6 +234,19 @@ class LedgerWriter:
         self._queue.put_nowait(None)
         await self._task
         self._task = None
+
+
+def record_to_json(record: RequestRecord) -> dict[str, Any]:
+    """A ledger record as JSON-ready data (the spill journal's line format)."""
+    data = asdict(record)
+    data["time"] = record.time.isoformat()
+    return data
+
+
+def record_from_json(data: dict[str, Any]) -> RequestRecord:
+    attempts = tuple(AttemptRecord(**attempt) for attempt in data.pop("attempts"))
+    time_ = datetime.fromisoformat(data.pop("time"))
+    return RequestRecord(**data, time=time_, attempts=attempts)
 
 
 @dataclass
@@ -340,8 +449,9 @@ class Router:
         req.decision = decide(config, req.inputs)
         d = req.decision
         span = req.span
-        span.set_attribute(attr.TASK_TYPE, req.inputs.classification.task_type
-                           if req.inputs.classification else "")
+        span.set_attribute(
+            attr.TASK_TYPE, req.inputs.classification.task_type if req.inputs.classification else ""
+        )
         if req.inputs.classification is not None:
             span.set_attribute(attr.COMPLEXITY, req.inputs.classification.complexity)
         span.set_attribute(attr.ROUTER_TARGET, d.target.name)
@@ -354,8 +464,11 @@ class Router:
             attr.ROUTER_DEFAULT_ROUTE, d.reason is DecisionReason.CLASSIFIER_UNAVAILABLE
         )
         if d.reason is DecisionReason.CLASSIFIER_UNAVAILABLE:
-            log.warning("classifier unavailable: default route", target=d.target.name,
-                        request_id=req.request_id)
+            log.warning(
+                "classifier unavailable: default route",
+                target=d.target.name,
+                request_id=req.request_id,
+            )
 
     async def _classify(self, req: _Request, prompt: str) -> None:
         config = req.config.classifier
@@ -412,9 +525,7 @@ class Router:
         return cls(model=target.model, messages=request.messages, parameters=request.parameters)
 
     def _attempt_span(self, req: _Request, target: BoundTarget, index: int) -> Any:
-        span = self._tracer.start_as_current_span(
-            attr.SPAN_ROUTER_GENERATE, kind=SpanKind.INTERNAL
-        )
+        span = self._tracer.start_as_current_span(attr.SPAN_ROUTER_GENERATE, kind=SpanKind.INTERNAL)
         return span
 
     def _start_attempt(self, span: Span, req: _Request, target: BoundTarget, index: int) -> None:
@@ -533,15 +644,26 @@ class Router:
                     self._end_attempt(span, req, target, code.name, started)
                     failures.append((target.name, code, error.details() or code.name))
                     if code in FALLBACK_CODES and (req.remaining() is None or req.remaining() > 0):
-                        log.warning("backend failed before the first token: falling back",
-                                    target=target.name, status=code.name,
-                                    request_id=req.request_id)
+                        log.warning(
+                            "backend failed before the first token: falling back",
+                            target=target.name,
+                            status=code.name,
+                            request_id=req.request_id,
+                        )
                         continue
-                    raise _error_for(code, f"{target.name} ({target.backend}) failed: "
-                                     f"{error.details() or code.name}") from None
+                    raise _error_for(
+                        code,
+                        f"{target.name} ({target.backend}) failed: {error.details() or code.name}",
+                    ) from None
                 self._end_attempt(
-                    span, req, target, "OK", started, usage=response.usage,
-                    model=response.model, provider=response.provider,
+                    span,
+                    req,
+                    target,
+                    "OK",
+                    started,
+                    usage=response.usage,
+                    model=response.model,
+                    provider=response.provider,
                 )
                 req.served = target
                 req.served_model = response.model or target.model
@@ -587,8 +709,14 @@ class Router:
                         elif event.HasField("complete"):
                             done = event.complete
                             self._end_attempt(
-                                span, req, target, "OK", started, usage=done.usage,
-                                model=done.model, provider=done.provider,
+                                span,
+                                req,
+                                target,
+                                "OK",
+                                started,
+                                usage=done.usage,
+                                model=done.model,
+                                provider=done.provider,
                             )
                             req.served = target
                             req.served_model = done.model or target.model
@@ -602,28 +730,38 @@ class Router:
                         span, req, target, code.name, started, partial_output_tokens=partial
                     )
                     failures.append((target.name, code, error.details() or code.name))
-                    if first and code in FALLBACK_CODES and (
-                        req.remaining() is None or req.remaining() > 0
+                    if (
+                        first
+                        and code in FALLBACK_CODES
+                        and (req.remaining() is None or req.remaining() > 0)
                     ):
-                        log.warning("backend failed before the first token: falling back",
-                                    target=target.name, status=code.name,
-                                    request_id=req.request_id)
+                        log.warning(
+                            "backend failed before the first token: falling back",
+                            target=target.name,
+                            status=code.name,
+                            request_id=req.request_id,
+                        )
                         continue
                     if not first:
                         req.served = target
-                    raise _error_for(code, f"{target.name} ({target.backend}) failed"
-                                     f"{' mid-stream' if not first else ''}: "
-                                     f"{error.details() or code.name}") from None
+                    raise _error_for(
+                        code,
+                        f"{target.name} ({target.backend}) failed"
+                        f"{' mid-stream' if not first else ''}: "
+                        f"{error.details() or code.name}",
+                    ) from None
                 except BaseException:
                     call.cancel()
                     partial = estimate_tokens("x" * streamed_chars) if streamed_chars else 0
-                    self._end_attempt(span, req, target, "CANCELLED", started,
-                                      partial_output_tokens=partial)
+                    self._end_attempt(
+                        span, req, target, "CANCELLED", started, partial_output_tokens=partial
+                    )
                     raise
                 # the backend ended the stream without `complete`: an error by contract
                 partial = estimate_tokens("x" * streamed_chars) if streamed_chars else 0
-                self._end_attempt(span, req, target, "INTERNAL", started,
-                                  partial_output_tokens=partial)
+                self._end_attempt(
+                    span, req, target, "INTERNAL", started, partial_output_tokens=partial
+                )
                 raise SwitchyardError(f"{target.name} ended its stream without a summary")
         raise self._exhausted(skipped, failures)
 
@@ -664,13 +802,26 @@ class Router:
                 target = bind(config, config.routing.default_target)
             except SwitchyardError:  # pragma: no cover - validated config
                 return
-        self._requests.add(1, {attr.TENANT: req.tenant, attr.TASK_TYPE: task_type,
-                               attr.GEN_AI_REQUEST_MODEL: target.model,
-                               attr.ROUTER_TARGET: target.name, attr.ROUTER_STATUS: req.status,
-                               attr.ROUTER_OPERATION: req.operation})
-        self._cost.add(total, {attr.TENANT: req.tenant, attr.TASK_TYPE: task_type,
-                               attr.GEN_AI_REQUEST_MODEL: target.model,
-                               attr.ROUTER_TARGET: target.name})
+        self._requests.add(
+            1,
+            {
+                attr.TENANT: req.tenant,
+                attr.TASK_TYPE: task_type,
+                attr.GEN_AI_REQUEST_MODEL: target.model,
+                attr.ROUTER_TARGET: target.name,
+                attr.ROUTER_STATUS: req.status,
+                attr.ROUTER_OPERATION: req.operation,
+            },
+        )
+        self._cost.add(
+            total,
+            {
+                attr.TENANT: req.tenant,
+                attr.TASK_TYPE: task_type,
+                attr.GEN_AI_REQUEST_MODEL: target.model,
+                attr.ROUTER_TARGET: target.name,
+            },
+        )
         in_tok = req.usage.input_tokens if req.usage else 0
         out_tok = req.usage.output_tokens if req.usage else 0
         baseline = 0.0

@@ -61,7 +61,12 @@ async def open_resources(settings: RouterSettings) -> AsyncIterator[RouterResour
     except (ValueError, LedgerError) as error:
         raise FailedPrecondition(f"cannot open the cost ledger: {error}") from None
     spend = SpendTracker(ledger.spend_since, ttl_s=settings.budget_cache_s)
-    writer = LedgerWriter(ledger, on_written=lambda r: spend.written(r.tenant, r.total_cost_usd))
+    writer = LedgerWriter(
+        ledger,
+        on_written=lambda r: spend.written(r.tenant, r.total_cost_usd),
+        spill_path=settings.ledger_spill_path,
+    )
+    await writer.replay_spill()
     connections = Connections()
     router = Router(
         lambda: source.current, connections, spend, writer, log_prompts=settings.log_prompts

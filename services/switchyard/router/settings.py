@@ -24,6 +24,10 @@ class RouterSettings(ServiceSettings):
     reload_poll_s: float = Field(
         1.0, gt=0, le=60, description="How often the configuration file is checked for changes."
     )
+    ledger_spill_path: Path = Field(
+        Path("switchyard-ledger-spill.jsonl"),
+        description="Where records the ledger could not take are kept until the next start.",
+    )
     budget_cache_s: float = Field(
         2.0, ge=0, le=300, description="How long a tenant's spend read from the ledger is reused."
     )
