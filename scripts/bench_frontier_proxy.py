@@ -80,7 +80,7 @@ async def direct_stream(
                 continue
             data = line[6:]
             if data == "[DONE]":
-                break
+                continue  # read to the body's end, so the connection goes back to the pool
             chunk = json.loads(data)
             if first is None and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
                 first = time.perf_counter()
@@ -260,6 +260,45 @@ async def bench(args: argparse.Namespace, info: dict, port: int, proxy_pid: int)
     return results
 
 
+async def cpu_profile(args: argparse.Namespace, info: dict, port: int, proxy_pid: int) -> dict:  # type: ignore[type-arg]
+    """Proxy CPU per stream and per relayed chunk, proxied streams only (no direct mode).
+
+    CPU time is the proxy process's own user + system time (/proc), so it depends much less on
+    other load than wall-clock latency does (cache and frequency effects remain: repeat it).
+    """
+    await configure_standin(info, args.chunks, args.chunk_delay_ms)
+    rows = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        await wait_ready(stub)
+
+        def proxied(prompt: str):  # type: ignore[no-untyped-def]
+            return proxied_stream(stub, prompt)
+
+        per_worker = max(1, args.cpu_streams // args.cpu_concurrency)
+        streams = per_worker * args.cpu_concurrency
+        await run_round(proxied, args.cpu_concurrency, 1)  # warm-up
+        for _ in range(args.cpu_repeats):
+            cpu_before = cpu_seconds(proxy_pid)
+            await run_round(proxied, args.cpu_concurrency, per_worker)
+            cpu = cpu_seconds(proxy_pid) - cpu_before
+            row = {
+                "streams": streams,
+                "cpu_ms_per_stream": cpu * 1000 / streams,
+                "cpu_us_per_chunk": cpu * 1e6 / (streams * args.chunks),
+                "load_average_1m": os.getloadavg()[0],
+            }
+            rows.append(row)
+            print(
+                f"{streams} streams x {args.chunks} chunks at concurrency {args.cpu_concurrency}:"
+                f" proxy CPU {row['cpu_ms_per_stream']:.2f} ms/stream"
+                f" ({row['cpu_us_per_chunk']:.0f} us/chunk);"
+                f" load average {row['load_average_1m']:.1f}",
+                flush=True,
+            )
+    return {"cpu": rows}
+
+
 def print_table(results: dict, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
     print(
         f"\nstreamed chat: {args.chunks} text chunks, {args.chunk_delay_ms} ms apart; "
@@ -283,6 +322,17 @@ def print_table(results: dict, args: argparse.Namespace) -> None:  # type: ignor
         )
 
 
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Latency added by the frontier proxy.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 200])
@@ -293,20 +343,31 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--otlp", action="store_true", help="keep OTEL_EXPORTER_OTLP_ENDPOINT")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--cpu-streams",
+        type=int,
+        default=0,
+        help="instead of the latency comparison: proxy CPU per stream over this many streams",
+    )
+    parser.add_argument("--cpu-concurrency", type=int, default=20)
+    parser.add_argument("--cpu-repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.cpu_streams:
+        with tempfile.TemporaryDirectory() as workdir:
+            processes, info, port = start_processes(args, Path(workdir))
+            try:
+                results = asyncio.run(cpu_profile(args, info, port, processes[1].pid))
+            finally:
+                stop_processes(processes)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        return 0
     with tempfile.TemporaryDirectory() as workdir:
         processes, info, port = start_processes(args, Path(workdir))
         try:
             results = asyncio.run(bench(args, info, port, processes[1].pid))
         finally:
-            for process in processes:
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+            stop_processes(processes)
     print_table(results, args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -207,10 +207,11 @@ class FrontierProxy:
                     response = await self._open(model, upstream, dialect, call, deadline, span)
                     fold = dialect.stream()
                     decoder = SseDecoder()
+                    body = response.aiter_bytes()
                     try:
                         # Events that arrive in one read go to the caller as one delta: under
                         # load this saves gRPC messages; unloaded, each read holds one event.
-                        async for data in response.aiter_bytes():
+                        async for data in body:
                             text: list[str] = []
                             reasoning: list[str] = []
                             for event in decoder.feed_bytes(data):
@@ -229,10 +230,13 @@ class FrontierProxy:
                                 yield merged
                             if fold.done:
                                 break
-                        if not fold.done and (tail := decoder.flush()) is not None:
+                        if fold.done:
+                            await _drain(body, deadline - self._clock())
+                        elif (tail := decoder.flush()) is not None:
                             fold.feed(tail)
                         end = fold.end()
                     finally:
+                        await body.aclose()
                         await response.aclose()
                 except _AttemptFailed as failure:
                     await self._after_failure(
@@ -648,6 +652,26 @@ class FrontierProxy:
                 attr.FRONTIER_ATTEMPTS: attempts,
             }
         )
+
+
+# After the terminal event (`[DONE]`, `message_stop`) only the end of the HTTP body is left,
+# normally in the same read. Reading it lets the pool reuse the connection: a response closed
+# before its end closes the connection, and the next call pays a new TCP (and TLS) handshake.
+_DRAIN_TIMEOUT_S = 0.25
+_DRAIN_MAX_BYTES = 65536
+
+
+async def _drain(body: AsyncIterator[bytes], remaining_s: float) -> None:
+    """Read what is left of `body`, briefly; give up (the connection closes) if it drags."""
+    left = _DRAIN_MAX_BYTES
+    try:
+        async with asyncio.timeout(max(0.0, min(_DRAIN_TIMEOUT_S, remaining_s))):
+            async for data in body:
+                left -= len(data)
+                if left < 0:
+                    return
+    except (TimeoutError, httpx.HTTPError):
+        return
 
 
 def _fail_span(span: Span, exc: BaseException) -> None:
