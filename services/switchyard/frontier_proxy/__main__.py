@@ -89,7 +89,7 @@ def use_uvloop() -> bool:
     """Run on uvloop's event loop where it is installed (the frontier-proxy extra requires it).
 
     The proxy's CPU goes mostly to event-loop work per relayed chunk (a socket read from the
-    upstream, a gRPC write); uvloop cut the proxy's CPU per stream by about 15% in
+    upstream, a gRPC write); uvloop cut the proxy's CPU per stream by about 5% in
     `scripts/bench_frontier_proxy.py --cpu-streams` (docs/services/frontier-proxy.md).
     """
     try:
