@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -207,7 +207,7 @@ class FrontierProxy:
                     response = await self._open(model, upstream, dialect, call, deadline, span)
                     fold = dialect.stream()
                     decoder = SseDecoder()
-                    body = response.aiter_bytes()
+                    body: AsyncGenerator[bytes, None] = response.aiter_bytes()  # type: ignore[assignment]
                     try:
                         # Events that arrive in one read go to the caller as one delta: under
                         # load this saves gRPC messages; unloaded, each read holds one event.

@@ -19,6 +19,7 @@ import httpx
 
 from switchyard.frontier_proxy.breaker import CircuitBreaker
 from switchyard.frontier_proxy.catalog import CatalogModel
+from switchyard.frontier_proxy.transport import pooled_transport
 
 __all__ = ["Upstream", "open_upstreams"]
 
@@ -48,15 +49,17 @@ async def open_upstreams(
         for model in models:
             if model.base_url in upstreams:
                 continue
+            limits = httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=30.0,
+            )
             client = httpx.AsyncClient(
                 base_url=model.base_url,
-                limits=httpx.Limits(
-                    max_connections=max_connections,
-                    max_keepalive_connections=max_connections,
-                    keepalive_expiry=30.0,
-                ),
+                limits=limits,
                 timeout=httpx.Timeout(connect_timeout_s, read=None, write=None, pool=None),
-                transport=transport,
+                # httpx's pool on plain asyncio streams (transport.py: less CPU per chunk).
+                transport=transport or pooled_transport(limits),
                 follow_redirects=False,
                 trust_env=True,  # honour HTTPS_PROXY / NO_PROXY for egress
             )

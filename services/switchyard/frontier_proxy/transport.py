@@ -1,0 +1,178 @@
+"""httpx's HTTP/1.1 connection pool on plain asyncio streams instead of anyio.
+
+httpx's default transport reaches sockets through httpcore's anyio backend. Profiling the
+proxy (docs/services/frontier-proxy.md) showed that layer's per-call costs on the streaming
+path: every socket read opens an anyio cancel scope inside two context managers, and before
+every request the pool asks each pooled connection whether it has expired, which makes anyio
+build a dictionary of socket attributes and `select` the socket. This backend does the same
+work with asyncio's `StreamReader` / `StreamWriter`: a read is one `await reader.read(n)`
+(with an `asyncio.timeout` only when httpx passes a timeout), and an idle connection counts as
+closed by the server when its reader saw EOF or its transport is closing.
+
+Everything above the socket (h11 parsing, pooling, keep-alive expiry, TLS through
+`StreamWriter.start_tls`, httpx's exception mapping, proxies from the environment, which httpx
+mounts separately) stays httpx's and httpcore's own. Errors are raised as httpcore's
+exception types, which httpx maps to `httpx.ConnectError`, `httpx.ReadTimeout` and so on, as
+with the default backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+__all__ = ["AsyncioNetworkBackend", "AsyncioNetworkStream", "pooled_transport"]
+
+_SocketOption = Any  # httpcore's SOCKET_OPTION: the arguments of one `setsockopt` call
+
+
+class AsyncioNetworkStream(httpcore.AsyncNetworkStream):
+    """One connection as an asyncio stream pair."""
+
+    __slots__ = ("_reader", "_writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            if timeout is None:
+                return await self._reader.read(max_bytes)
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError:
+            raise httpcore.ReadTimeout("timed out reading from the upstream") from None
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            self._writer.write(buffer)
+            if timeout is None:
+                await self._writer.drain()
+            else:
+                async with asyncio.timeout(timeout):
+                    await self._writer.drain()
+        except TimeoutError:
+            raise httpcore.WriteTimeout("timed out writing to the upstream") from None
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        # Not waiting for the close to finish: a TLS close_notify to a peer that is gone
+        # could hang, and nothing is read from this connection again.
+        self._writer.close()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except TimeoutError:
+            self._writer.close()
+            raise httpcore.ConnectTimeout("timed out in the TLS handshake") from None
+        except (OSError, ssl.SSLError) as exc:
+            self._writer.close()
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        return self
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            # Asked of idle pooled connections: readable means the server closed it (or sent
+            # something unasked), so it must not be reused.
+            return (
+                self._reader.at_eof()
+                or self._writer.transport.is_closing()
+                or self._reader.exception() is not None
+            )
+        if info == "ssl_object":
+            return self._writer.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return self._writer.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._writer.get_extra_info("peername")
+        if info == "socket":
+            return self._writer.get_extra_info("socket")
+        return None
+
+
+class AsyncioNetworkBackend(httpcore.AsyncNetworkBackend):
+    """Opens `AsyncioNetworkStream`s (TCP, or a Unix socket)."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[_SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        local = (local_address, 0) if local_address else None
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(host, port, local_addr=local)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        _apply(writer, socket_options)
+        return AsyncioNetworkStream(reader, writer)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[_SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_unix_connection(path)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"timed out connecting to {path}") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        _apply(writer, socket_options)
+        return AsyncioNetworkStream(reader, writer)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def _apply(writer: asyncio.StreamWriter, options: Iterable[_SocketOption] | None) -> None:
+    sock: socket.socket | None = writer.get_extra_info("socket")
+    if sock is None or not options:
+        return
+    for option in options:
+        sock.setsockopt(*option)  # type: ignore[arg-type]
+
+
+def pooled_transport(
+    limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None, trust_env: bool = True
+) -> httpx.AsyncHTTPTransport:
+    """httpx's transport with its pool rebuilt on `AsyncioNetworkBackend` (same settings)."""
+    context = ssl_context or httpx.create_ssl_context(trust_env=trust_env)
+    transport = httpx.AsyncHTTPTransport(verify=context, limits=limits, trust_env=trust_env)
+    # httpx has no parameter for httpcore's network backend; its transport sends every
+    # request through `_pool` (httpx 0.28, pinned <1 in pyproject). The pool below has the
+    # settings httpx would have given it.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=context,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=AsyncioNetworkBackend(),
+    )
+    return transport
