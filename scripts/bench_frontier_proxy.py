@@ -5,7 +5,8 @@ Three processes: the stand-in (tests/support/frontier_standin.py), the proxy
 (`python -m switchyard.frontier_proxy`, catalog pointing at the stand-in) and this one, which
 runs the same streamed chat two ways, side by side in one run:
 
-- direct:  httpx (the HTTP client the proxy uses) -> stand-in, SSE parsed to the last event;
+- direct:  httpx with the proxy's transport (frontier_proxy/transport.py) -> stand-in, SSE
+           parsed to the end of the body;
 - proxied: gRPC GenerateStream -> proxy -> httpx -> stand-in, to the final `complete` message.
 
 Both wait for the same stand-in answer (`--chunks` text chunks, `--chunk-delay-ms` apart, as a
@@ -40,6 +41,7 @@ sys.path.insert(0, str(REPO / "services"))
 
 from switchyard.api.inference.v1 import inference_pb2 as pb  # noqa: E402
 from switchyard.api.inference.v1 import inference_pb2_grpc  # noqa: E402
+from switchyard.frontier_proxy.transport import pooled_transport  # noqa: E402
 
 
 def free_port() -> int:
@@ -212,7 +214,8 @@ async def bench(args: argparse.Namespace, info: dict, port: int, proxy_pid: int)
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
     results: dict = {}
     async with (
-        httpx.AsyncClient(limits=limits, timeout=60) as client,
+        # The proxy's own HTTP client: httpx with its pool on asyncio streams.
+        httpx.AsyncClient(limits=limits, timeout=60, transport=pooled_transport(limits)) as client,
         grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
     ):
         stub = inference_pb2_grpc.InferenceServiceStub(channel)
