@@ -27,7 +27,7 @@ from typing import Any
 import httpcore
 import httpx
 
-__all__ = ["AsyncioNetworkBackend", "AsyncioNetworkStream", "pooled_transport"]
+__all__ = ["AsyncioNetworkBackend", "AsyncioNetworkStream", "LinearPool", "pooled_transport"]
 
 _SocketOption = Any  # httpcore's SOCKET_OPTION: the arguments of one `setsockopt` call
 
@@ -159,16 +159,72 @@ def _apply(writer: asyncio.StreamWriter, options: Iterable[_SocketOption] | None
         sock.setsockopt(*option)  # type: ignore[arg-type]
 
 
+class LinearPool(httpcore.AsyncConnectionPool):
+    """httpcore's pool with its bookkeeping pass made linear in the number of connections.
+
+    httpcore 1.0 runs `_assign_requests_to_connections` on every request and every response
+    close; for each idle connection it builds a list over the whole pool to count it, so the
+    pass is quadratic: with 200 pooled connections it took over a third of the proxy's CPU at
+    200 concurrent streams (py-spy, docs/services/frontier-proxy.md). This override keeps the
+    same decisions (drop closed connections, close expired ones and idle ones beyond the
+    keep-alive limit, give each queued request the first available connection, else a new
+    one, else replace an idle one) with one pass over the pool plus one per queued request.
+    """
+
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        closing: list[httpcore.AsyncConnectionInterface] = []
+        kept: list[httpcore.AsyncConnectionInterface] = []
+        count = len(self._connections)
+        for connection in self._connections:
+            if connection.is_closed():
+                count -= 1
+            elif connection.has_expired() or (
+                # httpcore compares the pool's size (all connections) with the limit here.
+                connection.is_idle() and count > self._max_keepalive_connections
+            ):
+                count -= 1
+                closing.append(connection)
+            else:
+                kept.append(connection)
+        self._connections[:] = kept
+
+        for pool_request in self._requests:
+            if not pool_request.is_queued():
+                continue
+            origin = pool_request.request.url.origin
+            available = next(
+                (c for c in self._connections if c.can_handle_request(origin) and c.is_available()),
+                None,
+            )
+            if available is not None:
+                pool_request.assign_to_connection(available)
+                continue
+            if len(self._connections) < self._max_connections:
+                connection = self.create_connection(origin)
+                self._connections.append(connection)
+                pool_request.assign_to_connection(connection)
+                continue
+            idle = next((c for c in self._connections if c.is_idle()), None)
+            if idle is not None:
+                self._connections.remove(idle)
+                closing.append(idle)
+                connection = self.create_connection(origin)
+                self._connections.append(connection)
+                pool_request.assign_to_connection(connection)
+        return closing
+
+
 def pooled_transport(
     limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None, trust_env: bool = True
 ) -> httpx.AsyncHTTPTransport:
-    """httpx's transport with its pool rebuilt on `AsyncioNetworkBackend` (same settings)."""
+    """httpx's transport with its pool rebuilt as a `LinearPool` on `AsyncioNetworkBackend`
+    (the settings httpx would have given it)."""
     context = ssl_context or httpx.create_ssl_context(trust_env=trust_env)
     transport = httpx.AsyncHTTPTransport(verify=context, limits=limits, trust_env=trust_env)
     # httpx has no parameter for httpcore's network backend; its transport sends every
     # request through `_pool` (httpx 0.28, pinned <1 in pyproject). The pool below has the
     # settings httpx would have given it.
-    transport._pool = httpcore.AsyncConnectionPool(
+    transport._pool = LinearPool(
         ssl_context=context,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
