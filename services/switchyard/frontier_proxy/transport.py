@@ -93,10 +93,15 @@ class AsyncioNetworkStream(httpcore.AsyncNetworkStream):
         if info == "is_readable":
             # Asked of idle pooled connections: readable means the server closed it (or sent
             # something unasked), so it must not be reused.
+            # The reader buffers what the transport received, so look there: bytes waiting
+            # (say a 408 sent before closing; StreamReader has no public accessor for them),
+            # EOF, a closing transport, or an error.
+            reader = self._reader
             return (
-                self._reader.at_eof()
+                bool(getattr(reader, "_buffer", None))
+                or reader.at_eof()
+                or reader.exception() is not None
                 or self._writer.transport.is_closing()
-                or self._reader.exception() is not None
             )
         if info == "ssl_object":
             return self._writer.get_extra_info("ssl_object")
