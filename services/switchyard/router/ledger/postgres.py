@@ -34,9 +34,10 @@ from switchyard.router.ledger.records import (
     CostReportRow,
     Grouping,
     RequestRecord,
+    attempt_rows,
     from_nanodollars,
+    request_row,
     require_utc,
-    to_nanodollars,
 )
 from switchyard.router.ledger.schema import MIGRATIONS_TABLE, POSTGRES_MIGRATIONS, SCHEMA_VERSION
 from switchyard.runtime.logging import get_logger
@@ -163,40 +164,8 @@ class PostgresLedger:
         if not isinstance(record, RequestRecord):
             raise TypeError(f"record must be a RequestRecord, got {type(record).__name__}")
         self._check_open()
-        request = (
-            record.request_id,
-            record.time,
-            record.tenant,
-            record.task_type,
-            record.complexity,
-            record.target,
-            record.target_kind,
-            record.model,
-            record.reason,
-            record.escalation_score,
-            record.status,
-            to_nanodollars(record.classifier_cost_usd),
-            to_nanodollars(record.total_cost_usd),
-            record.latency_ms,
-            record.input_tokens,
-            record.output_tokens,
-            to_nanodollars(record.baseline_cost_usd),
-        )
-        attempts = [
-            (
-                record.request_id,
-                index,
-                a.target,
-                a.backend,
-                a.model,
-                a.status,
-                a.latency_ms,
-                to_nanodollars(a.cost_usd),
-                a.input_tokens,
-                a.output_tokens,
-            )
-            for index, a in enumerate(record.attempts)
-        ]
+        request = request_row(record, record.time)
+        attempts = attempt_rows(record)
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute(_INSERT_REQUEST, request)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 import grpc
 
@@ -231,3 +232,46 @@ class CostReport:
     tenant: str | None
     rows: tuple[CostReportRow, ...]
     total: CostReportRow
+
+
+def request_row(record: RequestRecord, time: Any) -> tuple[Any, ...]:
+    """The `requests` table's column values for `record`, in schema order; both backends use
+    this, each passing `time` in its own storage form (SQLite: microseconds since the epoch)."""
+    return (
+        record.request_id,
+        time,
+        record.tenant,
+        record.task_type,
+        record.complexity,
+        record.target,
+        record.target_kind,
+        record.model,
+        record.reason,
+        record.escalation_score,
+        record.status,
+        to_nanodollars(record.classifier_cost_usd),
+        to_nanodollars(record.total_cost_usd),
+        record.latency_ms,
+        record.input_tokens,
+        record.output_tokens,
+        to_nanodollars(record.baseline_cost_usd),
+    )
+
+
+def attempt_rows(record: RequestRecord) -> list[tuple[Any, ...]]:
+    """The `attempts` table's rows for `record`, in order."""
+    return [
+        (
+            record.request_id,
+            index,
+            attempt.target,
+            attempt.backend,
+            attempt.model,
+            attempt.status,
+            attempt.latency_ms,
+            to_nanodollars(attempt.cost_usd),
+            attempt.input_tokens,
+            attempt.output_tokens,
+        )
+        for index, attempt in enumerate(record.attempts)
+    ]

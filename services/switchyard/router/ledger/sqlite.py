@@ -38,9 +38,10 @@ from switchyard.router.ledger.records import (
     CostReportRow,
     Grouping,
     RequestRecord,
+    attempt_rows,
     from_nanodollars,
+    request_row,
     require_utc,
-    to_nanodollars,
 )
 from switchyard.router.ledger.schema import MIGRATIONS_TABLE, SCHEMA_VERSION, SQLITE_MIGRATIONS
 from switchyard.runtime.logging import get_logger
@@ -84,46 +85,6 @@ def _to_us(value: datetime) -> int:
 
 def _from_us(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
-
-
-def _request_params(record: RequestRecord) -> tuple[Any, ...]:
-    return (
-        record.request_id,
-        _to_us(record.time),
-        record.tenant,
-        record.task_type,
-        record.complexity,
-        record.target,
-        record.target_kind,
-        record.model,
-        record.reason,
-        record.escalation_score,
-        record.status,
-        to_nanodollars(record.classifier_cost_usd),
-        to_nanodollars(record.total_cost_usd),
-        record.latency_ms,
-        record.input_tokens,
-        record.output_tokens,
-        to_nanodollars(record.baseline_cost_usd),
-    )
-
-
-def _attempt_params(record: RequestRecord) -> list[tuple[Any, ...]]:
-    return [
-        (
-            record.request_id,
-            index,
-            attempt.target,
-            attempt.backend,
-            attempt.model,
-            attempt.status,
-            attempt.latency_ms,
-            to_nanodollars(attempt.cost_usd),
-            attempt.input_tokens,
-            attempt.output_tokens,
-        )
-        for index, attempt in enumerate(record.attempts)
-    ]
 
 
 def _refused(record: RequestRecord, error: sqlite3.IntegrityError) -> ValueError:
@@ -305,8 +266,8 @@ class SqliteLedger:
             for record in records:
                 conn.execute("SAVEPOINT record")
                 try:
-                    conn.execute(_INSERT_REQUEST, _request_params(record))
-                    conn.executemany(_INSERT_ATTEMPT, _attempt_params(record))
+                    conn.execute(_INSERT_REQUEST, request_row(record, _to_us(record.time)))
+                    conn.executemany(_INSERT_ATTEMPT, attempt_rows(record))
                 except sqlite3.IntegrityError as error:
                     conn.execute("ROLLBACK TO record")
                     outcomes.append(_refused(record, error))
