@@ -161,11 +161,17 @@ class LedgerWriter:
                 if self._on_written is not None:
                     self._on_written(record)
             except Exception as exc:  # the request is answered; keep the router serving
-                spilled = await asyncio.to_thread(self._spill, [record])
+                try:
+                    spilled = await asyncio.to_thread(self._spill, [record])
+                    outcome = (
+                        "record kept in the spill journal"
+                        if spilled
+                        else ("record lost (no spill journal configured)")
+                    )
+                except OSError as spill_error:
+                    outcome = f"record lost (spill journal not writable: {spill_error})"
                 log.error(
-                    "ledger write failed; record kept in the spill journal"
-                    if spilled
-                    else "ledger write failed; record lost (no spill journal configured)",
+                    f"ledger write failed; {outcome}",
                     request_id=record.request_id,
                     spill_path=str(self._spill_path or ""),
                     exc_info=exc,

@@ -85,3 +85,16 @@ async def test_lasting_outage_spills_then_replays_into_a_real_ledger(tmp_path: P
         assert await back_up.replay_spill() == 0
     finally:
         await ledger.close()
+
+
+async def test_an_unwritable_journal_does_not_stop_the_writer(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    ledger = FlakyLedger(failures=1)
+    writer = LedgerWriter(ledger, spill_path=blocker / "spill.jsonl", retry_delays_s=())
+    writer.start()
+    writer.submit(record("r-lost"))  # fails, cannot be spilled: logged as lost
+    writer.submit(record("r-next"))  # the writer keeps going
+    await writer.flush()
+    await writer.close()
+    assert [r.request_id for r in ledger.written] == ["r-next"]
