@@ -24,8 +24,7 @@ def main() -> int:
     if args.address:
         from switchyard.cli.demo import run_demo
 
-        metadata = [("authorization", f"Bearer {args.api_key}")] if args.api_key else None
-        run_demo(args.address, sys.stdout, metadata=metadata)
+        run_demo(args.address, sys.stdout, api_key=args.api_key or None)
         return 0
     from switchyard.cli.main import main as switchyard
 

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from typing import TextIO
 
-import grpc
-
-from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
-from switchyard.api.inference.v1 import inference_pb2
-from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
 from switchyard.cli.formatting import decision_record, report_table, table, usd
 
 __all__ = ["DEMO_PROMPTS", "run_demo"]
@@ -23,32 +18,38 @@ DEMO_PROMPTS = [
 ]
 
 
-def run_demo(address: str, out: TextIO, *, metadata: list[tuple[str, str]] | None = None,
-             max_tokens: int = 64) -> None:
+def run_demo(
+    address: str, out: TextIO, *, api_key: str | None = None, max_tokens: int = 64
+) -> None:
+    from switchyard_client import CostGrouping, SwitchyardClient, SwitchyardClientError
+
     rows = []
-    with grpc.insecure_channel(address) as channel:
-        stub = router_pb2_grpc.RouterServiceStub(channel)
+    with SwitchyardClient(address, api_key=api_key, timeout=600) as client:
         for prompt in DEMO_PROMPTS:
-            request = router_pb2.CompleteRequest(
-                messages=[inference_pb2.ChatMessage(role=inference_pb2.ROLE_USER, content=prompt)],
-                parameters=inference_pb2.GenerationParameters(max_tokens=max_tokens),
-            )
             try:
-                reply = stub.Complete(request, metadata=metadata or [], timeout=600)
-            except grpc.RpcError as error:
-                rows.append([prompt[:48], "-", "-", "-", error.code().name, "-", "-"])
+                reply = client.complete(prompt, max_tokens=max_tokens)
+            except SwitchyardClientError as error:
+                rows.append([prompt[:48], "-", "-", "-", error.code.name, "-", "-"])
                 continue
             r = decision_record(reply.decision)
-            rows.append([
-                prompt[:48], r["task_type"] or "?", f"{r['escalation_score']:.2f}",
-                f"{r['target']} ({r['model']})", r["reason"],
-                f"{reply.cost.total_latency_ms:.0f} ms", usd(reply.cost.total_cost_usd),
-            ])
+            rows.append(
+                [
+                    prompt[:48],
+                    r["task_type"] or "?",
+                    f"{r['escalation_score']:.2f}",
+                    f"{r['target']} ({r['model']})",
+                    r["reason"],
+                    f"{reply.cost.total_latency_ms:.0f} ms",
+                    usd(reply.cost.total_cost_usd),
+                ]
+            )
         print("\nDemo: where each request went and what it cost\n", file=out)
-        print(table(["prompt", "task type", "score", "target (model)", "reason", "latency",
-                     "cost"], rows), file=out)
-        report = cost_pb2_grpc.CostServiceStub(channel).GetCostReport(
-            cost_pb2.GetCostReportRequest(group_by=cost_pb2.COST_GROUPING_TARGET),
-            metadata=metadata or [], timeout=60,
+        print(
+            table(
+                ["prompt", "task type", "score", "target (model)", "reason", "latency", "cost"],
+                rows,
+            ),
+            file=out,
         )
+        report = client.cost_report(CostGrouping.TARGET, timeout=60)
         print("\n" + report_table(report), file=out, flush=True)

@@ -25,77 +25,61 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-import grpc
-
-from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
-from switchyard.api.inference.v1 import inference_pb2
-from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
 from switchyard.cli.formatting import decision_line, decision_record, hops_table, report_table
 
 __all__ = ["main"]
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-_GROUPS = {
-    "model": cost_pb2.COST_GROUPING_MODEL,
-    "task_type": cost_pb2.COST_GROUPING_TASK_TYPE,
-    "tenant": cost_pb2.COST_GROUPING_TENANT,
-    "target": cost_pb2.COST_GROUPING_TARGET,
-}
+_GROUPINGS = ("model", "target", "task_type", "tenant")  # switchyard_client.CostGrouping
 
 
 class CliError(Exception):
     pass
 
 
-def _metadata(args: argparse.Namespace) -> list[tuple[str, str]]:
-    key = args.api_key or os.environ.get("SWITCHYARD_API_KEY", "")
-    return [("authorization", f"Bearer {key}")] if key else []
-
-
-def _channel(args: argparse.Namespace) -> grpc.Channel:
+def _client(args: argparse.Namespace) -> Any:
+    """The Python client (`clients/python`, installed by scripts/setup) for the router."""
+    try:
+        from switchyard_client import SwitchyardClient
+    except ImportError:  # pragma: no cover - a services-only install
+        raise CliError(
+            "this command needs the Python client: pip install -e clients/python"
+        ) from None
     address = args.address or os.environ.get("SWITCHYARD_ADDRESS", DEFAULT_ADDRESS)
-    return grpc.insecure_channel(address)
+    api_key = args.api_key or os.environ.get("SWITCHYARD_API_KEY") or None
+    return SwitchyardClient(address, api_key=api_key, timeout=args.timeout)
 
 
-def _rpc_error(error: grpc.RpcError) -> CliError:
-    code = error.code().name if hasattr(error, "code") else "ERROR"
-    details = error.details() if hasattr(error, "details") else str(error)
-    return CliError(f"{code}: {details}")
+def _client_error(error: Exception) -> CliError:
+    code = getattr(error, "code", None)
+    details = getattr(error, "details", str(error))
+    return CliError(f"{code.name if code is not None else 'ERROR'}: {details}")
 
 
-def _messages(prompt: str) -> list[inference_pb2.ChatMessage]:
-    return [inference_pb2.ChatMessage(role=inference_pb2.ROLE_USER, content=prompt)]
+def _routing(args: argparse.Namespace) -> Any:
+    from switchyard_client import RoutingOptions
 
-
-def _routing(args: argparse.Namespace) -> router_pb2.RoutingOptions:
-    options = router_pb2.RoutingOptions(
+    return RoutingOptions(
+        escalation_threshold=getattr(args, "threshold", None),
         force_target=getattr(args, "force_target", "") or "",
         disallow_frontier=bool(getattr(args, "disallow_frontier", False)),
+        max_cost_usd=getattr(args, "max_cost", None),
     )
-    if getattr(args, "threshold", None) is not None:
-        options.escalation_threshold = args.threshold
-    if getattr(args, "max_cost", None) is not None:
-        options.max_cost_usd = args.max_cost
-    return options
 
 
 # ---- ask -----------------------------------------------------------------------------------------
 
 
 def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
-    params = inference_pb2.GenerationParameters()
-    if args.max_tokens is not None:
-        params.max_tokens = args.max_tokens
-    with _channel(args) as channel:
-        stub = router_pb2_grpc.RouterServiceStub(channel)
+    from switchyard_client import SwitchyardClientError
+
+    with _client(args) as client:
         try:
             if args.stream:
-                request = router_pb2.CompleteStreamRequest(
-                    messages=_messages(args.prompt), parameters=params, routing=_routing(args)
-                )
                 summary = None
-                for event in stub.CompleteStream(request, metadata=_metadata(args),
-                                                 timeout=args.timeout):
+                for event in client.stream(
+                    args.prompt, max_tokens=args.max_tokens, routing=_routing(args)
+                ):
                     kind = event.WhichOneof("event")
                     if kind == "decision":
                         print(f"-> {decision_line(event.decision)}\n", file=out)
@@ -109,18 +93,22 @@ def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
                     print(f"served by: {decision_line(summary.decision)}", file=out)
                     print(hops_table(summary.cost), file=out)
                 return 0
-            request_c = router_pb2.CompleteRequest(
-                messages=_messages(args.prompt), parameters=params, routing=_routing(args)
-            )
-            reply = stub.Complete(request_c, metadata=_metadata(args), timeout=args.timeout)
-        except grpc.RpcError as error:
-            raise _rpc_error(error) from None
+            reply = client.complete(args.prompt, max_tokens=args.max_tokens, routing=_routing(args))
+        except SwitchyardClientError as error:
+            raise _client_error(error) from None
     if args.json:
-        print(json.dumps({
-            "request_id": reply.request_id, "text": reply.text,
-            **decision_record(reply.decision),
-            "cost_usd": reply.cost.total_cost_usd, "latency_ms": reply.cost.total_latency_ms,
-        }), file=out)
+        print(
+            json.dumps(
+                {
+                    "request_id": reply.request_id,
+                    "text": reply.text,
+                    **decision_record(reply.decision),
+                    "cost_usd": reply.cost.total_cost_usd,
+                    "latency_ms": reply.cost.total_latency_ms,
+                }
+            ),
+            file=out,
+        )
         return 0
     print(reply.text.strip(), file=out)
     print(f"\ndecision: {decision_line(reply.decision)}", file=out)
@@ -149,24 +137,17 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, str, str]]:
 
 
 def cmd_route(args: argparse.Namespace, out: TextIO) -> int:
+    from switchyard_client import SwitchyardClientError
+
     if bool(args.prompt) == bool(args.input):
         raise CliError("give either a prompt or --input FILE.jsonl")
-    with _channel(args) as channel:
-        stub = router_pb2_grpc.RouterServiceStub(channel)
-        metadata = _metadata(args)
-        routing = _routing(args)
-
-        def route(prompt: str) -> router_pb2.RouteResponse:
-            return stub.Route(
-                router_pb2.RouteRequest(messages=_messages(prompt), routing=routing),
-                metadata=metadata, timeout=args.timeout,
-            )
-
+    routing = _routing(args)
+    with _client(args) as client:
         if args.prompt:
             try:
-                reply = route(args.prompt)
-            except grpc.RpcError as error:
-                raise _rpc_error(error) from None
+                reply = client.route(args.prompt, routing=routing)
+            except SwitchyardClientError as error:
+                raise _client_error(error) from None
             if args.json:
                 print(json.dumps(decision_record(reply.decision)), file=out)
             else:
@@ -176,14 +157,14 @@ def cmd_route(args: argparse.Namespace, out: TextIO) -> int:
         items = list(_read_jsonl(Path(args.input)))
         failures = 0
         with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
-            futures = [pool.submit(route, prompt) for _, _, prompt in items]
+            futures = [pool.submit(client.route, prompt, routing=routing) for _, _, prompt in items]
             for (_, item_id, _), future in zip(items, futures, strict=True):
                 try:
                     reply = future.result()
                     line = {"id": item_id, **decision_record(reply.decision)}
-                except grpc.RpcError as error:
+                except SwitchyardClientError as error:
                     failures += 1
-                    line = {"id": item_id, "error": str(_rpc_error(error))}
+                    line = {"id": item_id, "error": str(_client_error(error))}
                 print(json.dumps(line), file=out)
         if failures:
             print(f"{failures} of {len(items)} prompts failed", file=sys.stderr)
@@ -195,17 +176,16 @@ def cmd_route(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_costs(args: argparse.Namespace, out: TextIO) -> int:
+    from switchyard_client import CostGrouping, SwitchyardClientError
+
     end = datetime.now(UTC) + timedelta(seconds=1)
-    request = cost_pb2.GetCostReportRequest(group_by=_GROUPS[args.group_by])
-    request.end_time.FromDatetime(end)
-    request.start_time.FromDatetime(end - timedelta(hours=args.hours))
-    with _channel(args) as channel:
+    with _client(args) as client:
         try:
-            report = cost_pb2_grpc.CostServiceStub(channel).GetCostReport(
-                request, metadata=_metadata(args), timeout=args.timeout
+            report = client.cost_report(
+                CostGrouping(args.group_by), start=end - timedelta(hours=args.hours), end=end
             )
-        except grpc.RpcError as error:
-            raise _rpc_error(error) from None
+        except SwitchyardClientError as error:
+            raise _client_error(error) from None
     print(f"Costs over the last {args.hours:g} h, by {args.group_by}:\n", file=out)
     print(report_table(report), file=out)
     return 0
@@ -228,8 +208,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     from switchyard.cli.supervisor import StartupError, Supervisor
 
     state_dir = Path(args.state_dir).expanduser()
-    plan = plan_suite(state_dir, base_port=args.base_port,
-                      startup_timeout_s=args.startup_timeout)
+    plan = plan_suite(state_dir, base_port=args.base_port, startup_timeout_s=args.startup_timeout)
     if plan.frontier == "standin":
         print(_STANDIN_BANNER, file=out)
     else:
@@ -251,10 +230,16 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
             supervisor.wait_healthy(spec.name)
             print(f"  {spec.name:17s} healthy at {plan.addresses[spec.name]}", file=out, flush=True)
         if not stop.is_set():
-            print(f"\nSwitchyard is up. Router: {plan.router_address}   "
-                  f"(config {plan.router_config_path}, logs {state_dir / 'logs'})", file=out)
-            print('Try: switchyard ask "What is the capital of France?"   '
-                  "- Ctrl-C stops everything.", file=out, flush=True)
+            print(
+                f"\nSwitchyard is up. Router: {plan.router_address}   "
+                f"(config {plan.router_config_path}, logs {state_dir / 'logs'})",
+                file=out,
+            )
+            print(
+                'Try: switchyard ask "What is the capital of France?"   - Ctrl-C stops everything.',
+                file=out,
+                flush=True,
+            )
             if args.demo:
                 from switchyard.cli.demo import run_demo
 
@@ -265,8 +250,11 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
             exited = supervisor.exited()
             if exited:
                 name, code = exited[0]
-                print(f"{name} exited with status {code}; stopping the suite\n"
-                      f"{supervisor.tail(name)}", file=out)
+                print(
+                    f"{name} exited with status {code}; stopping the suite\n"
+                    f"{supervisor.tail(name)}",
+                    file=out,
+                )
                 return 1
             stop.wait(1.0)
         return 0
@@ -304,8 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-cost", type=float, help="refuse targets estimated above this USD")
 
     up = sub.add_parser("up", help="start the four services here; Ctrl-C stops them")
-    up.add_argument("--state-dir", default=os.environ.get(
-        "SWITCHYARD_STATE_DIR", "~/.cache/switchyard/suite"))
+    up.add_argument(
+        "--state-dir", default=os.environ.get("SWITCHYARD_STATE_DIR", "~/.cache/switchyard/suite")
+    )
     up.add_argument("--base-port", type=int, default=50051)
     up.add_argument("--startup-timeout", type=float, default=900.0)
     up.add_argument("--demo", action="store_true", help="send a few mixed requests once up")
@@ -331,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     route.set_defaults(func=cmd_route)
 
     costs = sub.add_parser("costs", help="the cost report")
-    costs.add_argument("--group-by", choices=sorted(_GROUPS), default="model")
+    costs.add_argument("--group-by", choices=_GROUPINGS, default="model")
     costs.add_argument("--hours", type=float, default=24.0)
     client(costs)
     costs.set_defaults(func=cmd_costs)
@@ -355,4 +344,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
