@@ -86,6 +86,7 @@ class SpendTracker:
         self._cache: dict[tuple[str, datetime], tuple[float, float]] = {}
         self._locks: dict[tuple[str, datetime], asyncio.Lock] = {}
         self._pending: dict[str, float] = {}
+        self._adds_during_query: dict[tuple[str, datetime], float] = {}
 
     async def _spent(self, tenant: str, since: datetime) -> float:
         key = (tenant, since)
@@ -97,7 +98,15 @@ class SpendTracker:
             cached = self._cache.get(key)
             if cached is not None and self._monotonic() - cached[1] < self._ttl:
                 return cached[0]
-            value = await self._query(tenant, since)
+            # A record written (and added) while the query runs may be missing from the query's
+            # snapshot: count such adds on top of the result. At worst that counts one record
+            # twice until the next refresh; it never under-counts.
+            self._adds_during_query[key] = 0.0
+            try:
+                value = await self._query(tenant, since)
+            finally:
+                value_added = self._adds_during_query.pop(key)
+            value += value_added
             self._cache[key] = (value, self._monotonic())
             return value
 
@@ -132,6 +141,8 @@ class SpendTracker:
         now = self._clock()
         for since in (day_start(now), month_start(now)):
             key = (tenant, since)
+            if key in self._adds_during_query:
+                self._adds_during_query[key] += cost_usd
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache[key] = (cached[0] + cost_usd, cached[1])

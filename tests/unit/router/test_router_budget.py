@@ -61,3 +61,29 @@ async def test_unlimited_budget_never_queries() -> None:
     tracker = SpendTracker(ledger.spend_since)
     state = await tracker.state("t", BudgetConfig())
     assert not state.soft_exceeded and ledger.queries == 0
+
+
+async def test_a_record_written_during_a_refresh_is_not_lost() -> None:
+    """The refresh's snapshot predates a record that is written (and added) meanwhile."""
+    import asyncio
+
+    gate = asyncio.Event()
+
+    class SlowLedger(FakeLedger):
+        async def spend_since(self, tenant: str, since: datetime) -> float:
+            self.queries += 1
+            snapshot = self.spend
+            await gate.wait()
+            return snapshot
+
+    ledger = SlowLedger()
+    tracker = SpendTracker(ledger.spend_since, ttl_s=60)
+    budget = BudgetConfig(daily_soft_usd=0.005)
+    checking = asyncio.ensure_future(tracker.state("t", budget))
+    await asyncio.sleep(0)
+    ledger.spend = 0.01  # the record commits while the query is in flight ...
+    tracker.add_pending("t", 0.01)
+    tracker.written("t", 0.01)  # ... and is moved out of pending
+    gate.set()
+    await checking
+    assert (await tracker.state("t", budget)).soft_exceeded
