@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -59,16 +59,28 @@ def budget_state(budget: BudgetConfig, spent_today: float, spent_month: float) -
     )
 
 
-SpendQuery = Callable[[str, datetime], Awaitable[float]]
+SpendQuery = Callable[[str, datetime, Collection[str]], Awaitable[float]]
+
+
+@dataclass(slots=True)
+class _Query:
+    """One ledger query in flight and what happened to this router's records meanwhile."""
+
+    excluded: frozenset[str]
+    written_usd: float = 0.0
+    ambiguous: bool = False
+    ambiguous_usd: float = 0.0
 
 
 class SpendTracker:
     """Tenant spend per day and month: read from the ledger, cached briefly, updated locally.
 
-    `spend_since(tenant, since)` is the ledger's query. Values are cached for `ttl_s` (so a
-    busy router does not query the ledger on every attempt) and every recorded request is added
-    to the cached values at once, so this replica never under-counts its own spend. Other
-    replicas' spend (PostgreSQL) is seen within `ttl_s`.
+    `spend_since(tenant, since, exclude)` is the ledger's query. Requests this router has
+    finished but whose records are not yet written (pending) are counted from memory, exactly
+    once: the ledger query leaves them out by request id, so a record committing while the
+    query runs can neither be missed nor counted twice. When a pending record is written it
+    moves into the cached values. Values are cached for `ttl_s` (a busy router does not query
+    the ledger on every attempt); other replicas' spend (PostgreSQL) is seen within `ttl_s`.
     """
 
     def __init__(
@@ -85,8 +97,8 @@ class SpendTracker:
         self._monotonic = monotonic
         self._cache: dict[tuple[str, datetime], tuple[float, float]] = {}
         self._locks: dict[tuple[str, datetime], asyncio.Lock] = {}
-        self._pending: dict[str, float] = {}
-        self._adds_during_query: dict[tuple[str, datetime], float] = {}
+        self._pending: dict[str, dict[str, float]] = {}  # tenant -> request id -> USD
+        self._running: dict[tuple[str, datetime], _Query] = {}  # ledger queries in flight
 
     async def _spent(self, tenant: str, since: datetime) -> float:
         key = (tenant, since)
@@ -98,33 +110,66 @@ class SpendTracker:
             cached = self._cache.get(key)
             if cached is not None and self._monotonic() - cached[1] < self._ttl:
                 return cached[0]
-            # A record written (and added) while the query runs may be missing from the query's
-            # snapshot: count such adds on top of the result. At worst that counts one record
-            # twice until the next refresh; it never under-counts.
-            self._adds_during_query[key] = 0.0
-            try:
-                value = await self._query(tenant, since)
-            finally:
-                value_added = self._adds_during_query.pop(key)
-            value += value_added
+            for attempt in range(3):
+                query = _Query(frozenset(self._pending.get(tenant, {})))
+                self._running[key] = query
+                try:
+                    value = await self._query(tenant, since, query.excluded)
+                finally:
+                    del self._running[key]
+                # Excluded records written meanwhile are in neither the value nor pending.
+                value += query.written_usd
+                if not query.ambiguous:
+                    break
+                # A record that was not excluded was committed while the query ran: it may or
+                # may not be in the value. Read again (after 3 tries, count it on top).
+                if attempt == 2:
+                    value += query.ambiguous_usd
             self._cache[key] = (value, self._monotonic())
             return value
 
     async def spent(self, tenant: str) -> tuple[float, float]:
-        """(spent today, spent this month) in USD, UTC periods."""
-        now = self._clock()
-        today = await self._spent(tenant, day_start(now))
-        month = await self._spent(tenant, month_start(now))
-        return today, month
+        """(spent today, spent this month) in USD, UTC periods, without pending requests."""
+        keys = self._keys(tenant)
+        for key in keys:
+            await self._spent(*key)
+        # Read both from the cache only now, with no await before the caller reads the pending
+        # requests: a record written while the second query ran has been added to the first
+        # one's entry, and is no longer pending.
+        return self._cache[keys[0]][0], self._cache[keys[1]][0]
 
-    def add_pending(self, tenant: str, cost_usd: float) -> None:
+    def add_pending(self, tenant: str, cost_usd: float, request_id: str) -> None:
         """Count a finished request now, before its ledger record is written."""
-        self._pending[tenant] = self._pending.get(tenant, 0.0) + cost_usd
+        self._pending.setdefault(tenant, {})[request_id] = cost_usd
 
-    def written(self, tenant: str, cost_usd: float) -> None:
+    def _keys(self, tenant: str) -> tuple[tuple[str, datetime], ...]:
+        now = self._clock()
+        return ((tenant, day_start(now)), (tenant, month_start(now)))
+
+    def committing(self, tenant: str, request_id: str) -> None:
+        """A pending record is about to be committed: queries now running may or may not see
+        it. Those that do not exclude it must read again."""
+        cost = self._pending.get(tenant, {}).get(request_id, 0.0)
+        for key in self._keys(tenant):
+            query = self._running.get(key)
+            if query is not None and request_id not in query.excluded:
+                query.ambiguous = True
+                query.ambiguous_usd += cost
+
+    def written(self, tenant: str, cost_usd: float, request_id: str) -> None:
         """A pending request's record is in the ledger: move it into the cached values."""
-        self._pending[tenant] = max(0.0, self._pending.get(tenant, 0.0) - cost_usd)
-        self.add(tenant, cost_usd)
+        pending = self._pending.get(tenant, {})
+        if pending.pop(request_id, None) is None:
+            return
+        if not pending:
+            self._pending.pop(tenant, None)
+        for key in self._keys(tenant):
+            query = self._running.get(key)
+            if query is not None and request_id in query.excluded:
+                query.written_usd += cost_usd
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache[key] = (cached[0] + cost_usd, cached[1])
 
     async def state(
         self, tenant: str, budget: BudgetConfig, pending_usd: float = 0.0
@@ -133,16 +178,5 @@ class SpendTracker:
         if not budget.is_limited:
             return BudgetState(False, False, "")
         today, month = await self.spent(tenant)
-        extra = pending_usd + self._pending.get(tenant, 0.0)
+        extra = pending_usd + sum(self._pending.get(tenant, {}).values())
         return budget_state(budget, today + extra, month + extra)
-
-    def add(self, tenant: str, cost_usd: float) -> None:
-        """Count a just-recorded request in the cached values."""
-        now = self._clock()
-        for since in (day_start(now), month_start(now)):
-            key = (tenant, since)
-            if key in self._adds_during_query:
-                self._adds_during_query[key] += cost_usd
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache[key] = (cached[0] + cost_usd, cached[1])

@@ -115,12 +115,14 @@ class LedgerWriter:
         ledger: Any,
         on_written: Callable[[RequestRecord], None] | None = None,
         *,
+        on_committing: Callable[[RequestRecord], None] | None = None,
         spill_path: Path | None = None,
         retry_delays_s: tuple[float, ...] = (0.1, 0.5, 2.0),
     ):
         self._ledger = ledger
         self._queue: asyncio.Queue[RequestRecord | None] = asyncio.Queue()
         self._on_written = on_written
+        self._on_committing = on_committing
         self._spill_path = spill_path
         self._retry_delays = retry_delays_s
         self._task: asyncio.Task[None] | None = None
@@ -140,6 +142,8 @@ class LedgerWriter:
     async def _write(self, record: RequestRecord) -> None:
         for delay in (*self._retry_delays, None):
             try:
+                if self._on_committing is not None:
+                    self._on_committing(record)
                 await self._ledger.record(record)
                 return
             except LedgerUnavailable as exc:
@@ -276,7 +280,7 @@ class _Request:
     served_model: str = ""
     usage: inference_pb2.Usage | None = None
     status: str = "UNKNOWN"
-    finish_reason: int = inference_pb2.FINISH_REASON_UNSPECIFIED
+    finish_reason: inference_pb2.FinishReason = inference_pb2.FINISH_REASON_UNSPECIFIED
 
     @property
     def cost_so_far(self) -> float:
@@ -285,6 +289,11 @@ class _Request:
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def time_left(self) -> bool:
+        """True while the caller's deadline (if any) has not passed."""
+        remaining = self.remaining()
+        return remaining is None or remaining > 0
 
     def timeout(self, cap_s: float) -> float:
         remaining = self.remaining()
@@ -649,7 +658,7 @@ class Router:
                     code = error.code()
                     self._end_attempt(span, req, target, code.name, started)
                     failures.append((target.name, code, error.details() or code.name))
-                    if code in FALLBACK_CODES and (req.remaining() is None or req.remaining() > 0):
+                    if code in FALLBACK_CODES and req.time_left():
                         log.warning(
                             "backend failed before the first token: falling back",
                             target=target.name,
@@ -736,11 +745,7 @@ class Router:
                         span, req, target, code.name, started, partial_output_tokens=partial
                     )
                     failures.append((target.name, code, error.details() or code.name))
-                    if (
-                        first
-                        and code in FALLBACK_CODES
-                        and (req.remaining() is None or req.remaining() > 0)
-                    ):
+                    if first and code in FALLBACK_CODES and req.time_left():
                         log.warning(
                             "backend failed before the first token: falling back",
                             target=target.name,
@@ -874,7 +879,7 @@ class Router:
         except ValueError as exc:  # a bug, not the caller's fault: log, keep serving
             log.error("ledger record rejected", request_id=req.request_id, error=str(exc))
             return
-        self._spend.add_pending(req.tenant, record.total_cost_usd)
+        self._spend.add_pending(req.tenant, record.total_cost_usd, record.request_id)
         self._ledger.submit(record)
 
 

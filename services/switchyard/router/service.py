@@ -63,7 +63,8 @@ async def open_resources(settings: RouterSettings) -> AsyncIterator[RouterResour
     spend = SpendTracker(ledger.spend_since, ttl_s=settings.budget_cache_s)
     writer = LedgerWriter(
         ledger,
-        on_written=lambda r: spend.written(r.tenant, r.total_cost_usd),
+        on_written=lambda r: spend.written(r.tenant, r.total_cost_usd, r.request_id),
+        on_committing=lambda r: spend.committing(r.tenant, r.request_id),
         spill_path=settings.ledger_spill_path,
     )
     await writer.replay_spill()

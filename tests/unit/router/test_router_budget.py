@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Collection
 from datetime import UTC, datetime
 
+import pytest
 from switchyard.router.budget import SpendTracker, budget_state, day_start, month_start
 from switchyard.router.config import BudgetConfig
 
@@ -31,12 +34,22 @@ def test_hard_limit_alone_also_blocks_escalation() -> None:
 
 class FakeLedger:
     def __init__(self) -> None:
-        self.spend = 0.0
+        self.records: dict[str, float] = {}
         self.queries = 0
 
-    async def spend_since(self, tenant: str, since: datetime) -> float:
+    @property
+    def spend(self) -> float:
+        return sum(self.records.values())
+
+    @spend.setter
+    def spend(self, value: float) -> None:  # other replicas' spend, as one record
+        self.records = {"other-replica": value}
+
+    async def spend_since(
+        self, tenant: str, since: datetime, exclude: Collection[str] = ()
+    ) -> float:
         self.queries += 1
-        return self.spend
+        return sum(usd for rid, usd in self.records.items() if rid not in exclude)
 
 
 async def test_tracker_caches_counts_pending_and_local_adds() -> None:
@@ -48,7 +61,8 @@ async def test_tracker_caches_counts_pending_and_local_adds() -> None:
     assert ledger.queries == 2  # day and month
     assert (await tracker.state("t", budget, pending_usd=1.5)).soft_exceeded
     assert ledger.queries == 2  # cached
-    tracker.add("t", 2.0)
+    tracker.add_pending("t", 2.0, "r1")
+    tracker.written("t", 2.0, "r1")
     assert (await tracker.state("t", budget)).hard_exceeded
     ledger.spend = 0.0
     ticks[0] = 10.0  # expired: the ledger is the truth again
@@ -63,27 +77,76 @@ async def test_unlimited_budget_never_queries() -> None:
     assert not state.soft_exceeded and ledger.queries == 0
 
 
-async def test_a_record_written_during_a_refresh_is_not_lost() -> None:
-    """The refresh's snapshot predates a record that is written (and added) meanwhile."""
-    import asyncio
+class GatedLedger(FakeLedger):
+    """Takes its snapshot when the query starts, answers when the gate opens."""
 
-    gate = asyncio.Event()
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
 
-    class SlowLedger(FakeLedger):
-        async def spend_since(self, tenant: str, since: datetime) -> float:
-            self.queries += 1
-            snapshot = self.spend
-            await gate.wait()
-            return snapshot
+    async def spend_since(
+        self, tenant: str, since: datetime, exclude: Collection[str] = ()
+    ) -> float:
+        self.queries += 1
+        snapshot = sum(usd for rid, usd in self.records.items() if rid not in exclude)
+        await self.gate.wait()
+        return snapshot
 
-    ledger = SlowLedger()
+
+async def _race(commit_before_snapshot: bool, pending_before_query: bool) -> float:
+    """One request's record commits while a budget query runs; return the spend seen after."""
+    ledger = GatedLedger()
     tracker = SpendTracker(ledger.spend_since, ttl_s=60)
-    budget = BudgetConfig(daily_soft_usd=0.005)
+    budget = BudgetConfig(daily_soft_usd=0.005, daily_hard_usd=0.015)
+    if pending_before_query:
+        tracker.add_pending("t", 0.01, "r1")
+    if commit_before_snapshot:
+        tracker.committing("t", "r1")
+        ledger.records["r1"] = 0.01
     checking = asyncio.ensure_future(tracker.state("t", budget))
-    await asyncio.sleep(0)
-    ledger.spend = 0.01  # the record commits while the query is in flight ...
-    tracker.add_pending("t", 0.01)
-    tracker.written("t", 0.01)  # ... and is moved out of pending
-    gate.set()
+    await asyncio.sleep(0)  # the query is in flight
+    if not pending_before_query:
+        tracker.add_pending("t", 0.01, "r1")
+    if not commit_before_snapshot:
+        tracker.committing("t", "r1")
+        ledger.records["r1"] = 0.01
+    tracker.written("t", 0.01, "r1")
+    ledger.gate.set()
     await checking
-    assert (await tracker.state("t", budget)).soft_exceeded
+    today, _ = await tracker.spent("t")
+    return today + sum(tracker._pending.get("t", {}).values())
+
+
+async def test_a_record_committed_during_a_budget_query_is_counted_exactly_once() -> None:
+    for commit_before_snapshot in (False, True):
+        for pending_before_query in (False, True):
+            if commit_before_snapshot and not pending_before_query:
+                continue  # a record is pending before it is committed
+            seen = await _race(commit_before_snapshot, pending_before_query)
+            assert seen == pytest.approx(0.01), (commit_before_snapshot, pending_before_query)
+
+
+async def test_a_record_written_between_the_day_and_month_queries_is_counted() -> None:
+    """The race behind a load-dependent failure: the day query has returned (leaving the
+    pending record out), the record is written while the month query runs."""
+    ledger = GatedLedger()
+    ledger.records["r1"] = 0.01  # committed; its written() callback has not run yet
+    calls = 0
+    gated = ledger.spend_since
+
+    async def day_fast_month_gated(tenant: str, since: datetime, exclude: Collection[str] = ()):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return sum(usd for rid, usd in ledger.records.items() if rid not in exclude)
+        return await gated(tenant, since, exclude)
+
+    tracker = SpendTracker(day_fast_month_gated, ttl_s=0)
+    tracker.add_pending("t", 0.01, "r1")
+    checking = asyncio.ensure_future(tracker.state("t", BudgetConfig(daily_soft_usd=0.005)))
+    for _ in range(10):  # let the day query answer and the month query start
+        await asyncio.sleep(0)
+    assert calls == 2
+    tracker.written("t", 0.01, "r1")  # between the two queries' answers
+    ledger.gate.set()
+    assert (await checking).soft_exceeded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -31,8 +32,11 @@ class CostLedger(Protocol):
         """Store `record` and its attempts atomically; durable when this returns."""
         ...
 
-    async def spend_since(self, tenant: str, since: datetime) -> float:
-        """Sum of `total_cost_usd` of `tenant`'s requests at or after `since` (timezone-aware)."""
+    async def spend_since(
+        self, tenant: str, since: datetime, exclude: Collection[str] = ()
+    ) -> float:
+        """Sum of `total_cost_usd` of `tenant`'s requests at or after `since` (timezone-aware),
+        leaving out the requests whose ids are in `exclude` (the router counts those itself)."""
         ...
 
     async def report(

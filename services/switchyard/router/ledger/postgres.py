@@ -12,6 +12,7 @@ The DSN's password never appears in errors or logs: they name the database as
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -183,15 +184,17 @@ class PostgresLedger:
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise self._unavailable(exc) from None
 
-    async def spend_since(self, tenant: str, since: datetime) -> float:
+    async def spend_since(
+        self, tenant: str, since: datetime, exclude: Collection[str] = ()
+    ) -> float:
         self._check_open()
         since = require_utc(since, "since")
         try:
             async with self._pool.connection() as conn:
                 cursor = await conn.execute(
                     "SELECT COALESCE(SUM(total_cost_nusd), 0) FROM requests "
-                    "WHERE tenant = %s AND occurred_at >= %s",
-                    (tenant, since),
+                    "WHERE tenant = %s AND occurred_at >= %s AND request_id <> ALL(%s)",
+                    (tenant, since, list(exclude)),
                 )
                 row = await cursor.fetchone()
         except (psycopg.OperationalError, PoolTimeout) as exc:

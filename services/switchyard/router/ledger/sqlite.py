@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -287,19 +287,22 @@ class SqliteLedger:
         conn: sqlite3.Connection = self._local.conn
         return conn
 
-    async def spend_since(self, tenant: str, since: datetime) -> float:
+    async def spend_since(
+        self, tenant: str, since: datetime, exclude: Collection[str] = ()
+    ) -> float:
         since_us = _to_us(require_utc(since, "since"))
+        excluded = tuple(exclude)
+        sql = (
+            "SELECT COALESCE(SUM(total_cost_nusd), 0) FROM requests "
+            "WHERE tenant = ? AND occurred_at_us >= ?"
+        )
+        if excluded:
+            sql += f" AND request_id NOT IN ({', '.join('?' * len(excluded))})"
 
         def query() -> int:
-            row = (
-                self._reader()
-                .execute(
-                    "SELECT COALESCE(SUM(total_cost_nusd), 0) FROM requests "
-                    "WHERE tenant = ? AND occurred_at_us >= ?",
-                    (tenant, since_us),
-                )
-                .fetchone()
-            )
+            # fetchall, not fetchone: a statement left unfinished keeps its read transaction
+            # (and so a stale snapshot) open on this reader connection.
+            [row] = self._reader().execute(sql, (tenant, since_us, *excluded)).fetchall()
             return int(row[0])
 
         return from_nanodollars(await self._in_reader(query))
