@@ -71,8 +71,8 @@ class CostGrouping(StrEnum):
     TENANT = "tenant"
     TARGET = "target"
 
-    def to_proto(self) -> int:
-        return int(cost_pb2.CostGrouping.Value(f"COST_GROUPING_{self.name}"))
+    def to_proto(self) -> cost_pb2.CostGrouping:
+        return cost_pb2.CostGrouping.Value(f"COST_GROUPING_{self.name}")
 
 
 def _messages(prompt: Prompt) -> list[inference_pb2.ChatMessage]:

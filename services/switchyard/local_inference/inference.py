@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -60,7 +60,7 @@ class Completion:
     timing: pb.Timing
 
 
-_FINISH_NAMES = {
+_FINISH_NAMES: dict[int, str] = {
     pb.FINISH_REASON_STOP: "stop",
     pb.FINISH_REASON_LENGTH: "length",
     pb.FINISH_REASON_ABORTED: "aborted",
@@ -146,7 +146,7 @@ class LocalInference:
         parameters: pb.GenerationParameters,
         *,
         timeout_s: float | None = None,
-    ) -> AsyncIterator[TextPiece | Completion]:
+    ) -> AsyncGenerator[TextPiece | Completion, None]:
         """Yield text pieces, then exactly one `Completion`; raise a `SwitchyardError` on failure.
 
         Close the iterator (`contextlib.aclosing`) when stopping early: that aborts the request.

@@ -142,7 +142,7 @@ def _convert(gguf: Path, out_dir: Path) -> None:
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # the weights are dequantized bf16 now
-    config.torch_dtype = torch.bfloat16
+    config.dtype = torch.bfloat16  # written to config.json as torch_dtype / dtype
     config.save_pretrained(str(out_dir))
     model.generation_config.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -15,8 +16,10 @@ from opentelemetry import trace
 
 __all__ = ["get_logger", "setup_logging"]
 
+Event = MutableMapping[str, Any]
 
-def _add_trace_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+
+def _add_trace_context(_: Any, __: str, event: Event) -> Event:
     ctx = trace.get_current_span().get_span_context()
     if ctx.is_valid:
         event["trace_id"] = format(ctx.trace_id, "032x")
@@ -28,11 +31,11 @@ def setup_logging(service: str, level: str = "INFO", stream: Any = None) -> None
     """Route structlog and the standard library's logging to JSON lines on `stream` (stdout)."""
     out = stream or sys.stdout
 
-    def add_service(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    def add_service(_: Any, __: str, event: Event) -> Event:
         event.setdefault("service", service)
         return event
 
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         add_service,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
