@@ -35,8 +35,10 @@ from switchyard.router.ledger.records import (
     CostReportRow,
     Grouping,
     RequestRecord,
+    attempt_from_row,
     attempt_rows,
     from_nanodollars,
+    record_from_row,
     request_row,
     require_utc,
 )
@@ -273,41 +275,8 @@ class PostgresLedger:
             raise self._unavailable(exc) from None
         attempts: dict[str, list[AttemptRecord]] = {}
         for a in attempt_rows:
-            attempts.setdefault(a[0], []).append(
-                AttemptRecord(
-                    target=a[2],
-                    backend=a[3],
-                    model=a[4],
-                    status=a[5],
-                    latency_ms=a[6],
-                    cost_usd=from_nanodollars(a[7]),
-                    input_tokens=a[8],
-                    output_tokens=a[9],
-                )
-            )
-        return [
-            RequestRecord(
-                request_id=r[0],
-                time=r[1].astimezone(UTC),
-                tenant=r[2],
-                task_type=r[3],
-                complexity=r[4],
-                target=r[5],
-                target_kind=r[6],
-                model=r[7],
-                reason=r[8],
-                escalation_score=r[9],
-                status=r[10],
-                classifier_cost_usd=from_nanodollars(r[11]),
-                total_cost_usd=from_nanodollars(r[12]),
-                latency_ms=r[13],
-                input_tokens=r[14],
-                output_tokens=r[15],
-                baseline_cost_usd=from_nanodollars(r[16]),
-                attempts=tuple(attempts.get(r[0], ())),
-            )
-            for r in rows
-        ]
+            attempts.setdefault(a[0], []).append(attempt_from_row(a))
+        return [record_from_row(r, r[1].astimezone(UTC), attempts.get(r[0], ())) for r in rows]
 
     async def close(self) -> None:
         if self._closed:

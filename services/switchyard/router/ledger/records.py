@@ -9,6 +9,7 @@ bad values raise `ValueError` before anything reaches a database.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -275,3 +276,44 @@ def attempt_rows(record: RequestRecord) -> list[tuple[Any, ...]]:
         )
         for index, attempt in enumerate(record.attempts)
     ]
+
+
+def attempt_from_row(row: Sequence[Any]) -> AttemptRecord:
+    """An `attempts` row (as `attempt_rows` writes it) back into an `AttemptRecord`."""
+    return AttemptRecord(
+        target=row[2],
+        backend=row[3],
+        model=row[4],
+        status=row[5],
+        latency_ms=row[6],
+        cost_usd=from_nanodollars(row[7]),
+        input_tokens=row[8],
+        output_tokens=row[9],
+    )
+
+
+def record_from_row(
+    row: Sequence[Any], time: datetime, attempts: Sequence[AttemptRecord]
+) -> RequestRecord:
+    """A `requests` row (as `request_row` writes it) back into a `RequestRecord`; `time` is the
+    row's time already converted from the backend's storage form."""
+    return RequestRecord(
+        request_id=row[0],
+        time=time,
+        tenant=row[2],
+        task_type=row[3],
+        complexity=row[4],
+        target=row[5],
+        target_kind=row[6],
+        model=row[7],
+        reason=row[8],
+        escalation_score=row[9],
+        status=row[10],
+        classifier_cost_usd=from_nanodollars(row[11]),
+        total_cost_usd=from_nanodollars(row[12]),
+        latency_ms=row[13],
+        input_tokens=row[14],
+        output_tokens=row[15],
+        baseline_cost_usd=from_nanodollars(row[16]),
+        attempts=tuple(attempts),
+    )
