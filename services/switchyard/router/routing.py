@@ -658,33 +658,50 @@ class Router:
                     code = error.code()
                     self._end_attempt(span, req, target, code.name, started)
                     failures.append((target.name, code, error.details() or code.name))
-                    if code in FALLBACK_CODES and req.time_left():
-                        log.warning(
-                            "backend failed before the first token: falling back",
-                            target=target.name,
-                            status=code.name,
-                            request_id=req.request_id,
-                        )
+                    if self._falls_back(req, target, code):
                         continue
                     raise _error_for(
                         code,
                         f"{target.name} ({target.backend}) failed: {error.details() or code.name}",
                     ) from None
-                self._end_attempt(
-                    span,
-                    req,
-                    target,
-                    "OK",
-                    started,
-                    usage=response.usage,
-                    model=response.model,
-                    provider=response.provider,
-                )
-                req.served = target
-                req.served_model = response.model or target.model
-                req.usage = self._usage_of(req, response.usage)
+                self._served(span, req, target, started, response)
                 return response
         raise self._exhausted(skipped, failures)
+
+    def _falls_back(self, req: _Request, target: BoundTarget, code: grpc.StatusCode) -> bool:
+        """Whether a failure before the first token moves on to the next target of the chain."""
+        if code not in FALLBACK_CODES or not req.time_left():
+            return False
+        log.warning(
+            "backend failed before the first token: falling back",
+            target=target.name,
+            status=code.name,
+            request_id=req.request_id,
+        )
+        return True
+
+    def _served(
+        self,
+        span: Span,
+        req: _Request,
+        target: BoundTarget,
+        started: float,
+        result: inference_pb2.GenerateResponse | inference_pb2.GenerationComplete,
+    ) -> None:
+        """Close a successful attempt: its hop, and what the request was served by."""
+        self._end_attempt(
+            span,
+            req,
+            target,
+            "OK",
+            started,
+            usage=result.usage,
+            model=result.model,
+            provider=result.provider,
+        )
+        req.served = target
+        req.served_model = result.model or target.model
+        req.usage = self._usage_of(req, result.usage)
 
     def _usage_of(self, req: _Request, usage: inference_pb2.Usage) -> inference_pb2.Usage:
         """The usage reported to the caller, with the cost the router billed for the attempt."""
@@ -722,36 +739,21 @@ class Router:
                             streamed_chars += len(delta.text) + len(delta.reasoning_text)
                             yield router_pb2.CompleteStreamResponse(delta=event.delta)
                         elif event.HasField("complete"):
-                            done = event.complete
-                            self._end_attempt(
-                                span,
-                                req,
-                                target,
-                                "OK",
-                                started,
-                                usage=done.usage,
-                                model=done.model,
-                                provider=done.provider,
-                            )
-                            req.served = target
-                            req.served_model = done.model or target.model
-                            req.usage = self._usage_of(req, done.usage)
-                            req.finish_reason = done.finish_reason
+                            self._served(span, req, target, started, event.complete)
+                            req.finish_reason = event.complete.finish_reason
                             return
                 except grpc.aio.AioRpcError as error:
                     code = error.code()
-                    partial = estimate_tokens("x" * streamed_chars) if streamed_chars else 0
                     self._end_attempt(
-                        span, req, target, code.name, started, partial_output_tokens=partial
+                        span,
+                        req,
+                        target,
+                        code.name,
+                        started,
+                        partial_output_tokens=_streamed_tokens(streamed_chars),
                     )
                     failures.append((target.name, code, error.details() or code.name))
-                    if first and code in FALLBACK_CODES and req.time_left():
-                        log.warning(
-                            "backend failed before the first token: falling back",
-                            target=target.name,
-                            status=code.name,
-                            request_id=req.request_id,
-                        )
+                    if first and self._falls_back(req, target, code):
                         continue
                     if not first:
                         req.served = target
@@ -763,15 +765,23 @@ class Router:
                     ) from None
                 except BaseException:
                     call.cancel()
-                    partial = estimate_tokens("x" * streamed_chars) if streamed_chars else 0
                     self._end_attempt(
-                        span, req, target, "CANCELLED", started, partial_output_tokens=partial
+                        span,
+                        req,
+                        target,
+                        "CANCELLED",
+                        started,
+                        partial_output_tokens=_streamed_tokens(streamed_chars),
                     )
                     raise
                 # the backend ended the stream without `complete`: an error by contract
-                partial = estimate_tokens("x" * streamed_chars) if streamed_chars else 0
                 self._end_attempt(
-                    span, req, target, "INTERNAL", started, partial_output_tokens=partial
+                    span,
+                    req,
+                    target,
+                    "INTERNAL",
+                    started,
+                    partial_output_tokens=_streamed_tokens(streamed_chars),
                 )
                 raise SwitchyardError(f"{target.name} ended its stream without a summary")
         raise self._exhausted(skipped, failures)
@@ -884,6 +894,11 @@ class Router:
 
 
 _STATUS_NAMES = frozenset(code.name for code in grpc.StatusCode)
+
+
+def _streamed_tokens(chars: int) -> int:
+    """Output tokens to bill for a stream cut after `chars` characters (about four a token)."""
+    return (chars + 3) // 4
 
 
 def _status_of(exc: BaseException) -> str:
