@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Sequence
@@ -22,7 +21,7 @@ from switchyard.frontier_proxy.upstream import open_upstreams
 from switchyard.runtime.errors import FailedPrecondition
 from switchyard.runtime.server import ServiceDefinition, ServiceRuntime, run_service
 
-__all__ = ["FrontierResources", "build", "load_service_catalog", "main", "use_uvloop"]
+__all__ = ["FrontierResources", "build", "load_service_catalog", "main"]
 
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
 
@@ -85,23 +84,7 @@ def build(
     )
 
 
-def use_uvloop() -> bool:
-    """Run on uvloop's event loop where it is installed (the frontier-proxy extra requires it).
-
-    The proxy's CPU goes mostly to event-loop work per relayed chunk (a socket read from the
-    upstream, a gRPC write); uvloop cut the proxy's CPU per stream by about 5% in
-    `scripts/bench_frontier_proxy.py --cpu-streams` (docs/services/frontier-proxy.md).
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return False
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return True
-
-
 def main() -> int:
-    use_uvloop()
     return run_service("switchyard-frontier-proxy", FrontierProxySettings, build)
 
 

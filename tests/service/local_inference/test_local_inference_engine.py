@@ -363,11 +363,14 @@ async def test_health_serving(live: LiveService) -> None:
 
 async def test_zz_engine_failure_is_unavailable_and_not_serving(live: LiveService) -> None:
     """Runs last: kills the engine core process, which ends the engine for this session."""
-    cores = [
-        p
-        for p in psutil.Process().children(recursive=True)
-        if "EngineCore" in p.name() or "EngineCore" in " ".join(p.cmdline())
-    ]
+
+    def is_engine_core(p: psutil.Process) -> bool:
+        try:
+            return "EngineCore" in p.name() or "EngineCore" in " ".join(p.cmdline())
+        except psutil.Error:  # exited, or a zombie another test left to be reaped
+            return False
+
+    cores = [p for p in psutil.Process().children(recursive=True) if is_engine_core(p)]
     assert cores, [(p.pid, p.name()) for p in psutil.Process().children(recursive=True)]
     for p in cores:
         p.kill()

@@ -115,6 +115,22 @@ async def test_reflection_lists_services(echo: RunningServer) -> None:
     }
 
 
+async def test_health_and_reflection_calls_are_not_traced(spans, echo: RunningServer) -> None:  # type: ignore[no-untyped-def]
+    def reflect() -> None:
+        with grpc.insecure_channel(echo.address) as channel:
+            list(ProtoReflectionDescriptorDatabase(channel).get_services())
+
+    spans.clear()
+    async with grpc.aio.insecure_channel(echo.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        await health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=2)
+        await asyncio.to_thread(reflect)
+        assert spans.get_finished_spans() == ()
+        await pb_grpc.InferenceServiceStub(channel).Generate(ask("hello"), timeout=5)
+    names = [s.name for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert names == [f"/{SERVICE}/Generate"]
+
+
 async def test_switchyard_errors_map_to_status_codes(stub: pb_grpc.InferenceServiceStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as invalid:
         await stub.Generate(ask("invalid"), timeout=5)
