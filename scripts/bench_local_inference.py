@@ -207,6 +207,9 @@ async def main() -> int:
     parser.add_argument("--max-model-len", type=int, default=1024)
     parser.add_argument("--max-num-seqs", type=int, default=16)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--settle-s", type=float, default=2.0, help="pause before each measured level"
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
     model_dir = locate_prepared_model()
@@ -231,6 +234,12 @@ async def main() -> int:
             order = list(targets) if round_ % 2 == 0 else list(reversed(targets))
             for level in levels:
                 for name in order:
+                    # Let the other server's engine go idle first: after its last message a
+                    # vLLM engine's shared-memory readers keep spinning for ~1 s
+                    # (SpinCondition.busy_loop_s), taking CPU from the server being measured
+                    # on a small machine; without this pause the first requests after a switch
+                    # of server showed ~1 s TTFT outliers on either server.
+                    await asyncio.sleep(args.settle_s)
                     r = await run_level(name, targets[name], level, args.requests, args.max_tokens)
                     m = merged.setdefault((name, level), Result(name, level))
                     m.samples += r.samples
@@ -266,6 +275,9 @@ async def main() -> int:
                 "added_ttft_p50_ms": g.ttft_ms(0.5) - v.ttft_ms(0.5),
                 "grpc_output_tokens": sum(s.tokens for s in g.samples),
                 "vllm_output_tokens": sum(s.tokens for s in v.samples),
+                # Every request's TTFT in the order it finished, per server: where a tail is.
+                "grpc_ttft_ms": [round(s.ttft_s * 1e3, 1) for s in g.samples],
+                "vllm_ttft_ms": [round(s.ttft_s * 1e3, 1) for s in v.samples],
             }
         )
     print()
