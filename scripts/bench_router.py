@@ -40,8 +40,10 @@ class InstantClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
     async def Classify(self, request, context):  # noqa: N802
         return classifier_pb2.ClassifyResponse(
             classification=classifier_pb2.Classification(
-                task_type=classifier_pb2.TASK_TYPE_CHAT, complexity_score=0.2,
-                escalation_probability=0.1, model_version="bench",
+                task_type=classifier_pb2.TASK_TYPE_CHAT,
+                complexity_score=0.2,
+                escalation_probability=0.1,
+                model_version="bench",
             ),
             cost_usd=1e-7,
         )
@@ -50,7 +52,8 @@ class InstantClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
 class InstantBackend(inference_pb2_grpc.InferenceServiceServicer):
     async def Generate(self, request, context):  # noqa: N802
         return inference_pb2.GenerateResponse(
-            model=request.model or "fast", text="ok",
+            model=request.model or "fast",
+            text="ok",
             finish_reason=inference_pb2.FINISH_REASON_STOP,
             usage=inference_pb2.Usage(input_tokens=10, output_tokens=2, cost_usd=1e-6),
             provider="bench",
@@ -171,8 +174,10 @@ def main() -> int:
                 "frontier": {"backend": "frontier-proxy", "model": "fast-frontier"},
             },
             "routing": {
-                "local_target": "local", "frontier_target": "frontier",
-                "default_target": "local", "fallbacks": {"local": ["frontier"]},
+                "local_target": "local",
+                "frontier_target": "frontier",
+                "default_target": "local",
+                "fallbacks": {"local": ["frontier"]},
             },
             "ledger": {"url": f"sqlite:{tmp / 'ledger.db'}"},
         }
@@ -202,18 +207,24 @@ def main() -> int:
             results.append({"concurrency": concurrency, "router": via_router, "direct": direct})
         if args.json:
             print(json.dumps(results, indent=2))
-        print(f"\nrouter added latency (router wall time minus its classifier and backend hops), "
-              f"{args.seconds:g} s per run, 2-core machine\n")
-        print(f"{'callers':>7} {'added p50':>10} {'added p99':>10} {'errors':>7} "
-              f"{'router rps':>10} {'client p50 via router':>22} {'client p50 direct':>18} "
-              f"{'ratio':>6}")
+        print(
+            f"\nrouter added latency (router wall time minus its classifier and backend hops), "
+            f"{args.seconds:g} s per run, 2-core machine\n"
+        )
+        print(
+            f"{'callers':>7} {'added p50':>10} {'added p99':>10} {'errors':>7} "
+            f"{'router rps':>10} {'client p50 via router':>22} {'client p50 direct':>18} "
+            f"{'ratio':>6}"
+        )
         for r in results:
             rt, d = r["router"], r["direct"]
             ratio = rt["client_p50_ms"] / d["client_p50_ms"]
-            print(f"{r['concurrency']:>7} {rt['added_p50_ms']:>8.2f}ms "
-                  f"{rt['added_p99_ms']:>8.2f}ms {sum(rt['errors'].values()):>7} "
-                  f"{rt['rps']:>10.0f} {rt['client_p50_ms']:>20.1f}ms "
-                  f"{d['client_p50_ms']:>16.1f}ms {ratio:>5.1f}x")
+            print(
+                f"{r['concurrency']:>7} {rt['added_p50_ms']:>8.2f}ms "
+                f"{rt['added_p99_ms']:>8.2f}ms {sum(rt['errors'].values()):>7} "
+                f"{rt['rps']:>10.0f} {rt['client_p50_ms']:>20.1f}ms "
+                f"{d['client_p50_ms']:>16.1f}ms {ratio:>5.1f}x"
+            )
         return 0
     finally:
         for process in (router, fakes):

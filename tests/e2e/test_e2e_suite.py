@@ -180,8 +180,9 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
     (tmp / "catalog.yaml").write_text(yaml.safe_dump(catalog))
     ports = {n: free_port() for n in ("router", "classifier", "local", "frontier")}
     address = {n: f"127.0.0.1:{p}" for n, p in ports.items()}
-    config = router_config(address["classifier"], address["local"], address["frontier"],
-                           tmp / "ledger.db")
+    config = router_config(
+        address["classifier"], address["local"], address["frontier"], tmp / "ledger.db"
+    )
     config_path = tmp / "router.yaml"
     config_path.write_text(yaml.safe_dump(config))
     otel = {
@@ -191,30 +192,59 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
     }
     supervisor = Supervisor(tmp / "logs", grace_s=20)
     specs = [
-        ProcessSpec("classifier", [str(BIN / "switchyard-classifier")],
-                    {**otel, "SWITCHYARD_CLASSIFIER_HOST": "127.0.0.1",
-                     "SWITCHYARD_CLASSIFIER_PORT": str(ports["classifier"])},
-                    grpc_address=address["classifier"], startup_timeout_s=300),
-        ProcessSpec("local-inference", [str(BIN / "switchyard-local-inference")],
-                    {**otel, "SWITCHYARD_LOCAL_INFERENCE_HOST": "127.0.0.1",
-                     "SWITCHYARD_LOCAL_INFERENCE_PORT": str(ports["local"]),
-                     "SWITCHYARD_LOCAL_INFERENCE_MAX_MODEL_LEN": "1024",
-                     "SWITCHYARD_LOCAL_INFERENCE_CPU_KV_CACHE_GIB": "1",
-                     "SWITCHYARD_LOCAL_INFERENCE_USD_PER_HOUR": "1.0"},
-                    grpc_address=address["local"], startup_timeout_s=600),
-        ProcessSpec("frontier-proxy", [str(BIN / "switchyard-frontier-proxy")],
-                    {**otel, "SWITCHYARD_FRONTIER_PROXY_HOST": "127.0.0.1",
-                     "SWITCHYARD_FRONTIER_PROXY_PORT": str(ports["frontier"]),
-                     "SWITCHYARD_FRONTIER_PROXY_CATALOG": str(tmp / "catalog.yaml"),
-                     "E2E_STANDIN_OPENAI_KEY": info["openai_key"]},
-                    grpc_address=address["frontier"], startup_timeout_s=120),
-        ProcessSpec("router", [str(BIN / "switchyard-router")],
-                    {**otel, "SWITCHYARD_ROUTER_HOST": "127.0.0.1",
-                     "SWITCHYARD_ROUTER_PORT": str(ports["router"]),
-                     "SWITCHYARD_ROUTER_CONFIG": str(config_path),
-                     "SWITCHYARD_ROUTER_BUDGET_CACHE_S": "0"},
-                    grpc_address=address["router"], startup_timeout_s=120),
+        ProcessSpec(
+            "classifier",
+            [str(BIN / "switchyard-classifier")],
+            {
+                **otel,
+                "SWITCHYARD_CLASSIFIER_HOST": "127.0.0.1",
+                "SWITCHYARD_CLASSIFIER_PORT": str(ports["classifier"]),
+            },
+            grpc_address=address["classifier"],
+            startup_timeout_s=300,
+        ),
+        ProcessSpec(
+            "local-inference",
+            [str(BIN / "switchyard-local-inference")],
+            {
+                **otel,
+                "SWITCHYARD_LOCAL_INFERENCE_HOST": "127.0.0.1",
+                "SWITCHYARD_LOCAL_INFERENCE_PORT": str(ports["local"]),
+                "SWITCHYARD_LOCAL_INFERENCE_MAX_MODEL_LEN": "1024",
+                "SWITCHYARD_LOCAL_INFERENCE_CPU_KV_CACHE_GIB": "1",
+                "SWITCHYARD_LOCAL_INFERENCE_USD_PER_HOUR": "1.0",
+            },
+            grpc_address=address["local"],
+            startup_timeout_s=600,
+        ),
+        ProcessSpec(
+            "frontier-proxy",
+            [str(BIN / "switchyard-frontier-proxy")],
+            {
+                **otel,
+                "SWITCHYARD_FRONTIER_PROXY_HOST": "127.0.0.1",
+                "SWITCHYARD_FRONTIER_PROXY_PORT": str(ports["frontier"]),
+                "SWITCHYARD_FRONTIER_PROXY_CATALOG": str(tmp / "catalog.yaml"),
+                "E2E_STANDIN_OPENAI_KEY": info["openai_key"],
+            },
+            grpc_address=address["frontier"],
+            startup_timeout_s=120,
+        ),
+        ProcessSpec(
+            "router",
+            [str(BIN / "switchyard-router")],
+            {
+                **otel,
+                "SWITCHYARD_ROUTER_HOST": "127.0.0.1",
+                "SWITCHYARD_ROUTER_PORT": str(ports["router"]),
+                "SWITCHYARD_ROUTER_CONFIG": str(config_path),
+                "SWITCHYARD_ROUTER_BUDGET_CACHE_S": "0",
+            },
+            grpc_address=address["router"],
+            startup_timeout_s=120,
+        ),
     ]
+
     async def cleanup() -> dict[str, int | None]:
         codes = await asyncio.to_thread(supervisor.stop_all)
         with contextlib.suppress(ProcessLookupError):
@@ -235,8 +265,16 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
         raise
     try:
         async with grpc.aio.insecure_channel(address["router"]) as channel:
-            yield Suite(supervisor, receiver, address["router"], config_path, config,
-                        f"sqlite:{tmp / 'ledger.db'}", channel, standin)
+            yield Suite(
+                supervisor,
+                receiver,
+                address["router"],
+                config_path,
+                config,
+                f"sqlite:{tmp / 'ledger.db'}",
+                channel,
+                standin,
+            )
     finally:
         codes = await cleanup()
     # every service still running stopped cleanly on SIGTERM (killed ones report -9)
@@ -324,8 +362,11 @@ async def test_trace_tree_across_all_hops(suite: Suite) -> None:
     for label, reply in targets.items():
         root = None
         for _ in range(100):
-            roots = [s for s in suite.receiver.spans
-                     if s.attributes.get(attr.REQUEST_ID) == reply.request_id]
+            roots = [
+                s
+                for s in suite.receiver.spans
+                if s.attributes.get(attr.REQUEST_ID) == reply.request_id
+            ]
             if roots:
                 root = roots[0]
                 spans = suite.receiver.trace(root.trace_id)
@@ -356,15 +397,25 @@ async def test_trace_tree_across_all_hops(suite: Suite) -> None:
             servers = [s for s in below if s.service.endswith(service) and s.kind == SERVER_KIND]
             assert servers, f"{label}: no {service} server span under {hop.name}: {layout}"
             # the hop's own service reports its cost in its part of the tree
-            costs = [s.attributes[attr.COST_USD] for s in below
-                     if s.service.endswith(service) and attr.COST_USD in s.attributes]
+            costs = [
+                s.attributes[attr.COST_USD]
+                for s in below
+                if s.service.endswith(service) and attr.COST_USD in s.attributes
+            ]
             assert costs and max(costs) == pytest.approx(cost, rel=1e-6, abs=1e-12), (
-                label, service, costs, cost)
+                label,
+                service,
+                costs,
+                cost,
+            )
             # baggage carried the tenant across the process boundary
             assert any(s.attributes.get(attr.TENANT) == "dev" for s in servers), service
         generate_below = _subtree(spans, generate[0])
-        assert any(s.attributes.get(attr.TASK_TYPE) for s in generate_below
-                   if s.service.endswith(backend_service)), layout
+        assert any(
+            s.attributes.get(attr.TASK_TYPE)
+            for s in generate_below
+            if s.service.endswith(backend_service)
+        ), layout
 
 
 async def test_ledger_rows_and_cost_report(suite: Suite) -> None:
@@ -372,8 +423,10 @@ async def test_ledger_rows_and_cost_report(suite: Suite) -> None:
     ledger = await open_ledger(suite.ledger_url)
     try:
         now = datetime.now(UTC)
-        records = {r.request_id: r for r in await ledger.records(now - timedelta(hours=1),
-                                                                 now + timedelta(minutes=1))}
+        records = {
+            r.request_id: r
+            for r in await ledger.records(now - timedelta(hours=1), now + timedelta(minutes=1))
+        }
     finally:
         await ledger.close()
     for name, reply in SEEN.items():
@@ -403,10 +456,14 @@ async def test_auth_budgets_and_reload(suite: Suite) -> None:
     original = copy.deepcopy(suite.config)
     data = copy.deepcopy(original)
     data["tenants"] = {
-        "acme": {"api_key_sha256": [hash_api_key("acme-e2e-key")],
-                 "budget": {"daily_hard_usd": 0.0000001}},
-        "globex": {"api_key_sha256": [hash_api_key("globex-e2e-key")],
-                   "budget": {"daily_soft_usd": 0.0}},
+        "acme": {
+            "api_key_sha256": [hash_api_key("acme-e2e-key")],
+            "budget": {"daily_hard_usd": 0.0000001},
+        },
+        "globex": {
+            "api_key_sha256": [hash_api_key("globex-e2e-key")],
+            "budget": {"daily_soft_usd": 0.0},
+        },
     }
     await suite.reload(data)
     acme = [("authorization", "Bearer acme-e2e-key")]
@@ -415,24 +472,28 @@ async def test_auth_budgets_and_reload(suite: Suite) -> None:
         await suite.stub.Complete(ask("hello"), timeout=60)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await suite.stub.Complete(ask("hello"), metadata=[("authorization", "Bearer nope")],
-                                  timeout=60)
+        await suite.stub.Complete(
+            ask("hello"), metadata=[("authorization", "Bearer nope")], timeout=60
+        )
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     # soft limit reached (0): escalation refused, the request stays local
-    soft = await suite.stub.Complete(ask(PROMPTS["chat"], escalation_threshold=0.0),
-                                     metadata=globex, timeout=300)
+    soft = await suite.stub.Complete(
+        ask(PROMPTS["chat"], escalation_threshold=0.0), metadata=globex, timeout=300
+    )
     assert soft.decision.reason == router_pb2.DECISION_REASON_BUDGET_SOFT_LIMIT
     assert soft.decision.target_kind == router_pb2.TARGET_KIND_LOCAL
     # hard limit: the first request is admitted (nothing spent yet), then refused
-    await suite.stub.Complete(ask("Say hi.", force_target="local-general"), metadata=acme,
-                              timeout=300)
+    await suite.stub.Complete(
+        ask("Say hi.", force_target="local-general"), metadata=acme, timeout=300
+    )
     await asyncio.sleep(0.3)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await suite.stub.Complete(ask("Say hi."), metadata=acme, timeout=60)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     # a tenant sees only its own requests in the cost report
     report = await suite.costs.GetCostReport(
-        cost_pb2.GetCostReportRequest(group_by=cost_pb2.COST_GROUPING_TENANT), metadata=globex,
+        cost_pb2.GetCostReportRequest(group_by=cost_pb2.COST_GROUPING_TENANT),
+        metadata=globex,
         timeout=30,
     )
     assert [row.key for row in report.rows] == ["globex"]

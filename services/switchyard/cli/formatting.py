@@ -28,6 +28,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def line(cells: Sequence[str]) -> str:
         pairs = enumerate(zip(cells, widths, strict=True))
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs).rstrip()
+
     out = [line(headers), line(["-" * w for w in widths])]
     out += [line(r) for r in rows]
     return "\n".join(out)
@@ -78,8 +79,9 @@ def hops_table(cost: router_pb2.CostBreakdown) -> str:
         ]
         for h in cost.hops
     ]
-    rows.append(["total", "", "", "", "", f"{cost.total_latency_ms:.1f} ms", "",
-                 usd(cost.total_cost_usd)])
+    rows.append(
+        ["total", "", "", "", "", f"{cost.total_latency_ms:.1f} ms", "", usd(cost.total_cost_usd)]
+    )
     return table(
         ["hop", "service", "target", "model", "status", "latency", "tokens in/out", "cost"], rows
     )
@@ -102,13 +104,20 @@ def report_table(report: cost_pb2.GetCostReportResponse) -> str:
     rows.append(row(report.total, "TOTAL"))
     head = [
         _enum(cost_pb2.CostGrouping, report.group_by, "COST_GROUPING_").lower(),
-        "requests", "failed", "tokens in/out", "p50/p95", "cost",
-        f"all-frontier ({report.baseline_model})", "saving",
+        "requests",
+        "failed",
+        "tokens in/out",
+        "p50/p95",
+        "cost",
+        f"all-frontier ({report.baseline_model})",
+        "saving",
     ]
     text = table(head, rows)
     base = report.total.baseline_cost_usd
     if base > 0:
         share = 100 * report.total.saving_usd / base
-        text += f"\n\nSaving against sending everything to {report.baseline_model}: " \
-                f"{usd(report.total.saving_usd)} ({share:.1f}%)"
+        text += (
+            f"\n\nSaving against sending everything to {report.baseline_model}: "
+            f"{usd(report.total.saving_usd)} ({share:.1f}%)"
+        )
     return text

@@ -127,11 +127,7 @@ class Supervisor:
 
     def exited(self) -> list[tuple[str, int]]:
         """Processes that have exited, with their status."""
-        return [
-            (e.spec.name, code)
-            for e in self.running
-            if (code := e.process.poll()) is not None
-        ]
+        return [(e.spec.name, code) for e in self.running if (code := e.process.poll()) is not None]
 
     def signal(self, name: str, sig: int) -> None:
         entry = self._entry(name)

@@ -126,9 +126,7 @@ class RoutingConfig(_Strict):
     def _known_task_types(cls, rules: dict[str, TaskRule]) -> dict[str, TaskRule]:
         unknown = sorted(set(rules) - TASK_TYPE_NAMES)
         if unknown:
-            raise ValueError(
-                f"unknown task type(s) {unknown}; known: {sorted(TASK_TYPE_NAMES)}"
-            )
+            raise ValueError(f"unknown task type(s) {unknown}; known: {sorted(TASK_TYPE_NAMES)}")
         return rules
 
 

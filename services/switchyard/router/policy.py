@@ -241,13 +241,23 @@ def decide(config: RouterConfig, inputs: PolicyInputs) -> Decision:
         refusal = admissible(forced, inputs)
         if refusal is None:
             return _decision(
-                config, inputs, forced, DecisionReason.FORCED,
-                f"the caller forced target {forced.name}", score, threshold,
+                config,
+                inputs,
+                forced,
+                DecisionReason.FORCED,
+                f"the caller forced target {forced.name}",
+                score,
+                threshold,
             )
         if forced.kind is TargetKind.FRONTIER and inputs.soft_budget_exceeded:
             return _local_instead(
-                config, inputs, forced, local, f"the caller forced {forced.name}",
-                score, threshold,
+                config,
+                inputs,
+                forced,
+                local,
+                f"the caller forced {forced.name}",
+                score,
+                threshold,
             )
         raise FailedPrecondition(f"forced target {forced.name!r} is not allowed: {refusal}")
 
@@ -258,15 +268,25 @@ def decide(config: RouterConfig, inputs: PolicyInputs) -> Decision:
             fallback = _local_instead(config, inputs, default, local, why, score, threshold)
             # keep the reason honest: the classifier is why we are on a default route at all
             return _decision(
-                config, inputs, fallback.target, DecisionReason.CLASSIFIER_UNAVAILABLE,
-                fallback.detail, score, threshold,
+                config,
+                inputs,
+                fallback.target,
+                DecisionReason.CLASSIFIER_UNAVAILABLE,
+                fallback.detail,
+                score,
+                threshold,
             )
         refusal = admissible(default, inputs)
         if refusal is not None:
             raise FailedPrecondition(f"{why} {default.name!r}, which is not allowed: {refusal}")
         return _decision(
-            config, inputs, default, DecisionReason.CLASSIFIER_UNAVAILABLE,
-            f"{why} {default.name}", score, threshold,
+            config,
+            inputs,
+            default,
+            DecisionReason.CLASSIFIER_UNAVAILABLE,
+            f"{why} {default.name}",
+            score,
+            threshold,
         )
 
     if rule is not None and rule.target is not None:
@@ -274,9 +294,7 @@ def decide(config: RouterConfig, inputs: PolicyInputs) -> Decision:
         why = f"task rule for {c.task_type} routes to {fixed.name}"
         refusal = admissible(fixed, inputs)
         if refusal is None:
-            return _decision(
-                config, inputs, fixed, DecisionReason.TASK_RULE, why, score, threshold
-            )
+            return _decision(config, inputs, fixed, DecisionReason.TASK_RULE, why, score, threshold)
         if fixed.kind is TargetKind.FRONTIER:
             return _local_instead(config, inputs, fixed, local, why, score, threshold)
         raise FailedPrecondition(f"{why}, which is not allowed: {refusal}")
@@ -285,8 +303,13 @@ def decide(config: RouterConfig, inputs: PolicyInputs) -> Decision:
         why = f"escalation score {score:.3f} >= threshold {threshold:.3f}"
         if admissible(frontier, inputs) is None:
             return _decision(
-                config, inputs, frontier, DecisionReason.ESCALATED,
-                f"{why}: {frontier.name}", score, threshold,
+                config,
+                inputs,
+                frontier,
+                DecisionReason.ESCALATED,
+                f"{why}: {frontier.name}",
+                score,
+                threshold,
             )
         return _local_instead(config, inputs, frontier, local, why, score, threshold)
 
@@ -295,6 +318,11 @@ def decide(config: RouterConfig, inputs: PolicyInputs) -> Decision:
     if refusal is not None:
         raise FailedPrecondition(f"{why} but local target {local.name!r} is not allowed: {refusal}")
     return _decision(
-        config, inputs, local, DecisionReason.BELOW_THRESHOLD, f"{why}: {local.name}",
-        score, threshold,
+        config,
+        inputs,
+        local,
+        DecisionReason.BELOW_THRESHOLD,
+        f"{why}: {local.name}",
+        score,
+        threshold,
     )

@@ -433,7 +433,9 @@ async def test_soft_budget_refuses_escalation_and_hard_refuses(suite: Suite) -> 
     assert first.decision.reason == router_pb2.DECISION_REASON_ESCALATED  # $0.01 spent
     soft = await suite.stub.Complete(ask("CHAT 0.9 a"), metadata=key, timeout=10)
     assert soft.decision.reason == router_pb2.DECISION_REASON_BUDGET_SOFT_LIMIT, (
-        str(first.cost).replace("\n", " "), str(soft.cost).replace("\n", " "))
+        str(first.cost).replace("\n", " "),
+        str(soft.cost).replace("\n", " "),
+    )
     assert soft.decision.target == "local-general"
     # the soft limit also keeps a failing local request from falling back to the frontier
     suite.local.fail = [UNAVAILABLE] * 3

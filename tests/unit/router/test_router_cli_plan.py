@@ -14,8 +14,13 @@ def test_plan_without_keys_uses_a_loud_local_standin(tmp_path: Path) -> None:
     plan = plan_suite(tmp_path, env={}, model_dir=tmp_path / "model", base_port=61000)
     assert plan.frontier == "standin"
     names = [s.name for s in plan.specs]
-    assert names == ["standin-frontier", "classifier", "local-inference", "frontier-proxy",
-                     "router"]
+    assert names == [
+        "standin-frontier",
+        "classifier",
+        "local-inference",
+        "frontier-proxy",
+        "router",
+    ]
     catalog = yaml.safe_load((tmp_path / "frontier-catalog.yaml").read_text())
     (model,) = catalog["models"]
     assert model["name"] == STANDIN_MODEL and model["provider"] == "openai_compatible"
@@ -39,11 +44,21 @@ def test_plan_with_openai_key_uses_the_builtin_catalog(tmp_path: Path) -> None:
 def test_tables_are_readable() -> None:
     cost = router_pb2.CostBreakdown(
         hops=[
-            router_pb2.Hop(kind=router_pb2.HOP_KIND_CLASSIFY, service="classifier", status="OK",
-                           latency_ms=3.2, cost_usd=0.000001),
-            router_pb2.Hop(kind=router_pb2.HOP_KIND_GENERATE, service="local-inference",
-                           target="local-general", model="small", status="UNAVAILABLE",
-                           latency_ms=1.0),
+            router_pb2.Hop(
+                kind=router_pb2.HOP_KIND_CLASSIFY,
+                service="classifier",
+                status="OK",
+                latency_ms=3.2,
+                cost_usd=0.000001,
+            ),
+            router_pb2.Hop(
+                kind=router_pb2.HOP_KIND_GENERATE,
+                service="local-inference",
+                target="local-general",
+                model="small",
+                status="UNAVAILABLE",
+                latency_ms=1.0,
+            ),
         ],
         total_cost_usd=0.000001,
         total_latency_ms=9.9,
@@ -51,11 +66,16 @@ def test_tables_are_readable() -> None:
     text = hops_table(cost)
     assert "classify" in text and "UNAVAILABLE" in text and "$0.000001" in text
     report = cost_pb2.GetCostReportResponse(
-        group_by=cost_pb2.COST_GROUPING_MODEL, baseline_model="gpt-4o-mini",
-        rows=[cost_pb2.CostReportRow(key="small", requests=3, cost_usd=0.001,
-                                     baseline_cost_usd=0.01, saving_usd=0.009)],
-        total=cost_pb2.CostReportRow(requests=3, cost_usd=0.001, baseline_cost_usd=0.01,
-                                     saving_usd=0.009),
+        group_by=cost_pb2.COST_GROUPING_MODEL,
+        baseline_model="gpt-4o-mini",
+        rows=[
+            cost_pb2.CostReportRow(
+                key="small", requests=3, cost_usd=0.001, baseline_cost_usd=0.01, saving_usd=0.009
+            )
+        ],
+        total=cost_pb2.CostReportRow(
+            requests=3, cost_usd=0.001, baseline_cost_usd=0.01, saving_usd=0.009
+        ),
     )
     text = report_table(report)
     assert "TOTAL" in text and "90.0%" in text and "gpt-4o-mini" in text
