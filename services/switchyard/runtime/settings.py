@@ -54,8 +54,8 @@ class ServiceSettings(BaseSettings):
     )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop",
-        description="Event loop to serve on: uvloop (faster per call and per streamed chunk; "
-        "the default where it is installed) or the standard library's asyncio loop.",
+        description="Event loop to serve on: uvloop (less CPU per streamed chunk; the default "
+        "where it is installed) or the standard library's asyncio loop.",
     )
 
     @property
