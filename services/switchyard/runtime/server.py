@@ -57,10 +57,8 @@ _UNTRACED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 def _traced(details: grpc.HandlerCallDetails) -> bool:
-    method: str | bytes = details.method
-    if isinstance(method, bytes):
-        method = method.decode("utf-8", "replace")
-    return not method.startswith(_UNTRACED_PREFIXES)
+    # grpc.aio hands the method as str ("/package.Service/Method").
+    return not details.method.startswith(_UNTRACED_PREFIXES)
 
 
 class HealthReporter:
