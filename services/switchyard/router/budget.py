@@ -8,6 +8,7 @@ before every attempt (fallbacks included), counting what the request has already
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -61,6 +62,14 @@ def budget_state(budget: BudgetConfig, spent_today: float, spent_month: float) -
 
 SpendQuery = Callable[[str, datetime, Collection[str]], Awaitable[float]]
 
+#: A cached spend value: (tenant, period name, period start). The period name is part of the key
+#: because on the 1st of a month the day and the month start at the same instant.
+_Key = tuple[str, str, datetime]
+
+
+def _periods(tenant: str, at: datetime) -> tuple[_Key, _Key]:
+    return ((tenant, "day", day_start(at)), (tenant, "month", month_start(at)))
+
 
 @dataclass(slots=True)
 class _Query:
@@ -95,13 +104,14 @@ class SpendTracker:
         self._ttl = ttl_s
         self._clock = clock
         self._monotonic = monotonic
-        self._cache: dict[tuple[str, datetime], tuple[float, float]] = {}
-        self._locks: dict[tuple[str, datetime], asyncio.Lock] = {}
-        self._pending: dict[str, dict[str, float]] = {}  # tenant -> request id -> USD
-        self._running: dict[tuple[str, datetime], _Query] = {}  # ledger queries in flight
+        self._cache: dict[_Key, tuple[float, float]] = {}
+        self._locks: dict[_Key, asyncio.Lock] = {}
+        # tenant -> request id -> (USD, the periods its record falls in)
+        self._pending: dict[str, dict[str, tuple[float, tuple[_Key, _Key]]]] = {}
+        self._running: dict[_Key, _Query] = {}  # ledger queries in flight
 
-    async def _spent(self, tenant: str, since: datetime) -> float:
-        key = (tenant, since)
+    async def _spent(self, key: _Key) -> float:
+        tenant, _, since = key
         cached = self._cache.get(key)
         if cached is not None and self._monotonic() - cached[1] < self._ttl:
             return cached[0]
@@ -130,27 +140,42 @@ class SpendTracker:
 
     async def spent(self, tenant: str) -> tuple[float, float]:
         """(spent today, spent this month) in USD, UTC periods, without pending requests."""
-        keys = self._keys(tenant)
+        day, month = await self._spent_in(_periods(tenant, self._clock()))
+        return day, month
+
+    async def _spent_in(self, keys: tuple[_Key, _Key]) -> tuple[float, float]:
         for key in keys:
-            await self._spent(*key)
+            await self._spent(key)
         # Read both from the cache only now, with no await before the caller reads the pending
         # requests: a record written while the second query ran has been added to the first
         # one's entry, and is no longer pending.
         return self._cache[keys[0]][0], self._cache[keys[1]][0]
 
-    def add_pending(self, tenant: str, cost_usd: float, request_id: str) -> None:
-        """Count a finished request now, before its ledger record is written."""
-        self._pending.setdefault(tenant, {})[request_id] = cost_usd
+    def add_pending(
+        self, tenant: str, cost_usd: float, request_id: str, at: datetime | None = None
+    ) -> None:
+        """Count a finished request now, before its ledger record is written.
 
-    def _keys(self, tenant: str) -> tuple[tuple[str, datetime], ...]:
-        now = self._clock()
-        return ((tenant, day_start(now)), (tenant, month_start(now)))
+        `at` is the record's time (default: the tracker's clock now); the record counts in the
+        day and month it falls in, even when it is written after midnight.
+        """
+        when = self._clock() if at is None else at
+        self._pending.setdefault(tenant, {})[request_id] = (cost_usd, _periods(tenant, when))
+
+    def _pending_usd(self, tenant: str, key: _Key) -> float:
+        """What this tenant's pending records falling in the period `key` cost."""
+        return math.fsum(
+            cost for cost, keys in self._pending.get(tenant, {}).values() if key in keys
+        )
 
     def committing(self, tenant: str, request_id: str) -> None:
         """A pending record is about to be committed: queries now running may or may not see
         it. Those that do not exclude it must read again."""
-        cost = self._pending.get(tenant, {}).get(request_id, 0.0)
-        for key in self._keys(tenant):
+        entry = self._pending.get(tenant, {}).get(request_id)
+        if entry is None:
+            return
+        cost, keys = entry
+        for key in keys:
             query = self._running.get(key)
             if query is not None and request_id not in query.excluded:
                 query.ambiguous = True
@@ -159,11 +184,12 @@ class SpendTracker:
     def written(self, tenant: str, cost_usd: float, request_id: str) -> None:
         """A pending request's record is in the ledger: move it into the cached values."""
         pending = self._pending.get(tenant, {})
-        if pending.pop(request_id, None) is None:
+        entry = pending.pop(request_id, None)
+        if entry is None:
             return
         if not pending:
             self._pending.pop(tenant, None)
-        for key in self._keys(tenant):
+        for key in entry[1]:
             query = self._running.get(key)
             if query is not None and request_id in query.excluded:
                 query.written_usd += cost_usd
@@ -177,6 +203,10 @@ class SpendTracker:
         """Budget state counting `pending_usd` (spent by the request so far, not yet recorded)."""
         if not budget.is_limited:
             return BudgetState(False, False, "")
-        today, month = await self.spent(tenant)
-        extra = pending_usd + sum(self._pending.get(tenant, {}).values())
-        return budget_state(budget, today + extra, month + extra)
+        keys = _periods(tenant, self._clock())
+        today, month = await self._spent_in(keys)
+        return budget_state(
+            budget,
+            today + pending_usd + self._pending_usd(tenant, keys[0]),
+            month + pending_usd + self._pending_usd(tenant, keys[1]),
+        )

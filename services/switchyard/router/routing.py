@@ -889,7 +889,9 @@ class Router:
         except ValueError as exc:  # a bug, not the caller's fault: log, keep serving
             log.error("ledger record rejected", request_id=req.request_id, error=str(exc))
             return
-        self._spend.add_pending(req.tenant, record.total_cost_usd, record.request_id)
+        self._spend.add_pending(
+            req.tenant, record.total_cost_usd, record.request_id, at=record.time
+        )
         self._ledger.submit(record)
 
 
