@@ -23,6 +23,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from switchyard.api.classifier.v1 import classifier_pb2 as pb
 from switchyard.api.classifier.v1 import classifier_pb2_grpc as pb_grpc
 

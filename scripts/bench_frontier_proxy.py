@@ -36,12 +36,11 @@ from pathlib import Path
 import grpc
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "services"))
+from switchyard.api.inference.v1 import inference_pb2 as pb
+from switchyard.api.inference.v1 import inference_pb2_grpc
+from switchyard.frontier_proxy.transport import pooled_transport
 
-from switchyard.api.inference.v1 import inference_pb2 as pb  # noqa: E402
-from switchyard.api.inference.v1 import inference_pb2_grpc  # noqa: E402
-from switchyard.frontier_proxy.transport import pooled_transport  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -168,7 +167,6 @@ def start_processes(
         SWITCHYARD_FRONTIER_PROXY_HOST="127.0.0.1",
         SWITCHYARD_FRONTIER_PROXY_PORT=str(port),
         SWITCHYARD_FRONTIER_PROXY_LOG_LEVEL="WARNING",
-        PYTHONPATH=str(REPO / "services"),
     )
     if not args.otlp:
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)

@@ -22,11 +22,10 @@ from typing import Any
 import grpc
 import uvloop
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "services"))
+from switchyard.api.inference.v1 import inference_pb2 as pb
+from switchyard.api.inference.v1 import inference_pb2_grpc as pb_grpc
 
-from switchyard.api.inference.v1 import inference_pb2 as pb  # noqa: E402
-from switchyard.api.inference.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 class Echo(pb_grpc.InferenceServiceServicer):

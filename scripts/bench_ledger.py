@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the PostgreSQL fixture module, tests/support/postgres.py
 
 from support.postgres import PostgresServer  # noqa: E402
+
 from switchyard.router.ledger import (  # noqa: E402
     AttemptRecord,
     CostLedger,

@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the test helper that starts vLLM's own server
 
 from support.vllm_server import VllmOpenAIServer, _free_port  # noqa: E402
+
 from switchyard.api.inference.v1 import inference_pb2 as pb  # noqa: E402
 from switchyard.api.inference.v1 import inference_pb2_grpc as pb_grpc  # noqa: E402
 from switchyard.local_inference.model_preparation import locate_prepared_model  # noqa: E402

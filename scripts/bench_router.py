@@ -31,6 +31,7 @@ from pathlib import Path
 
 import grpc
 import yaml
+
 from switchyard.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc

@@ -22,11 +22,11 @@ def main() -> int:
     parser.add_argument("--api-key", default=os.environ.get("SWITCHYARD_API_KEY", ""))
     args = parser.parse_args()
     if args.address:
-        from switchyard.cli.demo import run_demo
+        from switchyard.suite.demo import run_demo
 
         run_demo(args.address, sys.stdout, api_key=args.api_key or None)
         return 0
-    from switchyard.cli.main import main as switchyard
+    from switchyard_client.cli import main as switchyard
 
     return switchyard(["up", "--demo", "--exit-after-demo"])
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from switchyard.runtime.logging import setup_logging
 from switchyard.runtime.telemetry import Telemetry, setup_telemetry
 

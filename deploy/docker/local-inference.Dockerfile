@@ -18,9 +18,11 @@ FROM ${PYTHON_IMAGE} AS base-build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/switchyard
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY services ./services
-RUN /opt/switchyard/bin/pip install ".[local-inference]"
+# Only the distributions this service is made of: the stubs, the shared runtime and itself.
+COPY services/api ./services/api
+COPY services/runtime ./services/runtime
+COPY services/local-inference ./services/local-inference
+RUN /opt/switchyard/bin/pip install ./services/api ./services/runtime ./services/local-inference
 
 FROM base-build AS build-gpu
 ARG VLLM_GPU_SPEC="vllm==0.33.*"

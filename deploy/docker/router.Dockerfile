@@ -13,9 +13,11 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/switchyard
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY services ./services
-RUN /opt/switchyard/bin/pip install ".[router]"
+# Only the distributions this service is made of: the stubs, the shared runtime and itself.
+COPY services/api ./services/api
+COPY services/runtime ./services/runtime
+COPY services/router ./services/router
+RUN /opt/switchyard/bin/pip install ./services/api ./services/runtime ./services/router
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 switchyard \

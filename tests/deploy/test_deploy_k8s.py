@@ -14,6 +14,7 @@ import pytest
 import yaml
 from deploy_kustomize import render
 from deploy_settings import assert_known_settings
+
 from switchyard.router.config import parse_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,15 +26,16 @@ import grpc
 import pytest
 import yaml
 from otlp_receiver import OtlpReceiver, ReceivedSpan
+
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
-from switchyard.cli.supervisor import ProcessSpec, Supervisor
 from switchyard.router.config import hash_api_key, parse_config
 from switchyard.router.conversion import classified
 from switchyard.router.ledger import open_ledger
 from switchyard.router.policy import Overrides, PolicyInputs, decide, estimate_tokens
 from switchyard.runtime import attributes as attr
+from switchyard.suite.supervisor import ProcessSpec, Supervisor
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.timeout(900)]
 

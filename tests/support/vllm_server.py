@@ -29,6 +29,7 @@ from types import TracebackType
 
 import httpx
 import pytest
+
 from switchyard.local_inference.model_preparation import (
     PREPARE_COMMAND,
     ModelNotPrepared,

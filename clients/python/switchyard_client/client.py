@@ -11,11 +11,11 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import propagate
+
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2
+from switchyard.api.options import channel_options
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
-from switchyard.runtime.channels import channel_options
-
 from switchyard_client.errors import from_rpc_error
 
 __all__ = [

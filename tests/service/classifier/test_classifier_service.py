@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from switchyard.api.classifier.v1 import classifier_pb2 as pb
 from switchyard.api.classifier.v1 import classifier_pb2_grpc as pb_grpc
 from switchyard.classifier.model import MANIFEST_NAME, MODEL_FILE, SHIPPED_MODEL_DIR

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from opentelemetry import trace
+
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc

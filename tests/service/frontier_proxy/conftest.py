@@ -12,6 +12,7 @@ import grpc
 import pytest
 from frontier_fixtures import standin_catalog
 from support.frontier_standin import FrontierStandin
+
 from switchyard.api.inference.v1 import inference_pb2_grpc
 from switchyard.frontier_proxy.__main__ import FrontierResources, build
 from switchyard.frontier_proxy.settings import FrontierProxySettings

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from support.frontier_standin import FrontierStandin
+
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.frontier_proxy.catalog import Catalog, parse_catalog
 

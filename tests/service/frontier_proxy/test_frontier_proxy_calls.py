@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from frontier_fixtures import user
 from support.frontier_standin import Reply, StandinUsage
+
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.runtime import attributes as attr
 

@@ -14,6 +14,7 @@ import pytest
 import structlog
 from frontier_fixtures import BAD_KEY, user
 from support.frontier_standin import Fault, Reply
+
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.runtime import attributes as attr
 from switchyard.runtime.logging import setup_logging

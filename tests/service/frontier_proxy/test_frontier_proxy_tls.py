@@ -15,6 +15,7 @@ import grpc
 import pytest
 from frontier_fixtures import OPENAI_KEY_ENV, user
 from support.frontier_standin import FrontierStandin, Reply
+
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc
 from switchyard.frontier_proxy.__main__ import build

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+
 from switchyard.frontier_proxy.transport import pooled_transport
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 import grpc
 import pytest
 from support.vllm_server import VllmOpenAIServer, vllm_openai_server  # noqa: F401 (fixture)
+
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc
 from switchyard.frontier_proxy.__main__ import build

@@ -18,6 +18,7 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.vllm_server import prepared_model_dir
+
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc as pb_grpc
 from switchyard.local_inference.inference import LocalInference

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
+
 from switchyard.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from router_doubles import CLASSIFY_COST, FakeBackend, FakeClassifier, serve
+
 from switchyard.api.classifier.v1 import classifier_pb2_grpc
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -541,7 +542,7 @@ async def test_metrics_by_model_task_type_tenant(suite: Suite, metric_reader) ->
 async def run_cli(argv: list[str]) -> tuple[int, str]:
     import io
 
-    from switchyard.cli.main import build_parser
+    from switchyard_client.cli import build_parser
 
     args = build_parser().parse_args(argv)
     out = io.StringIO()

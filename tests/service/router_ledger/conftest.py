@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from support.postgres import PostgresServer, postgres_server  # noqa: F401  (session fixture)
+
 from switchyard.router.ledger import CostLedger, open_ledger
 
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+
 from switchyard.router.ledger import AttemptRecord, Grouping, RequestRecord
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

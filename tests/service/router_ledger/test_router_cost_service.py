@@ -13,6 +13,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from router_ledger_data import WINDOW_END, WINDOW_START, dataset, make_record, reference_report
 from support.postgres import PostgresServer
+
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
 from switchyard.router.cost_service import CostServiceServicer, TenantScope
 from switchyard.router.ledger import CostLedger, Grouping, RequestRecord, open_ledger

@@ -18,6 +18,7 @@ from router_ledger_data import (
     make_record,
     reference_report,
 )
+
 from switchyard.router.ledger import (
     AttemptRecord,
     CostLedger,

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from router_ledger_data import T0, WINDOW_END, WINDOW_START, dataset, make_record
 from support.postgres import PostgresServer
+
 from switchyard.router.ledger import Grouping, LedgerUnavailable, open_ledger
 
 pytestmark = pytest.mark.postgres

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from router_ledger_data import T0, make_record
+
 from switchyard.router.ledger import Grouping, LedgerUnavailable, open_ledger
 from switchyard.router.ledger.sqlite import SqliteLedger
 

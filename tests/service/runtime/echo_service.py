@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
+
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc as pb_grpc
 from switchyard.runtime.channels import open_channel

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from opentelemetry import baggage, context, trace
 from opentelemetry.trace import SpanKind
+
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc as pb_grpc
 from switchyard.runtime import attributes

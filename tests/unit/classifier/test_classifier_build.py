@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+
 from switchyard.classifier.model import (
     MANIFEST_NAME,
     MODEL_FILE,
@@ -17,10 +18,10 @@ from switchyard.classifier.model import (
     ModelLoadError,
     PromptTokenizer,
 )
-from switchyard.classifier.training.build import BuildConfig, BuildResult, build_model
-from switchyard.classifier.training.cli import DEFAULT_OUTCOMES_FILE, default_data_dir
-from switchyard.classifier.training.encoder import build_encoder_graph, locate_encoder_files
-from switchyard.classifier.training.heads import softmax
+from switchyard.training.build import BuildConfig, BuildResult, build_model
+from switchyard.training.cli import DEFAULT_OUTCOMES_FILE, default_data_dir
+from switchyard.training.encoder import build_encoder_graph, locate_encoder_files
+from switchyard.training.heads import softmax
 
 DATA = default_data_dir()
 pytestmark = pytest.mark.skipif(
@@ -122,7 +123,7 @@ def test_corrupt_or_missing_model_names_file_and_hash(built: BuildResult, tmp_pa
 
 
 def test_bring_your_own_labels_without_builtin_data(tmp_path: Path) -> None:
-    from switchyard.classifier.training.authored import authored_prompts
+    from switchyard.training.authored import authored_prompts
 
     rows = [p for p in authored_prompts() if p.task_type in ("chat", "creative_writing")][::6]
     labels = tmp_path / "labels.jsonl"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from switchyard.classifier.training.data import (
+
+from switchyard.training.data import (
     DataFileError,
     held_out,
     read_label_file,

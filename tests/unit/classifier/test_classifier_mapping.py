@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from switchyard.api.classifier.v1 import classifier_pb2 as pb
 from switchyard.classifier.taxonomy import (
     DEFAULT_CUT_POINTS,
@@ -12,9 +13,9 @@ from switchyard.classifier.taxonomy import (
     complexity_level,
     task_type_from_name,
 )
-from switchyard.classifier.training.authored import authored_prompts
-from switchyard.classifier.training.cli import default_data_dir
-from switchyard.classifier.training.mapping import DEBUGBENCH_LEVELS, MATH_LEVELS, map_prompt_row
+from switchyard.training.authored import authored_prompts
+from switchyard.training.cli import default_data_dir
+from switchyard.training.mapping import DEBUGBENCH_LEVELS, MATH_LEVELS, map_prompt_row
 
 
 def test_math_levels_are_increasing_and_map_to_math() -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from switchyard.classifier.training.metrics import (
+
+from switchyard.training.metrics import (
     apgr_and_cpt,
     confusion,
     expected_calibration_error,

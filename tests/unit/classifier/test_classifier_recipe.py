@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+
 from switchyard.classifier.taxonomy import TASK_TYPE_NAMES
-from switchyard.classifier.training.augment import neutralise
-from switchyard.classifier.training.balance import balanced_weights, source_of
-from switchyard.classifier.training.data import LabeledPrompt
-from switchyard.classifier.training.voices import VOICE_PROMPTS, voice_prompts
+from switchyard.training.augment import neutralise
+from switchyard.training.balance import balanced_weights, source_of
+from switchyard.training.data import LabeledPrompt
+from switchyard.training.voices import VOICE_PROMPTS, voice_prompts
 
 BBH = "Is the sentence plausible?\nOptions:\n- Yes\n- No"
 MBPP = (

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from switchyard.classifier.model import (
     MANIFEST_NAME,
     MODEL_FILE,
@@ -18,7 +19,7 @@ from switchyard.classifier.model import (
     ClassifierModel,
 )
 from switchyard.classifier.taxonomy import TASK_TYPE_NAMES
-from switchyard.classifier.training.metrics import confusion, per_class_precision_recall_f1
+from switchyard.training.metrics import confusion, per_class_precision_recall_f1
 
 SAMPLE = Path(__file__).parent / "data" / "heldout_sample.jsonl"
 MACRO_F1_FLOOR = 0.85

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.frontier_proxy.completion import Completion, FinishReason, TokenUsage, TurnRole
 from switchyard.frontier_proxy.conversion import chat_call, generate_response

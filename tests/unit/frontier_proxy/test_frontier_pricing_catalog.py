@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from switchyard.frontier_proxy.catalog import (
     CatalogError,
     ProviderKind,

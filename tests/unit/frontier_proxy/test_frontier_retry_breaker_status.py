@@ -7,6 +7,7 @@ from email.utils import formatdate
 
 import grpc
 import pytest
+
 from switchyard.frontier_proxy.breaker import BreakerState, CircuitBreaker
 from switchyard.frontier_proxy.retry import RetryPolicy, is_retryable_status, parse_retry_after
 from switchyard.frontier_proxy.status import MAX_UPSTREAM_MESSAGE, http_error, scrub

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from switchyard.frontier_proxy import anthropic_wire, openai_wire
 from switchyard.frontier_proxy.completion import (
     ChatCall,

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpcore
 import pytest
+
 from switchyard.frontier_proxy.transport import LinearPool
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.local_inference.conversion import (
     finish_reason,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from switchyard.local_inference.cost import CostMeter, UnknownRequest
 
 RATE = 3.6  # USD per hour = 0.001 USD per second

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 
 import pytest
+
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.local_inference.conversion import SamplingSpec
 from switchyard.local_inference.cost import CostMeter

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+
 from switchyard.local_inference.reasoning import ReasoningSplit
 
 pytestmark = [

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from switchyard.local_inference import model_preparation as mp
 from switchyard.local_inference.settings import LocalInferenceSettings
 from switchyard.runtime.settings import SettingsError, load_settings

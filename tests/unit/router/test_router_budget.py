@@ -5,6 +5,7 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from switchyard.router.budget import SpendTracker, budget_state, day_start, month_start
 from switchyard.router.config import BudgetConfig
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
 from switchyard.api.cost.v1 import cost_pb2
 from switchyard.api.router.v1 import router_pb2
-from switchyard.cli.formatting import hops_table, report_table, usd
-from switchyard.cli.suite import STANDIN_MODEL, plan_suite
 from switchyard.router.config import load_config
+from switchyard.suite.plan import STANDIN_MODEL, plan_suite
+from switchyard_client.cli.formatting import hops_table, report_table, usd
 
 
 def test_plan_without_keys_uses_a_loud_local_standin(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ import copy
 
 import pytest
 from router_fixtures import BASE, config, raw
+
 from switchyard.router.config import (
     ConfigError,
     TargetKind,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from router_fixtures import config
+
 from switchyard.router.config import TargetKind
 from switchyard.router.policy import (
     Classified,

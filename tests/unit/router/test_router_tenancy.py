@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from router_fixtures import config
+
 from switchyard.router.tenancy import DEV_TENANT, authenticate, bearer_token
 from switchyard.runtime.errors import Unauthenticated
 

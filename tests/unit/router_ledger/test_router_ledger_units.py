@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from switchyard.api.cost.v1 import cost_pb2
 from switchyard.router.cost_service import TenantScope, resolve_window
 from switchyard.router.ledger import (

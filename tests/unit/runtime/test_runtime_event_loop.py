@@ -8,6 +8,7 @@ import pytest
 import uvloop
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
 from switchyard.runtime.server import event_loop_factory
 from switchyard.runtime.settings import ServiceSettings, SettingsError, load_settings
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from switchyard.runtime.settings import (
     ServiceSettings,
     SettingsConfigDict,

@@ -1,0 +1,1 @@
+"""The suite on one machine: `switchyard up` starts the four services (plan, supervisor, demo)."""

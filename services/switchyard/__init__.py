@@ -1,1 +1,0 @@
-"""Switchyard: hybrid LLM routing over gRPC."""

@@ -1,1 +1,0 @@
-"""The `switchyard` command: run the suite on this machine and talk to the router."""

@@ -1,0 +1,102 @@
+"""``switchyard-classifier train``: the command-line front of ``training.build``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from switchyard.training.data import DataFileError
+
+__all__ = ["DEFAULT_OUTCOMES_FILE", "default_data_dir", "main"]
+
+DEFAULT_OUTCOMES_FILE = "outcomes/mmlu_mixtral_vs_gpt4.jsonl"
+DATA_DIR_ENV = "SWITCHYARD_CLASSIFIER_DATA_DIR"
+
+
+def default_data_dir() -> Path:
+    """``$SWITCHYARD_CLASSIFIER_DATA_DIR``, else ``<repo>/../shared/datasets`` (a checkout's)."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV])
+    return Path(__file__).resolve().parents[3].parent / "shared" / "datasets"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="switchyard-classifier train",
+        description="Build a classifier model directory (one ONNX file, tokenizer, manifest). "
+        "With no --labels, task types come from the built-in prompt datasets; with no "
+        "--outcomes, escalation is learned from the built-in outcome data.",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="directory to write the model to")
+    parser.add_argument("--labels", type=Path, help="JSONL: prompt, task_type, optional complexity")
+    parser.add_argument("--outcomes", type=Path, help="JSONL: prompt, local_ok, frontier_ok")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"built-in datasets (prompts/, outcomes/); default ${DATA_DIR_ENV} "
+        "or ../shared/datasets next to the checkout",
+    )
+    parser.add_argument(
+        "--no-builtin-data",
+        action="store_true",
+        help="use only --labels / --outcomes, not the built-in datasets",
+    )
+    parser.add_argument(
+        "--train-cap", type=int, default=2500, help="max training rows per task type"
+    )
+    parser.add_argument("--eval-cap", type=int, default=500, help="max held-out rows per task type")
+    parser.add_argument(
+        "--outcome-limit", type=int, default=None, help="use at most N outcome rows"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads for embedding")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="cache embeddings here between builds (results are identical)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from switchyard.training.build import BuildConfig, build_model
+
+    args = _parser().parse_args(argv)
+    prompts_dir: Path | None = None
+    outcomes = args.outcomes
+    if not args.no_builtin_data:
+        data_dir = args.data_dir or default_data_dir()
+        if not (data_dir / "prompts").is_dir():
+            print(
+                f"error: built-in datasets not found at {data_dir} (set --data-dir or "
+                f"${DATA_DIR_ENV}, or pass --no-builtin-data with --labels)",
+                file=sys.stderr,
+            )
+            return 2
+        prompts_dir = data_dir / "prompts"
+        if outcomes is None and args.labels is None:
+            outcomes = data_dir / DEFAULT_OUTCOMES_FILE
+    if prompts_dir is None and args.labels is None:
+        print("error: --no-builtin-data needs --labels", file=sys.stderr)
+        return 2
+    config = BuildConfig(
+        out=args.out,
+        prompts_dir=prompts_dir,
+        outcomes_file=outcomes,
+        labels_file=args.labels,
+        train_cap=args.train_cap,
+        eval_cap=args.eval_cap,
+        outcome_limit=args.outcome_limit,
+        threads=args.threads,
+        cache_dir=args.cache_dir,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    try:
+        build_model(config)
+    except (DataFileError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
