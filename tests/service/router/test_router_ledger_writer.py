@@ -13,7 +13,8 @@ from switchyard.router.ledger import (
     RequestRecord,
     open_ledger,
 )
-from switchyard.router.routing import LedgerWriter, record_from_json, record_to_json
+from switchyard.router.ledger.journal import record_from_json, record_to_json
+from switchyard.router.ledger.writer import LedgerWriter
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ATTEMPT = AttemptRecord("local", "local-inference", "smollm2", "OK", 80.0, 0.0004, 100, 20)

@@ -15,8 +15,9 @@ from switchyard.router.budget import SpendTracker
 from switchyard.router.config import ConfigError, RouterConfig
 from switchyard.router.connections import Connections
 from switchyard.router.ledger import CostLedger, LedgerError, open_ledger
+from switchyard.router.ledger.writer import LedgerWriter
 from switchyard.router.reloading import ConfigSource
-from switchyard.router.routing import LedgerWriter, Router
+from switchyard.router.routing import Router
 from switchyard.router.servicer import RouterServicer
 from switchyard.router.settings import RouterSettings
 from switchyard.router.tenancy import DEV_TENANT, authenticate, is_admin

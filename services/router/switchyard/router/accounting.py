@@ -1,0 +1,138 @@
+"""The account phase: once a request ends, whatever ended it, count it exactly once.
+
+`RequestAccounting.finish` sets the request span's final attributes, adds the request and cost
+metrics, builds the one ledger record (`RequestRecord`, with every attempt), counts it in the
+tenant's spend at once (`SpendTracker.add_pending`) and hands it to the ledger writer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import grpc
+
+from switchyard.router.budget import SpendTracker
+from switchyard.router.conversion import classified
+from switchyard.router.ledger import AttemptRecord, RequestRecord
+from switchyard.router.ledger.writer import LedgerWriter
+from switchyard.router.policy import bind, price
+from switchyard.router.request import RoutedRequest
+from switchyard.runtime import attributes as attr
+from switchyard.runtime.errors import SwitchyardError
+from switchyard.runtime.logging import get_logger
+from switchyard.runtime.telemetry import get_meter
+
+__all__ = ["RequestAccounting"]
+
+log = get_logger(__name__)
+
+_STATUS_NAMES = frozenset(code.name for code in grpc.StatusCode)
+
+
+def _status(name: str) -> str:
+    return name if name in _STATUS_NAMES else "UNKNOWN"
+
+
+class RequestAccounting:
+    def __init__(self, spend: SpendTracker, ledger: LedgerWriter) -> None:
+        self._spend = spend
+        self._ledger = ledger
+        meter = get_meter(__name__)
+        self._requests = meter.create_counter(
+            attr.METRIC_ROUTER_REQUESTS, unit="{request}", description="Requests routed"
+        )
+        self._cost = meter.create_counter(
+            attr.METRIC_ROUTER_COST, unit="USD", description="What routed requests cost"
+        )
+
+    def finish(self, req: RoutedRequest) -> None:
+        """Account for the request: span, metrics, spend tracker and one ledger record."""
+        latency_ms = (time.perf_counter() - req.started) * 1000
+        total = math.fsum(h.cost_usd for h in req.hops)
+        span = req.span
+        span.set_attribute(attr.COST_USD, total)
+        span.set_attribute(attr.ROUTER_STATUS, req.status)
+        if req.served is not None:
+            span.set_attribute(attr.ROUTER_TARGET, req.served.name)
+        task_type = req.task_type
+        config = req.config
+        decision = req.decision
+        target = req.served or (decision.target if decision else None)
+        if target is None:
+            # refused before a decision (bad input, hard budget, policy): count it where the
+            # classifier-down default would have gone
+            try:
+                target = bind(config, config.routing.default_target)
+            except SwitchyardError:  # pragma: no cover - validated config
+                return
+        self._requests.add(
+            1,
+            {
+                attr.TENANT: req.tenant,
+                attr.TASK_TYPE: task_type,
+                attr.GEN_AI_REQUEST_MODEL: target.model,
+                attr.ROUTER_TARGET: target.name,
+                attr.ROUTER_STATUS: req.status,
+                attr.ROUTER_OPERATION: req.operation,
+            },
+        )
+        self._cost.add(
+            total,
+            {
+                attr.TENANT: req.tenant,
+                attr.TASK_TYPE: task_type,
+                attr.GEN_AI_REQUEST_MODEL: target.model,
+                attr.ROUTER_TARGET: target.name,
+            },
+        )
+        in_tok = req.usage.input_tokens if req.usage else 0
+        out_tok = req.usage.output_tokens if req.usage else 0
+        baseline = 0.0
+        if req.usage is not None:
+            baseline_target = config.targets.get(config.baseline_target)
+            if baseline_target is not None:
+                baseline = price(baseline_target.pricing, in_tok, out_tok)
+        attempts = tuple(
+            AttemptRecord(
+                target=h.target,
+                backend=h.service,
+                model=h.model or "default",
+                status=_status(h.status),
+                latency_ms=h.latency_ms,
+                cost_usd=h.cost_usd,
+                input_tokens=h.input_tokens,
+                output_tokens=h.output_tokens,
+            )
+            for h in req.hops
+            if h.kind == "GENERATE"
+        )
+        c = classified(req.classification) if req.classification is not None else None
+        try:
+            record = RequestRecord(
+                request_id=req.request_id,
+                time=req.time,
+                tenant=req.tenant,
+                task_type=task_type,
+                complexity=c.complexity if c else None,
+                target=target.name,
+                target_kind=target.kind.value,
+                model=req.served_model or target.model or "default",
+                reason=decision.reason.value if decision else "UNSPECIFIED",
+                escalation_score=c.escalation_probability if c else None,
+                status=_status(req.status),
+                classifier_cost_usd=req.classifier_cost,
+                total_cost_usd=req.classifier_cost + math.fsum(a.cost_usd for a in attempts),
+                latency_ms=latency_ms,
+                input_tokens=in_tok,
+                output_tokens=out_tok,
+                baseline_cost_usd=baseline,
+                attempts=attempts,
+            )
+        except ValueError as exc:  # a bug, not the caller's fault: log, keep serving
+            log.error("ledger record rejected", request_id=req.request_id, error=str(exc))
+            return
+        self._spend.add_pending(
+            req.tenant, record.total_cost_usd, record.request_id, at=record.time
+        )
+        self._ledger.submit(record)

@@ -1,0 +1,88 @@
+"""`RoutedRequest`: the state of one request while the router works on it.
+
+Created when a request is admitted (`Router._begin`), filled by each phase (decide, attempts),
+and read by accounting once the request ends, whatever ended it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import grpc
+from opentelemetry.trace import Span
+
+from switchyard.api.classifier.v1 import classifier_pb2
+from switchyard.api.inference.v1 import inference_pb2
+from switchyard.router.config import RouterConfig
+from switchyard.router.conversion import HopResult, classified
+from switchyard.router.policy import BoundTarget, Decision, PolicyInputs
+from switchyard.runtime.errors import DeadlineExceeded, SwitchyardError
+
+__all__ = ["RoutedRequest", "status_of"]
+
+
+@dataclass
+class RoutedRequest:
+    """The state of one request while it is routed."""
+
+    request_id: str
+    tenant: str
+    config: RouterConfig
+    operation: str
+    time: datetime
+    started: float
+    deadline: float | None
+    span: Span
+    classification: classifier_pb2.Classification | None = None
+    classifier_cost: float = 0.0
+    hops: list[HopResult] = field(default_factory=list)
+    decision: Decision | None = None
+    inputs: PolicyInputs | None = None
+    served: BoundTarget | None = None
+    served_model: str = ""
+    usage: inference_pb2.Usage | None = None
+    status: str = "UNKNOWN"
+    finish_reason: inference_pb2.FinishReason = inference_pb2.FINISH_REASON_UNSPECIFIED
+
+    @property
+    def task_type(self) -> str:
+        """The classified task type ("" when the classifier gave none)."""
+        if self.classification is None:
+            return ""
+        return classified(self.classification).task_type
+
+    @property
+    def cost_so_far(self) -> float:
+        attempts = math.fsum(h.cost_usd for h in self.hops if h.kind == "GENERATE")
+        return self.classifier_cost + attempts
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def time_left(self) -> bool:
+        """True while the caller's deadline (if any) has not passed."""
+        remaining = self.remaining()
+        return remaining is None or remaining > 0
+
+    def timeout(self, cap_s: float) -> float:
+        remaining = self.remaining()
+        if remaining is None:
+            return cap_s
+        if remaining <= 0:
+            raise DeadlineExceeded("the caller's deadline passed while routing")
+        return min(cap_s, remaining)
+
+
+def status_of(exc: BaseException) -> str:
+    """The status a request that ended with `exc` is recorded with (a gRPC code name)."""
+    if isinstance(exc, SwitchyardError):
+        return exc.code.name
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return "CANCELLED"
+    if isinstance(exc, grpc.aio.AbortError):
+        return "UNKNOWN"
+    return "INTERNAL"
