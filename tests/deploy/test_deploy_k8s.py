@@ -16,6 +16,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from deploy_images import IMAGES, stages
 from deploy_settings import assert_known_settings
 
 from switchyard.router.config import parse_config
@@ -114,6 +115,23 @@ def test_services_have_grpc_probes_resources_and_a_service(rendered) -> None:
         pod = resources[("Deployment", name)]["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_containers_run_the_images_the_dockerfiles_build(rendered) -> None:
+    tree, resources = rendered
+    for name, port in SERVICE_PORTS.items():
+        container = _container(resources, name)
+        image, _, tag = container["image"].partition(":")
+        assert image == f"switchyard/{name}", container["image"]
+        # The base leaves local-inference's tag to the overlays (-gpu, -cpu).
+        assert tag.startswith("0.1.0") or (tree, name) == ("base", "local-inference"), tag
+        found = stages(name)
+        exposed = {v for stage in found for v in stage.values("EXPOSE")}
+        assert exposed == {str(port)} and port == IMAGES[name].port
+        # No command override: the image's ENTRYPOINT (the service's console script) runs.
+        assert "command" not in container, name
+        if name == "local-inference" and tree != "base":
+            assert tag.endswith(f"-{tree}") and tree in {s.name for s in found}
 
 
 def test_router_and_classifier_scale_horizontally(rendered) -> None:
