@@ -3,21 +3,30 @@
 #
 #   docker build -f deploy/docker/frontier-proxy.Dockerfile -t switchyard/frontier-proxy:0.1.0 .
 #
-# Build context: the repository root. Two stages: `build` installs the project with only the
-# `frontier-proxy` extra into a virtual environment; the runtime stage copies that environment onto a
-# clean slim image and runs as an unprivileged user. tests/deploy/ runs this file's install
-# steps in a clean virtual environment and checks what must not be in it.
+# Build context: the repository root. Two stages: `build` installs the service's locked
+# requirements (services/frontier-proxy/requirements.lock, --require-hashes), then switchyard-api,
+# switchyard-runtime and switchyard-frontier-proxy (--no-deps) into a virtual environment; the runtime
+# stage copies that environment onto a clean slim image and runs as an unprivileged user.
+# tests/deploy/ runs this file's install steps in a clean virtual environment and checks exactly
+# what is in it.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/switchyard
 WORKDIR /src
-# Only the distributions this service is made of: the stubs, the shared runtime and itself.
+# First the locked, hash-checked requirements (their own layer, rebuilt only when the lock
+# changes; `python scripts/lock.py` regenerates it), then the distributions this service is made
+# of, without dependencies: the stubs, the shared runtime and itself, built by the locked build
+# backend. `pip check` stops the build if the lock and the distributions disagree.
+COPY services/frontier-proxy/requirements.lock ./services/frontier-proxy/requirements.lock
+RUN /opt/switchyard/bin/pip install --require-hashes -r ./services/frontier-proxy/requirements.lock
 COPY services/api ./services/api
 COPY services/runtime ./services/runtime
 COPY services/frontier-proxy ./services/frontier-proxy
-RUN /opt/switchyard/bin/pip install ./services/api ./services/runtime ./services/frontier-proxy
+RUN /opt/switchyard/bin/pip install --no-deps --no-build-isolation \
+      ./services/api ./services/runtime ./services/frontier-proxy \
+ && /opt/switchyard/bin/pip check
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 switchyard \

