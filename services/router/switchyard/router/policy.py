@@ -285,7 +285,8 @@ def _fits_nowhere(config: RouterConfig, inputs: PolicyInputs, first: BoundTarget
         f"{first.name} and its fallbacks is {largest.context_window} tokens ({largest.name})"
     )
     excluded = [
-        f"{t.name} would hold it but {refusal}"
+        f"{t.name} {'would hold it' if t.context_window else '(window unknown) would be tried'} "
+        f"but {refusal}"
         for t in candidates
         if _window_refusal(t, inputs) is None and (refusal := _policy_refusal(t, inputs))
     ]

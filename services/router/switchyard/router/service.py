@@ -72,9 +72,7 @@ async def open_resources(settings: RouterSettings) -> AsyncIterator[RouterResour
     )
     await writer.replay_spill()
     connections = Connections()
-    windows = ContextWindows(
-        connections, lambda: source.current, retry_s=settings.context_window_retry_s
-    )
+    windows = ContextWindows(lambda: source.current, retry_s=settings.context_window_retry_s)
     await windows.refresh()  # the first request is checked against what the backends report
     source.on_change(windows.config_changed)
     router = Router(

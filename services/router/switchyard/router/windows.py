@@ -26,9 +26,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 import grpc
 
-from switchyard.api.inference.v1 import inference_pb2
+from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
 from switchyard.router.config import RouterConfig
-from switchyard.router.connections import Connections
+from switchyard.runtime.channels import open_channel
 from switchyard.runtime.logging import get_logger
 
 __all__ = ["ContextWindows", "target_windows"]
@@ -72,13 +72,11 @@ class ContextWindows:
 
     def __init__(
         self,
-        connections: Connections,
         config: Callable[[], RouterConfig],
         *,
         retry_s: float = 5.0,
         timeout_s: float = 5.0,
     ) -> None:
-        self._connections = connections
         self._config = config
         self._retry_s = retry_s
         self._timeout_s = timeout_s
@@ -91,8 +89,12 @@ class ContextWindows:
         return target_windows(config, self._listed)[0]
 
     async def _list(self, address: str, timeout_s: float) -> None:
+        # A channel of its own for each round, closed after: a fresh channel connects at once,
+        # where one that failed to connect backs off for up to minutes, and the serving channels
+        # (`Connections`) never inherit a backoff from a backend that was still starting.
+        channel = open_channel(address, default_timeout_s=timeout_s, retry_attempts=1)
         try:
-            response = await self._connections.backend(address).ListModels(
+            response = await inference_pb2_grpc.InferenceServiceStub(channel).ListModels(
                 inference_pb2.ListModelsRequest(), timeout=timeout_s
             )
         except grpc.aio.AioRpcError as error:
@@ -107,6 +109,8 @@ class ContextWindows:
                     retry_s=self._retry_s,
                 )
             return
+        finally:
+            await channel.close()
         self._failing.discard(address)
         self._listed[address] = {
             m.name: m.context_window for m in response.models if m.context_window > 0
