@@ -82,11 +82,17 @@ class ContextWindows:
         self._timeout_s = timeout_s
         self._listed: dict[str, dict[str, int]] = {}
         self._failing: set[str] = set()
+        #: (config, what was listed, its windows) of the last for_targets call
+        self._cached: tuple[RouterConfig, dict[str, dict[str, int]], dict[str, int]] | None = None
         self._changed = asyncio.Event()
 
-    def for_targets(self, config: RouterConfig) -> dict[str, int]:
+    def for_targets(self, config: RouterConfig) -> Mapping[str, int]:
         """Target name -> the window its backend reported (only targets whose window is known)."""
-        return target_windows(config, self._listed)[0]
+        cached = self._cached
+        if cached is None or cached[0] is not config or cached[1] != self._listed:
+            windows = target_windows(config, self._listed)[0]
+            self._cached = cached = (config, dict(self._listed), windows)
+        return cached[2]
 
     async def _list(self, address: str, timeout_s: float) -> None:
         # A channel of its own for each round, closed after: a fresh channel connects at once,
