@@ -511,6 +511,43 @@ async def test_auth_budgets_and_reload(suite: Suite) -> None:
     assert ok.text
 
 
+async def test_long_prompts_go_where_they_fit_and_are_classified(suite: Suite) -> None:
+    """The router learned the vLLM engine's 1024-token window through ListModels."""
+    document = "The committee reviewed the quarterly figures and approved the budget. " * 200
+    local = "local-general"  # forced: the policy's first choice is the 1024-token engine
+    reply = await suite.stub.Complete(
+        ask(document + "\nSummarize the text above.", force_target=local), timeout=120
+    )
+    d = reply.decision
+    assert (d.target, d.reason) == ("frontier-general", router_pb2.DECISION_REASON_CONTEXT_WINDOW)
+    assert "local-general's context window (1024 tokens)" in d.reason_detail
+    assert [h.target for h in reply.cost.hops[1:]] == ["frontier-general"]  # local not tried
+    assert reply.text
+    # 300 KB: over the classifier's own 256 KiB limit; it classifies an excerpt instead
+    big = "Please review this contract clause by clause. " + document * 22
+    route = await suite.stub.Route(
+        router_pb2.RouteRequest(
+            messages=ask(big).messages, routing=router_pb2.RoutingOptions(force_target=local)
+        ),
+        timeout=60,
+    )
+    assert route.decision.HasField("classification")
+    assert route.decision.prompt_truncated_for_classification
+    assert route.cost.hops[0].status == "OK"
+    assert route.decision.target == "frontier-general"
+    # too long for every window: refused, naming the largest
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await suite.stub.Route(
+            router_pb2.RouteRequest(
+                messages=ask(big * 2).messages,
+                routing=router_pb2.RoutingOptions(force_target=local),
+            ),
+            timeout=60,
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "128000 tokens" in (err.value.details() or "")
+
+
 async def test_fallback_when_a_backend_is_killed(suite: Suite) -> None:
     suite.supervisor.signal("local-inference", signal.SIGKILL)
     await asyncio.sleep(1.0)

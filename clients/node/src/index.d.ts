@@ -45,6 +45,8 @@ export interface RoutingDecision {
   target: string; targetKind: string; backend: string; model: string; reason: string;
   reasonDetail: string; escalationScore: number; escalationThreshold: number;
   estimatedCostUsd: number; classification: Classification | null;
+  /** True when the classifier saw an excerpt (start and end) of a prompt too long to send whole. */
+  promptTruncatedForClassification: boolean;
 }
 export interface Hop {
   kind: string; service: string; target: string; model: string; status: string;

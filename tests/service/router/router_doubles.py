@@ -23,14 +23,26 @@ CLASSIFY_COST = 0.000001
 class FakeClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
     """Task type and escalation probability from the prompt's first words: `MATH 0.9 ...`."""
 
-    mode: str = "ok"  # ok | down | slow
+    mode: str = "ok"  # ok | down | slow | broken
     delay_s: float = 2.0
     calls: int = 0
+    #: Longer prompts are refused INVALID_ARGUMENT, as the real classifier's limit does.
+    max_prompt_bytes: int = 256 * 1024
+    prompts: list[str] = field(default_factory=list)
 
     async def Classify(self, request, context):  # noqa: N802
         self.calls += 1
+        self.prompts.append(request.prompt)
+        size = len(request.prompt.encode("utf-8"))
+        if size > self.max_prompt_bytes:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"prompt is {size} bytes; the limit is {self.max_prompt_bytes}",
+            )
         if self.mode == "down":
             await context.abort(grpc.StatusCode.UNAVAILABLE, "classifier down")
+        if self.mode == "broken":
+            await context.abort(grpc.StatusCode.INTERNAL, "classifier bug")
         if self.mode == "slow":
             await asyncio.sleep(self.delay_s)
         words = request.prompt.split()
@@ -64,6 +76,25 @@ class FakeBackend(inference_pb2_grpc.InferenceServiceServicer):
     report_cost: bool = True
     delay_s: float = 0.0
     models: list[str] = field(default_factory=list)
+    #: What ListModels reports: model name -> context window (empty: UNIMPLEMENTED).
+    windows: dict[str, int] = field(default_factory=dict)
+    #: ListModels answers UNAVAILABLE this many times first (a backend still starting).
+    list_fail: int = 0
+    list_calls: int = 0
+
+    async def ListModels(self, request, context):  # noqa: N802
+        self.list_calls += 1
+        if self.list_fail > 0:
+            self.list_fail -= 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} starting")
+        if not self.windows:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "no ListModels")
+        return inference_pb2.ListModelsResponse(
+            models=[
+                inference_pb2.ModelInfo(name=name, provider=self.name, context_window=window)
+                for name, window in self.windows.items()
+            ]
+        )
 
     def _usage(self) -> inference_pb2.Usage:
         return inference_pb2.Usage(

@@ -26,6 +26,8 @@ from switchyard.runtime import attributes as attr
 from switchyard.runtime.server import RunningServer, start_server
 
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
+LOCAL_WINDOW = 2048
+FRONTIER_WINDOW = 128_000
 
 
 def config_data(classifier: str, local: str, frontier: str, ledger: Path) -> dict[str, Any]:
@@ -98,8 +100,11 @@ class Suite:
 @pytest.fixture
 async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
     classifier = FakeClassifier()
-    local = FakeBackend("local", cost_usd=0.0001)
-    frontier = FakeBackend("frontier", cost_usd=0.01)
+    # the windows ListModels reports: a small local engine, a large frontier catalog
+    local = FakeBackend("local", cost_usd=0.0001, windows={"small": LOCAL_WINDOW})
+    frontier = FakeBackend(
+        "frontier", cost_usd=0.01, windows={"big": FRONTIER_WINDOW, "huge": FRONTIER_WINDOW}
+    )
     servers = [
         await serve(classifier_pb2_grpc.add_ClassifierServiceServicer_to_server, classifier),
         await serve(inference_pb2_grpc.add_InferenceServiceServicer_to_server, local),
@@ -109,7 +114,9 @@ async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
     path = tmp_path / "router.yaml"
     data = config_data(c_addr, l_addr, f_addr, tmp_path / "ledger.db")
     path.write_text(yaml.safe_dump(data))
-    settings = RouterSettings(config=path, reload_poll_s=0.05, budget_cache_s=0.0)
+    settings = RouterSettings(
+        config=path, reload_poll_s=0.05, budget_cache_s=0.0, context_window_retry_s=0.05
+    )
     try:
         async with start_server(build_definition(settings), port=0) as running:
             async with grpc.aio.insecure_channel(running.address) as channel:
@@ -238,6 +245,98 @@ async def test_classifier_unavailable_uses_default_route(
     assert reply.cost.total_latency_ms < 2000  # the 300 ms classifier deadline held
     root = [s for s in spans.get_finished_spans() if s.attributes.get(attr.ROUTER_REASON)]
     assert root and root[-1].attributes[attr.ROUTER_DEFAULT_ROUTE] is True
+
+
+async def test_classifier_errors_take_the_default_route_named_for_what_happened(
+    suite: Suite,
+) -> None:
+    suite.classifier.mode = "broken"
+    reply = await suite.stub.Complete(ask("CHAT 0.9 hi"), timeout=10)
+    d = reply.decision
+    assert d.reason == router_pb2.DECISION_REASON_CLASSIFIER_FAILED
+    assert d.target == "local-general"
+    assert "classifier failed (INTERNAL): default route" in d.reason_detail
+    assert reply.cost.hops[0].status == "INTERNAL"
+
+
+# ---- context windows and long prompts ----------------------------------------------------------
+
+
+def document(kib: int, lead: str = "CHAT 0.1") -> str:
+    """`lead` (what the fake classifier reads) and about `kib` KiB of English-like text."""
+    return lead + " " + "the committee reviewed the quarterly figures. " * (kib * 1024 // 47)
+
+
+async def test_a_prompt_too_long_for_the_local_window_goes_where_it_fits(suite: Suite) -> None:
+    reply = await suite.stub.Complete(ask(document(90)), timeout=10)
+    d = reply.decision
+    assert (d.target, d.reason) == ("frontier-general", router_pb2.DECISION_REASON_CONTEXT_WINDOW)
+    assert f"local-general's context window ({LOCAL_WINDOW} tokens)" in d.reason_detail
+    assert hops(reply)[1:] == [("HOP_KIND_GENERATE", "frontier-general", "OK")]
+    assert suite.local.models == []  # never sent to a model that cannot hold it
+    route = await suite.stub.Route(
+        router_pb2.RouteRequest(messages=ask(document(90)).messages), timeout=10
+    )
+    assert route.decision.reason == router_pb2.DECISION_REASON_CONTEXT_WINDOW
+    records = await suite.records()
+    assert {(r.target, r.reason) for r in records} == {("frontier-general", "CONTEXT_WINDOW")}
+    assert [a.target for r in records for a in r.attempts] == ["frontier-general"]
+    # a short prompt still goes local
+    short = await suite.stub.Complete(ask("CHAT 0.1 hi"), timeout=10)
+    assert short.decision.reason == router_pb2.DECISION_REASON_BELOW_THRESHOLD
+
+
+async def test_a_prompt_no_window_can_hold_is_refused_naming_the_largest(suite: Suite) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await suite.stub.Complete(ask(document(600)), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = err.value.details() or ""
+    assert f"is {FRONTIER_WINDOW} tokens (frontier-general)" in details
+    assert suite.local.models == [] and suite.frontier.models == []
+
+
+async def test_an_oversize_prompt_is_classified_from_an_excerpt(suite: Suite) -> None:
+    prompt = document(300, lead="CHAT 0.9")  # over the classifier's 256 KiB limit
+    reply = await suite.stub.Complete(ask(prompt), timeout=10)
+    d = reply.decision
+    assert d.reason == router_pb2.DECISION_REASON_ESCALATED  # classified, not a default route
+    assert d.HasField("classification") and d.escalation_score == pytest.approx(0.9)
+    assert d.prompt_truncated_for_classification
+    assert reply.cost.hops[0].status == "OK"
+    sent = suite.classifier.prompts[-1]
+    assert len(sent.encode("utf-8")) <= 16 * 1024
+    assert sent.startswith("CHAT 0.9 the committee") and sent.endswith(prompt[-200:])
+    short = await suite.stub.Complete(ask("CHAT 0.1 hi"), timeout=10)
+    assert not short.decision.prompt_truncated_for_classification
+    assert suite.classifier.prompts[-1] == "CHAT 0.1 hi"
+
+
+async def test_windows_are_learned_after_a_reload_once_the_backend_answers(suite: Suite) -> None:
+    starting = FakeBackend("local2", windows={"small": 1000}, list_fail=4)
+    server, address = await serve(
+        inference_pb2_grpc.add_InferenceServiceServicer_to_server, starting
+    )
+    try:
+        gen = suite.router.resources.source.generation
+        moved = copy.deepcopy(suite.data)
+        moved["backends"]["local-inference"]["address"] = address
+        suite.write_config(moved)
+        await wait_generation(suite, gen + 1)
+        windows = suite.router.resources.windows
+        for _ in range(200):
+            learned = windows.for_targets(suite.router.resources.source.current)
+            if learned.get("local-general") == 1000:
+                break
+            await asyncio.sleep(0.05)
+        assert learned.get("local-general") == 1000, learned
+        assert starting.list_calls > 4  # refused while starting, asked again until it answered
+        # about 3 KiB: fits the old 2048-token window, not the new 1000-token one
+        reply = await suite.stub.Complete(ask(document(3)), timeout=10)
+        assert reply.decision.reason == router_pb2.DECISION_REASON_CONTEXT_WINDOW
+        assert "(1000 tokens)" in reply.decision.reason_detail
+        assert starting.models == []
+    finally:
+        await server.stop(0)
 
 
 # ---- fallbacks ---------------------------------------------------------------------------------

@@ -104,3 +104,50 @@ def test_example_config_in_repo_is_valid() -> None:
     path = Path(__file__).resolve().parents[3] / "config" / "router.yaml"
     cfg = load_config(path)
     assert cfg.routing.default_target in cfg.targets
+
+
+def test_task_rule_values_are_validated_strictly_and_all_problems_listed() -> None:
+    data = raw()
+    data["routing"]["task_rules"] = {
+        "CLASSIFICATION": {"threshold_delta": 0.2, "escalation_threshold": 0.6},
+        "EXTRACTION": {"threshold_delta": "0.2"},
+        "MATH": {"target": "frontier-strong", "threshold_delta": -0.1},
+        "SCIENCE": {"threshold_delta": 1.5},
+        "CHAT": {},
+        "SUMMARIZATION": {"threshold_delta": True},
+        "CREATIVE_WRITING": {"thresold_delta": 0.1},
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, "r.yaml")
+    message = str(err.value)
+    for expected in (
+        "task_rules.CLASSIFICATION: Value error, set escalation_threshold (absolute) or "
+        "threshold_delta",
+        "task_rules.EXTRACTION.threshold_delta: Input should be a valid number",
+        "task_rules.MATH: Value error, a rule with `target` routes there always (no "
+        "escalation); it cannot also set threshold_delta",
+        "task_rules.SCIENCE.threshold_delta: Input should be less than or equal to 1",
+        "task_rules.CHAT: Value error, an empty rule changes nothing",
+        "task_rules.SUMMARIZATION.threshold_delta: Input should be a valid number",
+        "task_rules.CREATIVE_WRITING.thresold_delta: Extra inputs are not permitted",
+    ):
+        assert expected in message, (expected, message)
+    assert "7 problem(s)" in message
+
+
+def test_a_delta_that_leaves_zero_to_one_is_refused() -> None:
+    data = raw()
+    data["routing"]["escalation_threshold"] = 0.9
+    data["routing"]["task_rules"] = {"CLASSIFICATION": {"threshold_delta": 0.2}}
+    with pytest.raises(ConfigError, match=r"0.9 \+ threshold_delta 0.2 = 1.1, outside \[0, 1\]"):
+        parse_config(data)
+
+
+def test_whole_numbers_are_still_numbers() -> None:
+    data = raw()
+    data["routing"]["escalation_threshold"] = 1
+    data["routing"]["task_rules"] = {"CHAT": {"threshold_delta": 0}}
+    data["tenants"]["acme"]["budget"] = {"daily_soft_usd": 5, "daily_hard_usd": 10}
+    cfg = parse_config(data)
+    assert cfg.routing.escalation_threshold == 1.0
+    assert cfg.routing.task_rules["CHAT"].threshold(0.5) == 0.5

@@ -195,3 +195,69 @@ def test_estimate_tokens() -> None:
     assert estimate_tokens("abcd") == 1
     assert estimate_tokens("abcde") == 2
     assert price(bind(CFG, "frontier-strong").pricing, 1_000_000, 0) == pytest.approx(2.5)
+
+
+def test_classifier_error_other_than_down_or_late_is_named_as_such() -> None:
+    for status, reason in (
+        ("UNAVAILABLE", DecisionReason.CLASSIFIER_UNAVAILABLE),
+        ("DEADLINE_EXCEEDED", DecisionReason.CLASSIFIER_UNAVAILABLE),
+        ("INTERNAL", DecisionReason.CLASSIFIER_FAILED),
+        ("INVALID_ARGUMENT", DecisionReason.CLASSIFIER_FAILED),
+    ):
+        d = decide(CFG, PolicyInputs(classification=None, classifier_status=status))
+        assert (d.target.name, d.reason) == ("local-general", reason), status
+        assert f"({status}): default route" in d.detail
+
+
+def with_rules(**rules: dict[str, object]):
+    from router_fixtures import raw
+
+    from switchyard.router.config import parse_config
+
+    data = raw()
+    data["routing"]["task_rules"] = rules
+    return parse_config(data)
+
+
+def test_threshold_delta_moves_the_threshold_for_its_task_type_only() -> None:
+    cfg = with_rules(CLASSIFICATION={"threshold_delta": 0.2}, MATH={"threshold_delta": -0.1})
+    stays = decide(cfg, inputs("CLASSIFICATION", 0.69))
+    assert (stays.target.name, stays.reason) == ("local-general", DecisionReason.BELOW_THRESHOLD)
+    assert stays.escalation_threshold == pytest.approx(0.7)
+    assert "(CLASSIFICATION rule)" in stays.detail
+    # a hard request misread as CLASSIFICATION still escalates: the rule does not force
+    hard = decide(cfg, inputs("CLASSIFICATION", 0.8))
+    assert (hard.target.name, hard.reason) == ("frontier-general", DecisionReason.ESCALATED)
+    math = decide(cfg, inputs("MATH", 0.4))
+    assert (math.reason, math.escalation_threshold) == (
+        DecisionReason.ESCALATED,
+        pytest.approx(0.4),
+    )
+    chat = decide(cfg, inputs("CHAT", 0.69))
+    assert (chat.reason, chat.escalation_threshold) == (DecisionReason.ESCALATED, 0.5)
+    # the caller's own threshold still wins over the rule's
+    asked = decide(cfg, inputs("CLASSIFICATION", 0.6, escalation_threshold=0.55))
+    assert asked.reason is DecisionReason.ESCALATED
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["config/router.yaml", "deploy/compose/router.yaml", "deploy/k8s/base/config/router.yaml"],
+)
+def test_shipped_configs_adjust_thresholds_instead_of_forcing(path: str) -> None:
+    from pathlib import Path
+
+    from switchyard.router.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[3] / path)
+    assert all(rule.target is None for rule in cfg.routing.task_rules.values()), path
+    for task in ("CLASSIFICATION", "EXTRACTION"):
+        hard = decide(cfg, inputs(task, 0.9))
+        assert hard.reason is DecisionReason.ESCALATED, (path, task)
+        assert hard.target.kind is TargetKind.FRONTIER
+        easy = decide(cfg, inputs(task, 0.6))  # escalates a CHAT request, not this one
+        assert easy.reason is DecisionReason.BELOW_THRESHOLD, (path, task)
+        assert decide(cfg, inputs("CHAT", 0.6)).reason is DecisionReason.ESCALATED
+    math = decide(cfg, inputs("MATH", 0.45))
+    assert math.reason is DecisionReason.ESCALATED
+    assert math.target.name == cfg.routing.task_rules["MATH"].frontier_target

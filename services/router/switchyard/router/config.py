@@ -46,8 +46,10 @@ TASK_TYPE_NAMES: frozenset[str] = frozenset(
 )
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
-NonNegative = Annotated[float, Field(ge=0)]
-Probability = Annotated[float, Field(ge=0, le=1)]
+# strict: a YAML `true` or a quoted "0.5" is a mistake, not a number
+NonNegative = Annotated[float, Field(ge=0, strict=True)]
+Probability = Annotated[float, Field(ge=0, le=1, strict=True)]
+Delta = Annotated[float, Field(ge=-1, le=1, strict=True)]
 
 
 class ConfigError(ValueError):
@@ -84,26 +86,71 @@ class TargetConfig(_Strict):
     backend: str = Field(min_length=1)
     model: str = ""
     pricing: Pricing = Pricing()
+    #: Tokens of prompt plus output the model holds. Unset: learned from the backend's
+    #: ListModels; set: overrides what the backend reports.
+    context_window: Annotated[int, Field(gt=0)] | None = None
 
 
 class TaskRule(_Strict):
-    """Per-task-type policy: a fixed target, or its own local/frontier pair and threshold."""
+    """Per-task-type policy: its own threshold (absolute or relative to the default), its own
+    local/frontier pair, or a fixed `target` that skips escalation (forcing)."""
 
+    #: Always route this task type here; no escalation (forcing).
     target: str | None = None
     local_target: str | None = None
     frontier_target: str | None = None
+    #: The threshold for this task type, instead of routing.escalation_threshold.
     escalation_threshold: Probability | None = None
+    #: Added to routing.escalation_threshold for this task type: positive escalates less often,
+    #: negative more often. The sum must stay in [0, 1].
+    threshold_delta: Delta | None = None
 
     @model_validator(mode="after")
     def _fixed_or_escalating(self) -> TaskRule:
-        if self.target is not None and (
-            self.local_target or self.frontier_target or self.escalation_threshold is not None
-        ):
-            raise ValueError(
-                "a rule with `target` routes there always; it cannot also set local_target, "
-                "frontier_target or escalation_threshold"
+        problems: list[str] = []
+        if self.target is not None:
+            extra = [
+                name
+                for name in (
+                    "local_target",
+                    "frontier_target",
+                    "escalation_threshold",
+                    "threshold_delta",
+                )
+                if getattr(self, name) is not None
+            ]
+            if extra:
+                problems.append(
+                    "a rule with `target` routes there always (no escalation); it cannot also "
+                    f"set {', '.join(extra)}"
+                )
+        if self.escalation_threshold is not None and self.threshold_delta is not None:
+            problems.append(
+                "set escalation_threshold (absolute) or threshold_delta (relative to "
+                "routing.escalation_threshold), not both"
             )
+        if (
+            self.target is None
+            and self.local_target is None
+            and self.frontier_target is None
+            and self.escalation_threshold is None
+            and self.threshold_delta is None
+        ):
+            problems.append(
+                "an empty rule changes nothing: set threshold_delta, escalation_threshold, "
+                "local_target / frontier_target, or target"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def threshold(self, default: float) -> float | None:
+        """This rule's escalation threshold given the default one, or None when it sets none."""
+        if self.escalation_threshold is not None:
+            return self.escalation_threshold
+        if self.threshold_delta is not None:
+            return default + self.threshold_delta
+        return None
 
 
 class RoutingConfig(_Strict):
@@ -118,8 +165,12 @@ class RoutingConfig(_Strict):
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     #: Rules keyed by task type name (`CHAT`, `MATH`, ...).
     task_rules: dict[str, TaskRule] = Field(default_factory=dict)
-    #: Output tokens assumed for cost estimates when the request sets no max_tokens.
+    #: Output tokens assumed (for cost estimates and context-window checks) when the request
+    #: sets no max_tokens.
     estimated_output_tokens: Annotated[int, Field(ge=1)] = 256
+    #: Multiplies the prompt-token estimate used to check that a prompt fits a target's context
+    #: window (docs/routing-policy.md): above 1 is more cautious, below 1 less.
+    window_estimate_factor: Annotated[float, Field(gt=0, le=4, strict=True)] = 1.0
 
     @field_validator("task_rules")
     @classmethod
@@ -129,11 +180,29 @@ class RoutingConfig(_Strict):
             raise ValueError(f"unknown task type(s) {unknown}; known: {sorted(TASK_TYPE_NAMES)}")
         return rules
 
+    @model_validator(mode="after")
+    def _rule_thresholds_in_range(self) -> RoutingConfig:
+        problems = []
+        for task, rule in self.task_rules.items():
+            threshold = rule.threshold(self.escalation_threshold)
+            if threshold is not None and not 0.0 <= threshold <= 1.0:
+                problems.append(
+                    f"task_rules.{task}: escalation_threshold {self.escalation_threshold} + "
+                    f"threshold_delta {rule.threshold_delta} = {threshold:g}, outside [0, 1]"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class ClassifierConfig(_Strict):
     address: str = Field(min_length=1)
     #: Deadline of the classify call; past it the default route is used.
     timeout_ms: Annotated[float, Field(gt=0)] = 500.0
+    #: Longest text (UTF-8 bytes) sent to the classifier. A longer prompt is sent as an excerpt,
+    #: its start and its end, and the decision says so. Keep it at or under the classifier's
+    #: SWITCHYARD_CLASSIFIER_MAX_PROMPT_BYTES (default 262144), which refuses longer prompts.
+    max_prompt_bytes: Annotated[int, Field(ge=256, le=64 * 1024 * 1024)] = 16 * 1024
 
 
 class BudgetConfig(_Strict):

@@ -12,8 +12,10 @@ from switchyard.router.policy import Classified, Decision, Overrides
 from switchyard.runtime.errors import InvalidArgument
 
 __all__ = [
+    "EXCERPT_MARK",
     "HopResult",
     "classified",
+    "classifier_excerpt",
     "decision_message",
     "hop_message",
     "overrides",
@@ -89,6 +91,25 @@ def prompt_of(messages: list[inference_pb2.ChatMessage]) -> str:
     raise InvalidArgument("messages must not all be empty")  # pragma: no cover
 
 
+#: Joins the start and the end of a prompt too long to send the classifier whole.
+EXCERPT_MARK = "\n[...]\n"
+
+
+def classifier_excerpt(prompt: str, max_bytes: int) -> tuple[str, bool]:
+    """What the classifier is sent: `prompt` itself when it fits `max_bytes` (UTF-8), else its
+    first three quarters and last quarter of that budget joined by `EXCERPT_MARK` (cut on
+    character boundaries, never longer than `max_bytes`). The bool says whether it was cut."""
+    data = prompt.encode("utf-8")
+    if len(data) <= max_bytes:
+        return prompt, False
+    room = max_bytes - len(EXCERPT_MARK.encode("utf-8"))
+    head = room * 3 // 4
+    tail = room - head
+    start = data[:head].decode("utf-8", errors="ignore")
+    end = data[len(data) - tail :].decode("utf-8", errors="ignore")
+    return start + EXCERPT_MARK + end, True
+
+
 _KIND = {
     TargetKind.LOCAL: router_pb2.TARGET_KIND_LOCAL,
     TargetKind.FRONTIER: router_pb2.TARGET_KIND_FRONTIER,
@@ -100,8 +121,10 @@ def decision_message(
     classification: classifier_pb2.Classification | None,
     *,
     target_override: tuple[str, TargetKind, str, str] | None = None,
+    prompt_truncated: bool = False,
 ) -> router_pb2.RoutingDecision:
-    """The decision as sent; `target_override` (name, kind, backend, model) after a fallback."""
+    """The decision as sent; `target_override` (name, kind, backend, model) after a fallback;
+    `prompt_truncated` when the classifier was sent an excerpt."""
     name, kind, backend, model = target_override or (
         decision.target.name,
         decision.target.kind,
@@ -118,6 +141,7 @@ def decision_message(
         escalation_score=decision.escalation_score,
         escalation_threshold=decision.escalation_threshold,
         estimated_cost_usd=decision.estimated_cost_usd,
+        prompt_truncated_for_classification=prompt_truncated,
     )
     if classification is not None:
         message.classification.CopyFrom(classification)

@@ -38,6 +38,10 @@ class RoutedRequest:
     deadline: float | None
     span: Span
     classification: classifier_pb2.Classification | None = None
+    #: The classify call's gRPC status name ("OK", "UNAVAILABLE", ...).
+    classifier_status: str = ""
+    #: True when the classifier was sent an excerpt of a prompt too long to send whole.
+    classifier_excerpt: bool = False
     classifier_cost: float = 0.0
     hops: list[HopResult] = field(default_factory=list)
     decision: Decision | None = None

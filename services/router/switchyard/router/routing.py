@@ -37,6 +37,7 @@ from switchyard.router.connections import Connections
 from switchyard.router.conversion import (
     HopResult,
     classified,
+    classifier_excerpt,
     decision_message,
     hop_message,
     overrides,
@@ -51,8 +52,10 @@ from switchyard.router.policy import (
     bind,
     decide,
     estimate_tokens,
+    estimate_window_tokens,
 )
 from switchyard.router.request import RoutedRequest, status_of
+from switchyard.router.windows import ContextWindows
 from switchyard.runtime import attributes as attr
 from switchyard.runtime.errors import ResourceExhausted, SwitchyardError
 from switchyard.runtime.logging import get_logger
@@ -78,10 +81,12 @@ class Router:
         spend: SpendTracker,
         ledger: LedgerWriter,
         *,
+        windows: ContextWindows | None = None,
         log_prompts: bool = False,
     ) -> None:
         self._config = config
         self._connections = connections
+        self._windows = windows
         self._spend = spend
         self._log_prompts = log_prompts
         self._tracer = get_tracer(__name__)
@@ -205,12 +210,16 @@ class Router:
             if request.parameters.HasField("max_tokens")
             else config.routing.estimated_output_tokens
         )
+        texts = [m.content for m in request.messages]
         req.inputs = PolicyInputs(
             classification=classified(req.classification) if req.classification else None,
             overrides=options,
             soft_budget_exceeded=soft,
-            input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
+            input_tokens=sum(estimate_tokens(t) for t in texts),
             output_tokens=output_tokens,
+            window_tokens=estimate_window_tokens(texts, config.routing.window_estimate_factor),
+            context_windows=self._windows.for_targets(config) if self._windows else {},
+            classifier_status=req.classifier_status,
         )
         req.decision = decide(config, req.inputs)
         d = req.decision
@@ -226,14 +235,21 @@ class Router:
         span.set_attribute(attr.ROUTER_REASON_DETAIL, d.detail)
         span.set_attribute(attr.ROUTER_ESCALATION_SCORE, d.escalation_score)
         span.set_attribute(attr.ROUTER_ESCALATION_THRESHOLD, d.escalation_threshold)
-        span.set_attribute(
-            attr.ROUTER_DEFAULT_ROUTE, d.reason is DecisionReason.CLASSIFIER_UNAVAILABLE
-        )
-        if d.reason is DecisionReason.CLASSIFIER_UNAVAILABLE:
+        span.set_attribute(attr.ROUTER_DEFAULT_ROUTE, req.classification is None)
+        span.set_attribute(attr.ROUTER_CLASSIFIER_EXCERPT, req.classifier_excerpt)
+        span.set_attribute(attr.ROUTER_PROMPT_TOKENS_ESTIMATE, req.inputs.window_tokens)
+        if d.target.context_window is not None:
+            span.set_attribute(attr.ROUTER_CONTEXT_WINDOW, d.target.context_window)
+        if req.classification is None:
             log.warning(
-                "classifier unavailable: default route",
+                "no classification: default route",
+                classifier_status=req.classifier_status,
                 target=d.target.name,
                 request_id=req.request_id,
+            )
+        if d.reason is DecisionReason.CONTEXT_WINDOW:
+            log.info(
+                "context window: moved along the chain", detail=d.detail, request_id=req.request_id
             )
 
     async def _classify(self, req: RoutedRequest, prompt: str) -> None:
@@ -245,10 +261,12 @@ class Router:
             started = time.perf_counter()
             status = "OK"
             cost = 0.0
+            text, req.classifier_excerpt = classifier_excerpt(prompt, config.max_prompt_bytes)
+            span.set_attribute(attr.ROUTER_CLASSIFIER_EXCERPT, req.classifier_excerpt)
             try:
                 timeout = req.timeout(config.timeout_ms / 1000)
                 response = await self._connections.classifier(config.address).Classify(
-                    classifier_pb2.ClassifyRequest(prompt=prompt), timeout=timeout
+                    classifier_pb2.ClassifyRequest(prompt=text), timeout=timeout
                 )
                 req.classification = response.classification
                 cost = max(0.0, response.cost_usd)
@@ -256,6 +274,7 @@ class Router:
                 status = error.code().name
                 span.set_status(SpanStatus.ERROR, f"classifier {status}: default route")
                 log.warning("classifier call failed", status=status, request_id=req.request_id)
+            req.classifier_status = status
             latency = (time.perf_counter() - started) * 1000
             req.classifier_cost = cost
             span.set_attribute(attr.COST_USD, cost)
@@ -351,7 +370,12 @@ class Router:
         override = None
         if served is not None and served is not req.decision.target:
             override = (served.name, served.kind, served.backend, served.model)
-        return decision_message(req.decision, req.classification, target_override=override)
+        return decision_message(
+            req.decision,
+            req.classification,
+            target_override=override,
+            prompt_truncated=req.classifier_excerpt,
+        )
 
     def _breakdown(self, req: RoutedRequest) -> router_pb2.CostBreakdown:
         return router_pb2.CostBreakdown(

@@ -21,6 +21,7 @@ from switchyard.router.routing import Router
 from switchyard.router.servicer import RouterServicer
 from switchyard.router.settings import RouterSettings
 from switchyard.router.tenancy import DEV_TENANT, authenticate, is_admin
+from switchyard.router.windows import ContextWindows
 from switchyard.runtime.errors import FailedPrecondition
 from switchyard.runtime.logging import get_logger
 from switchyard.runtime.server import ServiceDefinition, ServiceRuntime
@@ -38,6 +39,7 @@ class RouterResources:
     router: Router
     connections: Connections
     spend: SpendTracker
+    windows: ContextWindows
 
 
 def _warn_if_open(config: RouterConfig) -> None:
@@ -70,13 +72,22 @@ async def open_resources(settings: RouterSettings) -> AsyncIterator[RouterResour
     )
     await writer.replay_spill()
     connections = Connections()
+    windows = ContextWindows(lambda: source.current, retry_s=settings.context_window_retry_s)
+    await windows.refresh()  # the first request is checked against what the backends report
+    source.on_change(windows.config_changed)
     router = Router(
-        lambda: source.current, connections, spend, writer, log_prompts=settings.log_prompts
+        lambda: source.current,
+        connections,
+        spend,
+        writer,
+        windows=windows,
+        log_prompts=settings.log_prompts,
     )
     writer.start()
     source.start()
     try:
-        yield RouterResources(source, ledger, writer, router, connections, spend)
+        async with windows.watching():
+            yield RouterResources(source, ledger, writer, router, connections, spend, windows)
     finally:
         await source.stop()
         await writer.close()

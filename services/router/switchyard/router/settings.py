@@ -31,3 +31,10 @@ class RouterSettings(ServiceSettings):
     budget_cache_s: float = Field(
         2.0, ge=0, le=300, description="How long a tenant's spend read from the ledger is reused."
     )
+    context_window_retry_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="How often a backend that has not listed its models (ListModels: context "
+        "windows) is asked again.",
+    )

@@ -109,11 +109,12 @@ def router_config(
             "baseline_target": "frontier-general",
             "estimated_output_tokens": 256,
             "fallbacks": fallbacks,
+            # as config/router.yaml: thresholds moved per task type, nothing forced
             "task_rules": {
-                "CLASSIFICATION": {"target": "local-general"},
-                "EXTRACTION": {"target": "local-general"},
-                "MATH": {"frontier_target": strong, "escalation_threshold": 0.4},
-                "SCIENCE": {"frontier_target": strong, "escalation_threshold": 0.4},
+                "CLASSIFICATION": {"threshold_delta": 0.2},
+                "EXTRACTION": {"threshold_delta": 0.2},
+                "MATH": {"frontier_target": strong, "threshold_delta": -0.1},
+                "SCIENCE": {"frontier_target": strong, "threshold_delta": -0.1},
             },
         },
         "tenants": {},

@@ -27,41 +27,41 @@ from switchyard.api.classifier.v1 import classifier_pb2 as switchyard_dot_classi
 from switchyard.api.inference.v1 import inference_pb2 as switchyard_dot_inference_dot_v1_dot_inference__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!switchyard/router/v1/router.proto\x12\x14switchyard.router.v1\x1a)switchyard/classifier/v1/classifier.proto\x1a\'switchyard/inference/v1/inference.proto\"\xa9\x01\n\x0eRoutingOptions\x12!\n\x14\x65scalation_threshold\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0c\x66orce_target\x18\x02 \x01(\t\x12\x19\n\x11\x64isallow_frontier\x18\x03 \x01(\x08\x12\x19\n\x0cmax_cost_usd\x18\x04 \x01(\x01H\x01\x88\x01\x01\x42\x17\n\x15_escalation_thresholdB\x0f\n\r_max_cost_usd\"\xdb\x02\n\x0fRoutingDecision\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x35\n\x0btarget_kind\x18\x02 \x01(\x0e\x32 .switchyard.router.v1.TargetKind\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x34\n\x06reason\x18\x05 \x01(\x0e\x32$.switchyard.router.v1.DecisionReason\x12\x15\n\rreason_detail\x18\x06 \x01(\t\x12\x18\n\x10\x65scalation_score\x18\x07 \x01(\x01\x12\x1c\n\x14\x65scalation_threshold\x18\x08 \x01(\x01\x12\x1a\n\x12\x65stimated_cost_usd\x18\t \x01(\x01\x12@\n\x0e\x63lassification\x18\n \x01(\x0b\x32(.switchyard.classifier.v1.Classification\"\xc5\x01\n\x03Hop\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.switchyard.router.v1.HopKind\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12\x14\n\x0cinput_tokens\x18\x08 \x01(\r\x12\x15\n\routput_tokens\x18\t \x01(\r\"j\n\rCostBreakdown\x12\'\n\x04hops\x18\x01 \x03(\x0b\x32\x19.switchyard.router.v1.Hop\x12\x16\n\x0etotal_cost_usd\x18\x02 \x01(\x01\x12\x18\n\x10total_latency_ms\x18\x03 \x01(\x01\"\xc3\x01\n\x0f\x43ompleteRequest\x12\x36\n\x08messages\x18\x01 \x03(\x0b\x32$.switchyard.inference.v1.ChatMessage\x12\x41\n\nparameters\x18\x02 \x01(\x0b\x32-.switchyard.inference.v1.GenerationParameters\x12\x35\n\x07routing\x18\x03 \x01(\x0b\x32$.switchyard.router.v1.RoutingOptions\"\xa5\x02\n\x10\x43ompleteResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x16\n\x0ereasoning_text\x18\x03 \x01(\t\x12<\n\rfinish_reason\x18\x04 \x01(\x0e\x32%.switchyard.inference.v1.FinishReason\x12-\n\x05usage\x18\x05 \x01(\x0b\x32\x1e.switchyard.inference.v1.Usage\x12\x37\n\x08\x64\x65\x63ision\x18\x06 \x01(\x0b\x32%.switchyard.router.v1.RoutingDecision\x12\x31\n\x04\x63ost\x18\x07 \x01(\x0b\x32#.switchyard.router.v1.CostBreakdown\"\xc9\x01\n\x15\x43ompleteStreamRequest\x12\x36\n\x08messages\x18\x01 \x03(\x0b\x32$.switchyard.inference.v1.ChatMessage\x12\x41\n\nparameters\x18\x02 \x01(\x0b\x32-.switchyard.inference.v1.GenerationParameters\x12\x35\n\x07routing\x18\x03 \x01(\x0b\x32$.switchyard.router.v1.RoutingOptions\"\xd1\x01\n\x16\x43ompleteStreamResponse\x12\x39\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32%.switchyard.router.v1.RoutingDecisionH\x00\x12\x33\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\".switchyard.inference.v1.TextDeltaH\x00\x12>\n\x07summary\x18\x03 \x01(\x0b\x32+.switchyard.router.v1.CompleteStreamSummaryH\x00\x42\x07\n\x05\x65vent\"\x84\x02\n\x15\x43ompleteStreamSummary\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12<\n\rfinish_reason\x18\x02 \x01(\x0e\x32%.switchyard.inference.v1.FinishReason\x12-\n\x05usage\x18\x03 \x01(\x0b\x32\x1e.switchyard.inference.v1.Usage\x12\x37\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0b\x32%.switchyard.router.v1.RoutingDecision\x12\x31\n\x04\x63ost\x18\x05 \x01(\x0b\x32#.switchyard.router.v1.CostBreakdown\"\xc0\x01\n\x0cRouteRequest\x12\x36\n\x08messages\x18\x01 \x03(\x0b\x32$.switchyard.inference.v1.ChatMessage\x12\x41\n\nparameters\x18\x02 \x01(\x0b\x32-.switchyard.inference.v1.GenerationParameters\x12\x35\n\x07routing\x18\x03 \x01(\x0b\x32$.switchyard.router.v1.RoutingOptions\"{\n\rRouteResponse\x12\x37\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32%.switchyard.router.v1.RoutingDecision\x12\x31\n\x04\x63ost\x18\x02 \x01(\x0b\x32#.switchyard.router.v1.CostBreakdown*Z\n\nTargetKind\x12\x1b\n\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11TARGET_KIND_LOCAL\x10\x01\x12\x18\n\x14TARGET_KIND_FRONTIER\x10\x02*\xce\x02\n\x0e\x44\x65\x63isionReason\x12\x1f\n\x1b\x44\x45\x43ISION_REASON_UNSPECIFIED\x10\x00\x12#\n\x1f\x44\x45\x43ISION_REASON_BELOW_THRESHOLD\x10\x01\x12\x1d\n\x19\x44\x45\x43ISION_REASON_ESCALATED\x10\x02\x12\x1d\n\x19\x44\x45\x43ISION_REASON_TASK_RULE\x10\x03\x12\x1a\n\x16\x44\x45\x43ISION_REASON_FORCED\x10\x04\x12\'\n#DECISION_REASON_FRONTIER_DISALLOWED\x10\x05\x12%\n!DECISION_REASON_BUDGET_SOFT_LIMIT\x10\x06\x12 \n\x1c\x44\x45\x43ISION_REASON_COST_CEILING\x10\x07\x12*\n&DECISION_REASON_CLASSIFIER_UNAVAILABLE\x10\x08*Q\n\x07HopKind\x12\x18\n\x14HOP_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11HOP_KIND_CLASSIFY\x10\x01\x12\x15\n\x11HOP_KIND_GENERATE\x10\x02\x32\xab\x02\n\rRouterService\x12Y\n\x08\x43omplete\x12%.switchyard.router.v1.CompleteRequest\x1a&.switchyard.router.v1.CompleteResponse\x12m\n\x0e\x43ompleteStream\x12+.switchyard.router.v1.CompleteStreamRequest\x1a,.switchyard.router.v1.CompleteStreamResponse0\x01\x12P\n\x05Route\x12\".switchyard.router.v1.RouteRequest\x1a#.switchyard.router.v1.RouteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!switchyard/router/v1/router.proto\x12\x14switchyard.router.v1\x1a)switchyard/classifier/v1/classifier.proto\x1a\'switchyard/inference/v1/inference.proto\"\xa9\x01\n\x0eRoutingOptions\x12!\n\x14\x65scalation_threshold\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0c\x66orce_target\x18\x02 \x01(\t\x12\x19\n\x11\x64isallow_frontier\x18\x03 \x01(\x08\x12\x19\n\x0cmax_cost_usd\x18\x04 \x01(\x01H\x01\x88\x01\x01\x42\x17\n\x15_escalation_thresholdB\x0f\n\r_max_cost_usd\"\x88\x03\n\x0fRoutingDecision\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x35\n\x0btarget_kind\x18\x02 \x01(\x0e\x32 .switchyard.router.v1.TargetKind\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x34\n\x06reason\x18\x05 \x01(\x0e\x32$.switchyard.router.v1.DecisionReason\x12\x15\n\rreason_detail\x18\x06 \x01(\t\x12\x18\n\x10\x65scalation_score\x18\x07 \x01(\x01\x12\x1c\n\x14\x65scalation_threshold\x18\x08 \x01(\x01\x12\x1a\n\x12\x65stimated_cost_usd\x18\t \x01(\x01\x12@\n\x0e\x63lassification\x18\n \x01(\x0b\x32(.switchyard.classifier.v1.Classification\x12+\n#prompt_truncated_for_classification\x18\x0b \x01(\x08\"\xc5\x01\n\x03Hop\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.switchyard.router.v1.HopKind\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12\x14\n\x0cinput_tokens\x18\x08 \x01(\r\x12\x15\n\routput_tokens\x18\t \x01(\r\"j\n\rCostBreakdown\x12\'\n\x04hops\x18\x01 \x03(\x0b\x32\x19.switchyard.router.v1.Hop\x12\x16\n\x0etotal_cost_usd\x18\x02 \x01(\x01\x12\x18\n\x10total_latency_ms\x18\x03 \x01(\x01\"\xc3\x01\n\x0f\x43ompleteRequest\x12\x36\n\x08messages\x18\x01 \x03(\x0b\x32$.switchyard.inference.v1.ChatMessage\x12\x41\n\nparameters\x18\x02 \x01(\x0b\x32-.switchyard.inference.v1.GenerationParameters\x12\x35\n\x07routing\x18\x03 \x01(\x0b\x32$.switchyard.router.v1.RoutingOptions\"\xa5\x02\n\x10\x43ompleteResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x16\n\x0ereasoning_text\x18\x03 \x01(\t\x12<\n\rfinish_reason\x18\x04 \x01(\x0e\x32%.switchyard.inference.v1.FinishReason\x12-\n\x05usage\x18\x05 \x01(\x0b\x32\x1e.switchyard.inference.v1.Usage\x12\x37\n\x08\x64\x65\x63ision\x18\x06 \x01(\x0b\x32%.switchyard.router.v1.RoutingDecision\x12\x31\n\x04\x63ost\x18\x07 \x01(\x0b\x32#.switchyard.router.v1.CostBreakdown\"\xc9\x01\n\x15\x43ompleteStreamRequest\x12\x36\n\x08messages\x18\x01 \x03(\x0b\x32$.switchyard.inference.v1.ChatMessage\x12\x41\n\nparameters\x18\x02 \x01(\x0b\x32-.switchyard.inference.v1.GenerationParameters\x12\x35\n\x07routing\x18\x03 \x01(\x0b\x32$.switchyard.router.v1.RoutingOptions\"\xd1\x01\n\x16\x43ompleteStreamResponse\x12\x39\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32%.switchyard.router.v1.RoutingDecisionH\x00\x12\x33\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\".switchyard.inference.v1.TextDeltaH\x00\x12>\n\x07summary\x18\x03 \x01(\x0b\x32+.switchyard.router.v1.CompleteStreamSummaryH\x00\x42\x07\n\x05\x65vent\"\x84\x02\n\x15\x43ompleteStreamSummary\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12<\n\rfinish_reason\x18\x02 \x01(\x0e\x32%.switchyard.inference.v1.FinishReason\x12-\n\x05usage\x18\x03 \x01(\x0b\x32\x1e.switchyard.inference.v1.Usage\x12\x37\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0b\x32%.switchyard.router.v1.RoutingDecision\x12\x31\n\x04\x63ost\x18\x05 \x01(\x0b\x32#.switchyard.router.v1.CostBreakdown\"\xc0\x01\n\x0cRouteRequest\x12\x36\n\x08messages\x18\x01 \x03(\x0b\x32$.switchyard.inference.v1.ChatMessage\x12\x41\n\nparameters\x18\x02 \x01(\x0b\x32-.switchyard.inference.v1.GenerationParameters\x12\x35\n\x07routing\x18\x03 \x01(\x0b\x32$.switchyard.router.v1.RoutingOptions\"{\n\rRouteResponse\x12\x37\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32%.switchyard.router.v1.RoutingDecision\x12\x31\n\x04\x63ost\x18\x02 \x01(\x0b\x32#.switchyard.router.v1.CostBreakdown*Z\n\nTargetKind\x12\x1b\n\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11TARGET_KIND_LOCAL\x10\x01\x12\x18\n\x14TARGET_KIND_FRONTIER\x10\x02*\x99\x03\n\x0e\x44\x65\x63isionReason\x12\x1f\n\x1b\x44\x45\x43ISION_REASON_UNSPECIFIED\x10\x00\x12#\n\x1f\x44\x45\x43ISION_REASON_BELOW_THRESHOLD\x10\x01\x12\x1d\n\x19\x44\x45\x43ISION_REASON_ESCALATED\x10\x02\x12\x1d\n\x19\x44\x45\x43ISION_REASON_TASK_RULE\x10\x03\x12\x1a\n\x16\x44\x45\x43ISION_REASON_FORCED\x10\x04\x12\'\n#DECISION_REASON_FRONTIER_DISALLOWED\x10\x05\x12%\n!DECISION_REASON_BUDGET_SOFT_LIMIT\x10\x06\x12 \n\x1c\x44\x45\x43ISION_REASON_COST_CEILING\x10\x07\x12*\n&DECISION_REASON_CLASSIFIER_UNAVAILABLE\x10\x08\x12\"\n\x1e\x44\x45\x43ISION_REASON_CONTEXT_WINDOW\x10\t\x12%\n!DECISION_REASON_CLASSIFIER_FAILED\x10\n*Q\n\x07HopKind\x12\x18\n\x14HOP_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11HOP_KIND_CLASSIFY\x10\x01\x12\x15\n\x11HOP_KIND_GENERATE\x10\x02\x32\xab\x02\n\rRouterService\x12Y\n\x08\x43omplete\x12%.switchyard.router.v1.CompleteRequest\x1a&.switchyard.router.v1.CompleteResponse\x12m\n\x0e\x43ompleteStream\x12+.switchyard.router.v1.CompleteStreamRequest\x1a,.switchyard.router.v1.CompleteStreamResponse0\x01\x12P\n\x05Route\x12\".switchyard.router.v1.RouteRequest\x1a#.switchyard.router.v1.RouteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.router.v1.router_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TARGETKIND']._serialized_start=2466
-  _globals['_TARGETKIND']._serialized_end=2556
-  _globals['_DECISIONREASON']._serialized_start=2559
-  _globals['_DECISIONREASON']._serialized_end=2893
-  _globals['_HOPKIND']._serialized_start=2895
-  _globals['_HOPKIND']._serialized_end=2976
+  _globals['_TARGETKIND']._serialized_start=2511
+  _globals['_TARGETKIND']._serialized_end=2601
+  _globals['_DECISIONREASON']._serialized_start=2604
+  _globals['_DECISIONREASON']._serialized_end=3013
+  _globals['_HOPKIND']._serialized_start=3015
+  _globals['_HOPKIND']._serialized_end=3096
   _globals['_ROUTINGOPTIONS']._serialized_start=144
   _globals['_ROUTINGOPTIONS']._serialized_end=313
   _globals['_ROUTINGDECISION']._serialized_start=316
-  _globals['_ROUTINGDECISION']._serialized_end=663
-  _globals['_HOP']._serialized_start=666
-  _globals['_HOP']._serialized_end=863
-  _globals['_COSTBREAKDOWN']._serialized_start=865
-  _globals['_COSTBREAKDOWN']._serialized_end=971
-  _globals['_COMPLETEREQUEST']._serialized_start=974
-  _globals['_COMPLETEREQUEST']._serialized_end=1169
-  _globals['_COMPLETERESPONSE']._serialized_start=1172
-  _globals['_COMPLETERESPONSE']._serialized_end=1465
-  _globals['_COMPLETESTREAMREQUEST']._serialized_start=1468
-  _globals['_COMPLETESTREAMREQUEST']._serialized_end=1669
-  _globals['_COMPLETESTREAMRESPONSE']._serialized_start=1672
-  _globals['_COMPLETESTREAMRESPONSE']._serialized_end=1881
-  _globals['_COMPLETESTREAMSUMMARY']._serialized_start=1884
-  _globals['_COMPLETESTREAMSUMMARY']._serialized_end=2144
-  _globals['_ROUTEREQUEST']._serialized_start=2147
-  _globals['_ROUTEREQUEST']._serialized_end=2339
-  _globals['_ROUTERESPONSE']._serialized_start=2341
-  _globals['_ROUTERESPONSE']._serialized_end=2464
-  _globals['_ROUTERSERVICE']._serialized_start=2979
-  _globals['_ROUTERSERVICE']._serialized_end=3278
+  _globals['_ROUTINGDECISION']._serialized_end=708
+  _globals['_HOP']._serialized_start=711
+  _globals['_HOP']._serialized_end=908
+  _globals['_COSTBREAKDOWN']._serialized_start=910
+  _globals['_COSTBREAKDOWN']._serialized_end=1016
+  _globals['_COMPLETEREQUEST']._serialized_start=1019
+  _globals['_COMPLETEREQUEST']._serialized_end=1214
+  _globals['_COMPLETERESPONSE']._serialized_start=1217
+  _globals['_COMPLETERESPONSE']._serialized_end=1510
+  _globals['_COMPLETESTREAMREQUEST']._serialized_start=1513
+  _globals['_COMPLETESTREAMREQUEST']._serialized_end=1714
+  _globals['_COMPLETESTREAMRESPONSE']._serialized_start=1717
+  _globals['_COMPLETESTREAMRESPONSE']._serialized_end=1926
+  _globals['_COMPLETESTREAMSUMMARY']._serialized_start=1929
+  _globals['_COMPLETESTREAMSUMMARY']._serialized_end=2189
+  _globals['_ROUTEREQUEST']._serialized_start=2192
+  _globals['_ROUTEREQUEST']._serialized_end=2384
+  _globals['_ROUTERESPONSE']._serialized_start=2386
+  _globals['_ROUTERESPONSE']._serialized_end=2509
+  _globals['_ROUTERSERVICE']._serialized_start=3099
+  _globals['_ROUTERSERVICE']._serialized_end=3398
 # @@protoc_insertion_point(module_scope)

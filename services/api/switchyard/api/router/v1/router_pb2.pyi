@@ -27,6 +27,8 @@ class DecisionReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DECISION_REASON_BUDGET_SOFT_LIMIT: _ClassVar[DecisionReason]
     DECISION_REASON_COST_CEILING: _ClassVar[DecisionReason]
     DECISION_REASON_CLASSIFIER_UNAVAILABLE: _ClassVar[DecisionReason]
+    DECISION_REASON_CONTEXT_WINDOW: _ClassVar[DecisionReason]
+    DECISION_REASON_CLASSIFIER_FAILED: _ClassVar[DecisionReason]
 
 class HopKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -45,6 +47,8 @@ DECISION_REASON_FRONTIER_DISALLOWED: DecisionReason
 DECISION_REASON_BUDGET_SOFT_LIMIT: DecisionReason
 DECISION_REASON_COST_CEILING: DecisionReason
 DECISION_REASON_CLASSIFIER_UNAVAILABLE: DecisionReason
+DECISION_REASON_CONTEXT_WINDOW: DecisionReason
+DECISION_REASON_CLASSIFIER_FAILED: DecisionReason
 HOP_KIND_UNSPECIFIED: HopKind
 HOP_KIND_CLASSIFY: HopKind
 HOP_KIND_GENERATE: HopKind
@@ -62,7 +66,7 @@ class RoutingOptions(_message.Message):
     def __init__(self, escalation_threshold: _Optional[float] = ..., force_target: _Optional[str] = ..., disallow_frontier: _Optional[bool] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
 
 class RoutingDecision(_message.Message):
-    __slots__ = ("target", "target_kind", "backend", "model", "reason", "reason_detail", "escalation_score", "escalation_threshold", "estimated_cost_usd", "classification")
+    __slots__ = ("target", "target_kind", "backend", "model", "reason", "reason_detail", "escalation_score", "escalation_threshold", "estimated_cost_usd", "classification", "prompt_truncated_for_classification")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     TARGET_KIND_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +77,7 @@ class RoutingDecision(_message.Message):
     ESCALATION_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_COST_USD_FIELD_NUMBER: _ClassVar[int]
     CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TRUNCATED_FOR_CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
     target: str
     target_kind: TargetKind
     backend: str
@@ -83,7 +88,8 @@ class RoutingDecision(_message.Message):
     escalation_threshold: float
     estimated_cost_usd: float
     classification: _classifier_pb2.Classification
-    def __init__(self, target: _Optional[str] = ..., target_kind: _Optional[_Union[TargetKind, str]] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., reason: _Optional[_Union[DecisionReason, str]] = ..., reason_detail: _Optional[str] = ..., escalation_score: _Optional[float] = ..., escalation_threshold: _Optional[float] = ..., estimated_cost_usd: _Optional[float] = ..., classification: _Optional[_Union[_classifier_pb2.Classification, _Mapping]] = ...) -> None: ...
+    prompt_truncated_for_classification: bool
+    def __init__(self, target: _Optional[str] = ..., target_kind: _Optional[_Union[TargetKind, str]] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., reason: _Optional[_Union[DecisionReason, str]] = ..., reason_detail: _Optional[str] = ..., escalation_score: _Optional[float] = ..., escalation_threshold: _Optional[float] = ..., estimated_cost_usd: _Optional[float] = ..., classification: _Optional[_Union[_classifier_pb2.Classification, _Mapping]] = ..., prompt_truncated_for_classification: _Optional[bool] = ...) -> None: ...
 
 class Hop(_message.Message):
     __slots__ = ("kind", "service", "target", "model", "status", "latency_ms", "cost_usd", "input_tokens", "output_tokens")
