@@ -12,8 +12,8 @@ from support.vllm_server import VllmOpenAIServer, vllm_openai_server  # noqa: F4
 
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc
-from switchyard.frontier_proxy.__main__ import build
 from switchyard.frontier_proxy.catalog import parse_catalog
+from switchyard.frontier_proxy.service import build_definition
 from switchyard.frontier_proxy.settings import FrontierProxySettings
 from switchyard.runtime.server import start_server
 
@@ -56,7 +56,7 @@ async def test_proxy_over_vllm_openai_server(vllm_openai_server: VllmOpenAIServe
         {},
     )
     settings = FrontierProxySettings(host="127.0.0.1", grace_period_s=1.0)
-    definition = build(settings, catalog=catalog, rng=random.Random(1))
+    definition = build_definition(settings, catalog=catalog, rng=random.Random(1))
     messages = [pb.ChatMessage(role=pb.ROLE_USER, content="Name three colours.")]
     params = pb.GenerationParameters(max_tokens=16, temperature=0.0)
     async with start_server(definition, port=0) as running:

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from switchyard.frontier_proxy import anthropic_wire, openai_wire
 from switchyard.frontier_proxy.completion import (
     ChatCall,
     ChatTurn,
@@ -16,8 +15,13 @@ from switchyard.frontier_proxy.completion import (
     TokenUsage,
     TurnRole,
 )
-from switchyard.frontier_proxy.sse import SseDecoder, SseEvent
-from switchyard.frontier_proxy.wire import StreamIncomplete, UpstreamStreamError, WireError
+from switchyard.frontier_proxy.providers import anthropic_wire, openai_wire
+from switchyard.frontier_proxy.providers.sse import SseDecoder, SseEvent
+from switchyard.frontier_proxy.providers.wire import (
+    StreamIncomplete,
+    UpstreamStreamError,
+    WireError,
+)
 
 
 def events(text: str) -> list[SseEvent]:

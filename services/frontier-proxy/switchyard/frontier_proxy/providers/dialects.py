@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from switchyard.frontier_proxy import anthropic_wire, openai_wire
 from switchyard.frontier_proxy.catalog import CatalogModel, ProviderKind
 from switchyard.frontier_proxy.completion import ChatCall, Completion, StreamDelta, StreamEnd
-from switchyard.frontier_proxy.sse import SseEvent
+from switchyard.frontier_proxy.providers import anthropic_wire, openai_wire
+from switchyard.frontier_proxy.providers.sse import SseEvent
 
 __all__ = ["DIALECTS", "Dialect", "StreamFold"]
 

@@ -22,8 +22,8 @@ from switchyard.frontier_proxy.completion import (
     StreamEnd,
     TokenUsage,
 )
-from switchyard.frontier_proxy.sse import SseEvent
-from switchyard.frontier_proxy.wire import (
+from switchyard.frontier_proxy.providers.sse import SseEvent
+from switchyard.frontier_proxy.providers.wire import (
     StreamIncomplete,
     UpstreamStreamError,
     WireError,
