@@ -100,6 +100,112 @@ def malformed_unary(provider: str, key: str) -> str:
     return json.dumps({"content": [], "usage": {"output_tokens": key}})
 
 
+@dataclass(frozen=True)
+class Case:
+    name: str
+    fault: Fault
+    code: grpc.StatusCode
+    useful: tuple[str, ...]  # what the caller's error must still say
+    stream: bool = False
+    times: int = 1
+
+
+def cases(provider: str, key: str) -> list[Case]:
+    S = grpc.StatusCode
+    fragment = key[3:-3]  # an upstream that quotes part of the key
+    return [
+        Case(
+            "HTTP 400 quoting the key",
+            Fault("status", status=400, message=f"bad request from key {key}"),
+            S.INVALID_ARGUMENT,
+            ("rejected the request", "bad request from key", "[redacted]"),
+        ),
+        Case(
+            "HTTP 400 quoting part of the key",
+            Fault("status", status=400, message=f"the key ending {fragment} is bad"),
+            S.INVALID_ARGUMENT,
+            ("the key ending", "[redacted]"),
+        ),
+        Case(
+            "HTTP 5xx (retried) quoting the key",
+            Fault("status", status=503, message=f"backend down; {key} was used"),
+            S.UNAVAILABLE,
+            ("HTTP 503", "3 attempt(s)", "backend down"),
+            times=3,
+        ),
+        Case(
+            "HTTP 5xx on a stream",
+            Fault("status", status=502, message=f"gateway {key}"),
+            S.UNAVAILABLE,
+            ("HTTP 502",),
+            stream=True,
+            times=3,
+        ),
+        Case(
+            "in-stream error event before text (retried)",
+            Fault(
+                "stream_error",
+                after_chunks=1,
+                error_type="overloaded_error",
+                message=f"overloaded for {key}",
+            ),
+            S.UNAVAILABLE,
+            ("overloaded_error", "overloaded for"),
+            stream=True,
+            times=3,
+        ),
+        Case(
+            "in-stream error event after text",
+            Fault("stream_error", after_chunks=5, error_type="api_error", message=key),
+            S.UNAVAILABLE,
+            ("after text was sent", "api_error"),
+            stream=True,
+        ),
+        Case(
+            "in-stream error event whose type is the key",
+            Fault("stream_error", after_chunks=1, error_type=key, message="odd"),
+            S.UNAVAILABLE,
+            ("[redacted]",),
+            stream=True,
+            times=3,
+        ),
+        Case(
+            "malformed SSE event with the key as a value",
+            Fault("malformed", after_chunks=1, message=malformed_stream(provider, key)),
+            S.UNAVAILABLE,
+            ("malformed answer",),
+            stream=True,
+        ),
+        Case(
+            "SSE event that is not JSON",
+            Fault("malformed", after_chunks=1, message=f"not json {key}"),
+            S.UNAVAILABLE,
+            ("malformed answer", "invalid JSON"),
+            stream=True,
+        ),
+        Case(
+            "malformed unary answer with the key as a value",
+            Fault("malformed", message=malformed_unary(provider, key)),
+            S.UNAVAILABLE,
+            ("malformed answer",),
+        ),
+        Case(
+            "dropped connections (retried)",
+            Fault("drop"),
+            S.UNAVAILABLE,
+            ("unreachable", "3 attempt(s)"),
+            times=3,
+        ),
+        Case(
+            "stream cut after text",
+            Fault("cut", after_chunks=4),
+            S.UNAVAILABLE,
+            ("cut mid-way",),
+            stream=True,
+        ),
+    ]
+
+
 @pytest.mark.parametrize(
     ("model", "provider"), [("gpt-4o", "openai"), ("claude-haiku-4-5", "anthropic")]
 )
@@ -107,130 +213,23 @@ async def test_upstream_failures_of_both_wire_formats_never_leak_a_key(
     proxy_factory, fresh_standin: FrontierStandin, spans, capture: Capture, model, provider
 ) -> None:  # type: ignore[no-untyped-def]
     key = fresh_standin.openai_key if provider == "openai" else fresh_standin.anthropic_key
-    fragment = key[3:-3]  # an upstream that quotes part of the key
-    outcomes: list[tuple[str, grpc.aio.AioRpcError, grpc.StatusCode, tuple[str, ...]]] = []
-
-    async def expect(
-        name: str, call, code: grpc.StatusCode, *useful: str, faults=(), times: int = 1
-    ) -> None:  # type: ignore[no-untyped-def]
-        fresh_standin.inject(*faults, times=times)
-        outcomes.append((name, await fail(call), code, useful))
-        assert fresh_standin.pending_faults() == 0, name
-
+    outcomes: list[tuple[Case, grpc.aio.AioRpcError]] = []
     async with proxy_factory(breaker_failure_threshold=1000) as (_, stub):
-        S = grpc.StatusCode
-        await expect(
-            "HTTP 400 quoting the key",
-            stub.Generate(unary(model), timeout=10),
-            S.INVALID_ARGUMENT,
-            "rejected the request",
-            "bad request from key",
-            "[redacted]",
-            faults=[Fault("status", status=400, message=f"bad request from key {key}")],
-        )
-        await expect(
-            "HTTP 400 quoting part of the key",
-            stub.Generate(unary(model), timeout=10),
-            S.INVALID_ARGUMENT,
-            "the key ending",
-            "[redacted]",
-            faults=[Fault("status", status=400, message=f"the key ending {fragment} is bad")],
-        )
-        await expect(
-            "HTTP 5xx (retried) quoting the key",
-            stub.Generate(unary(model), timeout=10),
-            S.UNAVAILABLE,
-            "HTTP 503",
-            "3 attempt(s)",
-            "backend down",
-            faults=[Fault("status", status=503, message=f"backend down; {key} was used")],
-            times=3,
-        )
-        await expect(
-            "HTTP 5xx on a stream",
-            drain(stub.GenerateStream(streamed(model), timeout=10)),
-            S.UNAVAILABLE,
-            "HTTP 502",
-            faults=[Fault("status", status=502, message=f"gateway {key}")],
-            times=3,
-        )
-        await expect(
-            "in-stream error event before text (retried)",
-            drain(stub.GenerateStream(streamed(model), timeout=10)),
-            S.UNAVAILABLE,
-            "overloaded_error",
-            "overloaded for",
-            faults=[
-                Fault(
-                    "stream_error",
-                    after_chunks=1,
-                    error_type="overloaded_error",
-                    message=f"overloaded for {key}",
-                )
-            ],
-            times=3,
-        )
-        await expect(
-            "in-stream error event after text",
-            drain(stub.GenerateStream(streamed(model), timeout=10)),
-            S.UNAVAILABLE,
-            "after text was sent",
-            "api_error",
-            faults=[Fault("stream_error", after_chunks=5, error_type="api_error", message=key)],
-        )
-        await expect(
-            "in-stream error event whose type is the key",
-            drain(stub.GenerateStream(streamed(model), timeout=10)),
-            S.UNAVAILABLE,
-            "[redacted]",
-            faults=[Fault("stream_error", after_chunks=1, error_type=key, message="odd")],
-            times=3,
-        )
-        await expect(
-            "malformed SSE event with the key as a value",
-            drain(stub.GenerateStream(streamed(model), timeout=10)),
-            S.UNAVAILABLE,
-            "malformed answer",
-            faults=[Fault("malformed", after_chunks=1, message=malformed_stream(provider, key))],
-        )
-        await expect(
-            "SSE event that is not JSON",
-            drain(stub.GenerateStream(streamed(model), timeout=10)),
-            S.UNAVAILABLE,
-            "malformed answer",
-            "invalid JSON",
-            faults=[Fault("malformed", after_chunks=1, message=f"not json {key}")],
-        )
-        await expect(
-            "malformed unary answer with the key as a value",
-            stub.Generate(unary(model), timeout=10),
-            S.UNAVAILABLE,
-            "malformed answer",
-            faults=[Fault("malformed", message=malformed_unary(provider, key))],
-        )
-        await expect(
-            "dropped connections (retried)",
-            stub.Generate(unary(model), timeout=10),
-            S.UNAVAILABLE,
-            "unreachable",
-            "3 attempt(s)",
-            faults=[Fault("drop")],
-            times=3,
-        )
-        await expect(
-            "stream cut after text",
-            drain(stub.GenerateStream(streamed(model), timeout=10)),
-            S.UNAVAILABLE,
-            "cut mid-way",
-            faults=[Fault("cut", after_chunks=4)],
-        )
+        for case in cases(provider, key):
+            fresh_standin.inject(case.fault, times=case.times)
+            if case.stream:
+                error = await fail(drain(stub.GenerateStream(streamed(model), timeout=10)))
+            else:
+                error = await fail(stub.Generate(unary(model), timeout=10))
+            outcomes.append((case, error))
+            assert fresh_standin.pending_faults() == 0, case.name
 
     secrets = [fresh_standin.openai_key, fresh_standin.anthropic_key, BAD_KEY]
-    for name, error, code, useful in outcomes:
-        assert error.code() == code, (name, error.details())
-        for words in useful:
-            assert words in error.details(), (name, error.details())
-        assert not leaks(error.details(), secrets), (name, error.details())
+    for case, error in outcomes:
+        assert error.code() == case.code, (case.name, error.details())
+        for words in case.useful:
+            assert words in error.details(), (case.name, error.details())
+        assert not leaks(error.details(), secrets), (case.name, error.details())
     finished = spans.get_finished_spans()
     exported = "\n".join(s.to_json() for s in finished)
     # The spans hold what the scan must cover: retries, recorded exceptions with stack traces.

@@ -34,7 +34,6 @@ class Dialect:
     body: Callable[[CatalogModel, ChatCall, bool], dict[str, Any]]
     parse: Callable[[Any], Completion]
     stream: Callable[[], StreamFold]
-    error_message: Callable[[bytes], str]
 
 
 def _openai_body(field: str) -> Callable[[CatalogModel, ChatCall, bool], dict[str, Any]]:
@@ -59,7 +58,6 @@ def _openai(field: str) -> Dialect:
         body=_openai_body(field),
         parse=openai_wire.parse_completion,
         stream=openai_wire.OpenAIStream,
-        error_message=openai_wire.error_message,
     )
 
 
@@ -73,6 +71,5 @@ DIALECTS: dict[ProviderKind, Dialect] = {
         body=_anthropic_body,
         parse=anthropic_wire.parse_completion,
         stream=anthropic_wire.AnthropicStream,
-        error_message=anthropic_wire.error_message,
     ),
 }

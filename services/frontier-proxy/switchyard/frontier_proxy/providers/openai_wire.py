@@ -36,7 +36,6 @@ __all__ = [
     "OpenAIStream",
     "auth_headers",
     "build_body",
-    "error_message",
     "finish_reason",
     "parse_completion",
     "parse_usage",
@@ -136,23 +135,6 @@ def parse_completion(body: Any) -> Completion:
         raw_finish_reason=str(raw_finish),
         usage=parse_usage(usage),
     )
-
-
-def error_message(body: bytes) -> str:
-    """The human message of an OpenAI error body (`{"error": {"message": ...}}`), or the text."""
-    try:
-        parsed = load_json(body)
-    except WireError:
-        return body.decode("utf-8", "replace").strip()
-    if isinstance(parsed, Mapping):
-        error = parsed.get("error")
-        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
-            return error["message"]
-        if isinstance(error, str):
-            return error
-        if isinstance(parsed.get("message"), str):  # some compatible servers
-            return parsed["message"]
-    return body.decode("utf-8", "replace").strip()
 
 
 class OpenAIStream:

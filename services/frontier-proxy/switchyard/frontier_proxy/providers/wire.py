@@ -6,7 +6,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["StreamIncomplete", "UpstreamStreamError", "WireError", "as_int", "load_json"]
+__all__ = [
+    "StreamIncomplete",
+    "UpstreamStreamError",
+    "WireError",
+    "as_int",
+    "error_message",
+    "load_json",
+]
 
 
 class WireError(ValueError):
@@ -31,8 +38,29 @@ class StreamIncomplete(Exception):
 def load_json(data: str | bytes) -> Any:
     try:
         return json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than Python's
         raise WireError(f"upstream sent invalid JSON: {exc}") from None
+
+
+def error_message(body: bytes) -> str:
+    """The human message of an error body, or its text.
+
+    OpenAI `{"error": {"message": ...}}`, Anthropic `{"type": "error", "error": {"message":
+    ...}}`, and what OpenAI-compatible servers send (`{"error": "..."}`, `{"message": "..."}`).
+    """
+    try:
+        parsed = load_json(body)
+    except WireError:
+        return body.decode("utf-8", "replace").strip()
+    if isinstance(parsed, Mapping):
+        error = parsed.get("error")
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        if isinstance(parsed.get("message"), str):
+            return str(parsed["message"])
+    return body.decode("utf-8", "replace").strip()
 
 
 def as_int(mapping: Mapping[str, Any] | None, key: str) -> int:

@@ -24,8 +24,7 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from switchyard.frontier_proxy.catalog import CatalogModel
-from switchyard.frontier_proxy.providers.dialects import DIALECTS
-from switchyard.frontier_proxy.providers.wire import UpstreamStreamError, WireError
+from switchyard.frontier_proxy.providers.wire import UpstreamStreamError, WireError, error_message
 from switchyard.frontier_proxy.resilience.retry import is_retryable_status, parse_retry_after
 from switchyard.frontier_proxy.resilience.status import deadline_error, http_error, transport_error
 from switchyard.runtime.errors import SwitchyardError
@@ -74,25 +73,10 @@ class FailureClassifier:
         self, model: CatalogModel, status: int, headers: Mapping[str, str], body: bytes, now: float
     ) -> AttemptFailed:
         """A non-200 answer; `now` is the wall clock (epoch seconds) for HTTP-date Retry-After."""
-        message = DIALECTS[model.provider].error_message(body)
         retryable = is_retryable_status(status)
-        redact = self._redact
-
-        def make(attempts: int) -> SwitchyardError:
-            return http_error(
-                status,
-                message,
-                model=model.name,
-                upstream_model=model.upstream_model,
-                provider=model.provider_name,
-                key_source=model.key_source,
-                attempts=attempts,
-                redact=redact,
-            )
-
         return AttemptFailed(
             f"HTTP {status}",
-            make,
+            self._http(model, status, error_message(body)),
             retryable=retryable,
             upstream_fault=status >= 500,
             retry_after_s=parse_retry_after(headers, now) if retryable else None,
@@ -149,17 +133,27 @@ class FailureClassifier:
     ) -> AttemptFailed:
         status = exc.http_status
         said = f"{exc.kind}: {exc.message}"
+        make = (
+            # After text, the caller has a partial answer: the stream is broken, whatever the
+            # error's class; before text it means what the same error outside a stream would.
+            self._transport(model, f"stream ended with an error after text was sent ({said})")
+            if sent
+            else self._http(model, status, said)
+        )
+        return AttemptFailed(
+            # The event's type is upstream text too.
+            f"stream error {' '.join(self._redact(exc.kind).split())[:80]}",
+            make,
+            retryable=is_retryable_status(status),
+            upstream_fault=status >= 500,
+        )
+
+    def _http(
+        self, model: CatalogModel, status: int, said: str
+    ) -> Callable[[int], SwitchyardError]:
         redact = self._redact
 
         def make(attempts: int) -> SwitchyardError:
-            if sent:
-                return transport_error(
-                    f"stream ended with an error after text was sent ({said})",
-                    model=model.name,
-                    provider=model.provider_name,
-                    attempts=attempts,
-                    redact=redact,
-                )
             return http_error(
                 status,
                 said,
@@ -171,13 +165,7 @@ class FailureClassifier:
                 redact=redact,
             )
 
-        return AttemptFailed(
-            # The event's type is upstream text too.
-            f"stream error {' '.join(redact(exc.kind).split())[:80]}",
-            make,
-            retryable=is_retryable_status(status),
-            upstream_fault=status >= 500,
-        )
+        return make
 
     def _transport(self, model: CatalogModel, what: str) -> Callable[[int], SwitchyardError]:
         redact = self._redact

@@ -22,7 +22,7 @@ import asyncio
 import socket
 import ssl
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import httpcore
@@ -257,17 +257,8 @@ class AsyncioNetworkBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         local = (local_address, 0) if local_address else None
-        try:
-            async with asyncio.timeout(timeout):
-                _, protocol = await loop.create_connection(
-                    _SocketProtocol, host, port, local_addr=local
-                )
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-        _apply(protocol, socket_options)
-        return AsyncioNetworkStream(protocol)
+        connecting = loop.create_connection(_SocketProtocol, host, port, local_addr=local)
+        return await _connected(connecting, f"{host}:{port}", timeout, socket_options)
 
     async def connect_unix_socket(
         self,
@@ -275,26 +266,31 @@ class AsyncioNetworkBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[_SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                _, protocol = await loop.create_unix_connection(_SocketProtocol, path)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"timed out connecting to {path}") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-        _apply(protocol, socket_options)
-        return AsyncioNetworkStream(protocol)
+        connecting = asyncio.get_running_loop().create_unix_connection(_SocketProtocol, path)
+        return await _connected(connecting, path, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-def _apply(protocol: _SocketProtocol, options: Iterable[_SocketOption] | None) -> None:
-    if not options or protocol.transport is None:
-        return
-    sock: socket.socket | None = protocol.transport.get_extra_info("socket")
-    if sock is None:
-        return
-    for option in options:
-        sock.setsockopt(*option)
+async def _connected(
+    connecting: Coroutine[Any, Any, tuple[asyncio.BaseTransport, _SocketProtocol]],
+    where: str,
+    timeout: float | None,
+    options: Iterable[_SocketOption] | None,
+) -> AsyncioNetworkStream:
+    """The stream once `connecting` (a loop.create_*connection call) is done."""
+    try:
+        async with asyncio.timeout(timeout):
+            _, protocol = await connecting
+    except TimeoutError:
+        raise httpcore.ConnectTimeout(f"timed out connecting to {where}") from None
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+    sock: socket.socket | None = (
+        protocol.transport.get_extra_info("socket") if protocol.transport else None
+    )
+    if sock is not None:
+        for option in options or ():
+            sock.setsockopt(*option)
+    return AsyncioNetworkStream(protocol)
