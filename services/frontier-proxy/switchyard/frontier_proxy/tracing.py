@@ -27,11 +27,18 @@ __all__ = ["CallTracer"]
 class CallTracer:
     """Starts, annotates and ends the span of each call."""
 
-    __slots__ = ("_redact", "_tracer")
+    __slots__ = ("_addresses", "_redact", "_tracer")
 
     def __init__(self, tracer: trace.Tracer, redact: Redactor) -> None:
         self._tracer = tracer
         self._redact = redact
+        self._addresses: dict[str, str] = {}  # base URL -> redacted, once per upstream
+
+    def _address(self, base_url: str) -> str:
+        address = self._addresses.get(base_url)
+        if address is None:
+            address = self._addresses[base_url] = self._redact(base_url)
+        return address
 
     def start(self, model: CatalogModel, call: ChatCall, *, stream: bool) -> Span:
         """The call's span; `call` is the call as sent (its max_tokens resolved)."""
@@ -42,7 +49,7 @@ class CallTracer:
             attr.FRONTIER_MODEL: model.name,
             attr.FRONTIER_STREAM: stream,
             attr.FRONTIER_PRICE_SOURCE: model.prices.source,
-            attr.SERVER_ADDRESS: self._redact(model.base_url),
+            attr.SERVER_ADDRESS: self._address(model.base_url),
         }
         s = call.sampling
         if s.max_tokens is not None:
