@@ -30,7 +30,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import httpx
 from opentelemetry import trace
@@ -271,7 +271,7 @@ class FrontierProxy:
 
     def _give_up(
         self, failure: AttemptFailed, upstream: Upstream, span: Span, attempts: int
-    ) -> None:
+    ) -> NoReturn:
         """Record `failure` and raise the caller's error (no retry: text was sent)."""
         self._record(failure, upstream, span)
         raise failure.make_error(attempts) from None
