@@ -105,3 +105,15 @@ async def test_proxy_over_vllm_openai_server(vllm_openai_server: VllmOpenAIServe
                 )
             assert rejected.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert rejected.value.details()
+            # Refused by the proxy itself (beyond the catalog's window) ...
+            assert "context window of 1024 tokens" in rejected.value.details()
+            # ... while a prompt the proxy's low estimate lets through (5.8 KB, ~970 tokens at
+            # 6 bytes each) but that holds ~2900 real tokens gets vLLM's own 400.
+            dense = [pb.ChatMessage(role=pb.ROLE_USER, content="a b c d e f g h " * 362)]
+            with pytest.raises(grpc.aio.AioRpcError) as upstream:
+                await stub.Generate(
+                    pb.GenerateRequest(model="smollm2", messages=dense, parameters=params),
+                    timeout=60,
+                )
+            assert upstream.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "vllm rejected the request" in upstream.value.details()

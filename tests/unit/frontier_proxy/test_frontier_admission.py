@@ -76,6 +76,9 @@ def test_the_estimate_errs_low_so_a_prompt_that_fits_is_sent() -> None:
 def test_the_catalog_refuses_a_default_that_does_not_fit_the_window() -> None:
     with pytest.raises(CatalogError, match="default_max_tokens 4096 does not fit"):
         small_model(default_max_tokens=4096)
+    # Unset, the default is 1024, or half a window too small for it.
+    assert small_model(default_max_tokens=None).default_max_tokens == 1024
+    assert small_model(default_max_tokens=None, context_window=1024).default_max_tokens == 512
 
 
 def test_every_builtin_model_has_its_window_and_list_models_reports_it() -> None:

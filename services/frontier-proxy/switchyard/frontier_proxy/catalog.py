@@ -18,7 +18,8 @@ models:
     prices:                         # USD per million tokens; any rate overrides genai-prices'
       input_usd_per_mtok: 0.15
     context_window: 128000          # prompt + output tokens; default: genai-prices'
-    default_max_tokens: 1024        # sent when the caller sets none, on every wire format
+    default_max_tokens: 1024        # sent when the caller sets none, on every wire format;
+                                    # default 1024, or half a smaller context window
 ```
 
 Loading checks everything and raises one `CatalogError` listing every problem: unknown keys,
@@ -166,7 +167,7 @@ class _ModelEntry(BaseModel):
     price_lookup: _PriceLookupEntry | Literal[False] | None = None
     prices: dict[str, Any] = Field(default_factory=dict)
     context_window: int | None = Field(None, gt=0)
-    default_max_tokens: int = Field(DEFAULT_MAX_TOKENS, gt=0)
+    default_max_tokens: int | None = Field(None, gt=0)
 
     @field_validator("base_url")
     @classmethod
@@ -245,9 +246,13 @@ def _resolve(
     if context_window is None:
         problems.append(f"{where}: context_window is unknown to genai-prices; set it")
         return None
-    if entry.default_max_tokens >= context_window:
+    # Unset: 1024, or half the window for a model with a small one.
+    default_max_tokens = entry.default_max_tokens or max(
+        1, min(DEFAULT_MAX_TOKENS, context_window // 2)
+    )
+    if default_max_tokens >= context_window:
         problems.append(
-            f"{where}: default_max_tokens {entry.default_max_tokens} does not fit its "
+            f"{where}: default_max_tokens {default_max_tokens} does not fit its "
             f"context_window of {context_window} tokens"
         )
         return None
@@ -261,7 +266,7 @@ def _resolve(
         key_source=key_source,
         prices=prices,
         context_window=context_window,
-        default_max_tokens=entry.default_max_tokens,
+        default_max_tokens=default_max_tokens,
     )
 
 
