@@ -343,3 +343,26 @@ async def test_client_errors_do_not_open_the_circuit(proxy_factory, fresh_standi
             )
             assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         await stub.Generate(gen("claude-haiku-4-5"), timeout=5)
+
+
+# --- malformed answers ---------------------------------------------------------------------
+
+
+async def test_answers_of_an_unexpected_shape_are_the_upstreams_fault_not_internal(
+    proxy, fresh_standin
+) -> None:  # type: ignore[no-untyped-def]
+    _, stub = proxy
+    # `choices` an object, not a list: before, a KeyError inside the fold became INTERNAL.
+    fresh_standin.inject(Fault("malformed", after_chunks=1, message='{"choices": {"a": 1}}'))
+    error = await rpc_error(_drain(stub.GenerateStream(gen_stream(), timeout=10)))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert "malformed answer" in error.details()
+    # A finish reason that is a list is just an unknown finish reason.
+    odd = (
+        '{"model": "gpt-4o", "choices": [{"message": {"content": "fine"}, "finish_reason": ["x"]}],'
+        ' "usage": {"prompt_tokens": 3, "completion_tokens": 1}}'
+    )
+    fresh_standin.inject(Fault("malformed", message=odd))
+    answer = await stub.Generate(gen(), timeout=10)
+    assert answer.text == "fine"
+    assert answer.finish_reason == pb.FINISH_REASON_UNSPECIFIED

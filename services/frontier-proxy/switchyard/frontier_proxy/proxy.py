@@ -50,6 +50,7 @@ from switchyard.frontier_proxy.completion import (
 from switchyard.frontier_proxy.pricing import PriceError
 from switchyard.frontier_proxy.providers.dialects import DIALECTS, Dialect
 from switchyard.frontier_proxy.providers.wire import (
+    UNEXPECTED_SHAPE,
     StreamIncomplete,
     UpstreamStreamError,
     WireError,
@@ -378,7 +379,7 @@ class FrontierProxy:
             await response.aclose()
         try:
             return dialect.parse(load_json(body))
-        except WireError as exc:
+        except UNEXPECTED_SHAPE as exc:  # WireError included
             raise self._failures.malformed(model, exc) from None
 
     async def _open_stream(

@@ -24,6 +24,7 @@ import httpx
 from switchyard.frontier_proxy.completion import StreamDelta, StreamEnd
 from switchyard.frontier_proxy.providers.dialects import StreamFold
 from switchyard.frontier_proxy.providers.sse import SseDecoder
+from switchyard.frontier_proxy.providers.wire import UNEXPECTED_SHAPE, StreamIncomplete, WireError
 
 __all__ = ["DRAIN_MAX_BYTES", "DRAIN_TIMEOUT_S", "StreamRelay"]
 
@@ -66,14 +67,19 @@ class StreamRelay:
                 return None
             text: list[str] = []
             reasoning: list[str] = []
-            for event in decoder.feed_bytes(data):
-                delta = fold.feed(event)
-                if delta is not None:
-                    text.append(delta.text)
-                    reasoning.append(delta.reasoning_text)
-                if fold.done:
-                    self._state = "terminal"
-                    break
+            try:
+                for event in decoder.feed_bytes(data):
+                    delta = fold.feed(event)
+                    if delta is not None:
+                        text.append(delta.text)
+                        reasoning.append(delta.reasoning_text)
+                    if fold.done:
+                        self._state = "terminal"
+                        break
+            except WireError:
+                raise
+            except UNEXPECTED_SHAPE as exc:
+                raise WireError(f"unexpected event shape ({type(exc).__name__}: {exc})") from None
             if any(text) or any(reasoning):
                 return StreamDelta("".join(text), "".join(reasoning))
         if self._state == "terminal":
@@ -83,7 +89,12 @@ class StreamRelay:
 
     def end(self) -> StreamEnd:
         """The stream's outcome, once `next_delta()` returned None; raises if it is incomplete."""
-        return self._fold.end()
+        try:
+            return self._fold.end()
+        except (WireError, StreamIncomplete):
+            raise
+        except UNEXPECTED_SHAPE as exc:
+            raise WireError(f"unexpected usage shape ({type(exc).__name__}: {exc})") from None
 
     async def aclose(self) -> None:
         aclose = getattr(self._body, "aclose", None)

@@ -125,7 +125,7 @@ def parse_completion(body: Any) -> Completion:
     usage = body.get("usage")
     if usage is None:
         raise WireError("upstream answer has no usage; it cannot be priced")
-    raw_finish = choice.get("finish_reason") or ""
+    raw_finish = str(choice.get("finish_reason") or "")
     content = message.get("content")
     return Completion(
         model=str(body.get("model") or ""),

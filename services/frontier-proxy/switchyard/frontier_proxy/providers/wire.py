@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "UNEXPECTED_SHAPE",
     "StreamIncomplete",
     "UpstreamStreamError",
     "WireError",
@@ -29,6 +30,12 @@ class UpstreamStreamError(Exception):
         self.message = message
         # The HTTP status the same error would have had outside a stream.
         self.http_status = http_status
+
+
+# What parsing an answer of an unexpected shape can raise beyond `WireError` (a list where a
+# string was expected, a missing key): callers turn these into `WireError` too, so a malformed
+# answer is the upstream's fault (UNAVAILABLE), never an internal error.
+UNEXPECTED_SHAPE = (TypeError, KeyError, IndexError, AttributeError, ValueError)
 
 
 class StreamIncomplete(Exception):
