@@ -16,6 +16,12 @@ worker. Printed: p50 / p99 of time to first text chunk and of total stream time 
 the difference (proxied - direct) = the latency the proxy adds, with the ratio.
 
 Targets (docs/services/frontier-proxy.md): added p50 <= 1 ms, added p99 <= 5 ms.
+
+`--cpu-streams N` measures the proxy's own CPU per stream instead (proxied streams only).
+With `--baseline-source CHECKOUT` it runs a second proxy from another checkout's
+`services/frontier-proxy` (say an older commit, `git archive <commit> services/frontier-proxy |
+tar -x -C /tmp/old`) against the same stand-in, and alternates the two proxies round by round
+in one run, so the CPU per stream of old and new code is compared side by side.
 """
 
 from __future__ import annotations
@@ -133,18 +139,27 @@ def summary(name: str, values: list[float]) -> dict[str, float]:
     }
 
 
-def start_processes(
-    args: argparse.Namespace, workdir: Path
-) -> tuple[list[subprocess.Popen[bytes]], dict, int]:  # type: ignore[type-arg]
-    env = dict(os.environ)
+def start_standin() -> tuple[subprocess.Popen[bytes], dict]:  # type: ignore[type-arg]
     standin = subprocess.Popen(
         [sys.executable, str(REPO / "tests/support/frontier_standin.py")],
         stdout=subprocess.PIPE,
         start_new_session=True,
-        env=env,
     )
     assert standin.stdout is not None
-    info = json.loads(standin.stdout.readline())
+    return standin, json.loads(standin.stdout.readline())
+
+
+def start_proxy(
+    args: argparse.Namespace,
+    info: dict,
+    workdir: Path,
+    source: Path | None = None,  # type: ignore[type-arg]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The proxy (`python -m switchyard.frontier_proxy`), from `source` when given: that
+    checkout's services/frontier-proxy goes first on PYTHONPATH, so its `frontier_proxy`
+    package is the one imported (the rest of the namespace package is this checkout's)."""
+    env = dict(os.environ)
+    workdir.mkdir(parents=True, exist_ok=True)
     catalog = workdir / "catalog.yaml"
     catalog.write_text(
         json.dumps(
@@ -168,6 +183,13 @@ def start_processes(
         SWITCHYARD_FRONTIER_PROXY_PORT=str(port),
         SWITCHYARD_FRONTIER_PROXY_LOG_LEVEL="WARNING",
     )
+    if source is not None:
+        package_root = source.resolve() / "services" / "frontier-proxy"
+        if not (package_root / "switchyard" / "frontier_proxy").is_dir():
+            raise SystemExit(f"{package_root} holds no switchyard/frontier_proxy package")
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(package_root), env.get("PYTHONPATH", "")) if p
+        )
     if not args.otlp:
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     proxy = subprocess.Popen(
@@ -176,7 +198,7 @@ def start_processes(
         env=env,
         stdout=subprocess.DEVNULL if not args.verbose else None,
     )
-    return [standin, proxy], info, port
+    return proxy, port
 
 
 async def configure_standin(info: dict, chunks: int, delay_ms: float) -> None:  # type: ignore[type-arg]
@@ -261,42 +283,74 @@ async def bench(args: argparse.Namespace, info: dict, port: int, proxy_pid: int)
     return results
 
 
-async def cpu_profile(args: argparse.Namespace, info: dict, port: int, proxy_pid: int) -> dict:  # type: ignore[type-arg]
+async def cpu_profile(
+    args: argparse.Namespace,
+    info: dict,  # type: ignore[type-arg]
+    proxies: dict[str, tuple[int, int]],
+) -> dict:  # type: ignore[type-arg]
     """Proxy CPU per stream and per relayed chunk, proxied streams only (no direct mode).
 
-    CPU time is the proxy process's own user + system time (/proc), so it depends much less on
-    other load than wall-clock latency does (cache and frequency effects remain: repeat it).
+    `proxies`: label -> (gRPC port, pid). With two, their rounds alternate (the order flips
+    every repeat), so both see the same machine. CPU time is each proxy process's own user +
+    system time (/proc), so it depends much less on other load than wall-clock latency does
+    (cache and frequency effects remain: repeat it).
     """
     await configure_standin(info, args.chunks, args.chunk_delay_ms)
     rows = []
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = inference_pb2_grpc.InferenceServiceStub(channel)
-        await wait_ready(stub)
+    channels = {
+        label: grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        for label, (port, _) in proxies.items()
+    }
+    try:
+        stubs = {
+            label: inference_pb2_grpc.InferenceServiceStub(ch) for label, ch in channels.items()
+        }
+        for stub in stubs.values():
+            await wait_ready(stub)
 
-        def proxied(prompt: str):  # type: ignore[no-untyped-def]
-            return proxied_stream(stub, prompt)
+        def proxied(stub: inference_pb2_grpc.InferenceServiceStub):  # type: ignore[no-untyped-def]
+            return lambda prompt: proxied_stream(stub, prompt)
 
         per_worker = max(1, args.cpu_streams // args.cpu_concurrency)
         streams = per_worker * args.cpu_concurrency
-        await run_round(proxied, args.cpu_concurrency, 1)  # warm-up
-        for _ in range(args.cpu_repeats):
-            cpu_before = cpu_seconds(proxy_pid)
-            await run_round(proxied, args.cpu_concurrency, per_worker)
-            cpu = cpu_seconds(proxy_pid) - cpu_before
-            row = {
-                "streams": streams,
-                "cpu_ms_per_stream": cpu * 1000 / streams,
-                "cpu_us_per_chunk": cpu * 1e6 / (streams * args.chunks),
-                "load_average_1m": os.getloadavg()[0],
-            }
-            rows.append(row)
-            print(
-                f"{streams} streams x {args.chunks} chunks at concurrency {args.cpu_concurrency}:"
-                f" proxy CPU {row['cpu_ms_per_stream']:.2f} ms/stream"
-                f" ({row['cpu_us_per_chunk']:.0f} us/chunk);"
-                f" load average {row['load_average_1m']:.1f}",
-                flush=True,
-            )
+        for stub in stubs.values():
+            await run_round(proxied(stub), args.cpu_concurrency, 1)  # warm-up
+        labels = list(proxies)
+        for repeat in range(args.cpu_repeats):
+            for label in labels if repeat % 2 == 0 else reversed(labels):
+                pid = proxies[label][1]
+                cpu_before = cpu_seconds(pid)
+                await run_round(proxied(stubs[label]), args.cpu_concurrency, per_worker)
+                cpu = cpu_seconds(pid) - cpu_before
+                row = {
+                    "proxy": label,
+                    "streams": streams,
+                    "cpu_ms_per_stream": cpu * 1000 / streams,
+                    "cpu_us_per_chunk": cpu * 1e6 / (streams * args.chunks),
+                    "load_average_1m": os.getloadavg()[0],
+                }
+                rows.append(row)
+                print(
+                    f"{label:>8}: {streams} streams x {args.chunks} chunks at concurrency "
+                    f"{args.cpu_concurrency}: proxy CPU {row['cpu_ms_per_stream']:.2f} ms/stream"
+                    f" ({row['cpu_us_per_chunk']:.0f} us/chunk);"
+                    f" load average {row['load_average_1m']:.1f}",
+                    flush=True,
+                )
+    finally:
+        for channel in channels.values():
+            await channel.close()
+    if len(labels) == 2:
+        means = {
+            label: statistics.fmean(r["cpu_ms_per_stream"] for r in rows if r["proxy"] == label)
+            for label in labels
+        }
+        print(
+            f"mean CPU per stream: {labels[0]} {means[labels[0]]:.2f} ms, "
+            f"{labels[1]} {means[labels[1]]:.2f} ms; "
+            f"{labels[0]} / {labels[1]} = {means[labels[0]] / means[labels[1]]:.2f}",
+            flush=True,
+        )
     return {"cpu": rows}
 
 
@@ -352,24 +406,33 @@ def main() -> int:
     )
     parser.add_argument("--cpu-concurrency", type=int, default=20)
     parser.add_argument("--cpu-repeats", type=int, default=3)
+    parser.add_argument(
+        "--baseline-source",
+        type=Path,
+        help="with --cpu-streams: also run the proxy of this checkout and alternate the two",
+    )
     args = parser.parse_args()
-    if args.cpu_streams:
-        with tempfile.TemporaryDirectory() as workdir:
-            processes, info, port = start_processes(args, Path(workdir))
-            try:
-                results = asyncio.run(cpu_profile(args, info, port, processes[1].pid))
-            finally:
-                stop_processes(processes)
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=2))
-        return 0
+    processes: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as workdir:
-        processes, info, port = start_processes(args, Path(workdir))
         try:
-            results = asyncio.run(bench(args, info, port, processes[1].pid))
+            standin, info = start_standin()
+            processes.append(standin)
+            proxy, port = start_proxy(args, info, Path(workdir) / "new")
+            processes.append(proxy)
+            if args.cpu_streams:
+                proxies = {"this": (port, proxy.pid)}
+                if args.baseline_source is not None:
+                    baseline, baseline_port = start_proxy(
+                        args, info, Path(workdir) / "baseline", args.baseline_source
+                    )
+                    processes.append(baseline)
+                    proxies["baseline"] = (baseline_port, baseline.pid)
+                results = asyncio.run(cpu_profile(args, info, proxies))
+            else:
+                results = asyncio.run(bench(args, info, port, proxy.pid))
+                print_table(results, args)
         finally:
             stop_processes(processes)
-    print_table(results, args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -124,7 +124,8 @@ class Fault:
     `seconds` before answering normally), `cut` (stream: close after `after_chunks` chunks;
     unary: close half-way through the body), `stall` (stream: pause `seconds` after
     `after_chunks` chunks), `stream_error` (stream: after `after_chunks` chunks send an error
-    event of type `error_type`).
+    event of type `error_type`), `malformed` (a 200 whose body is `message` as it is, not JSON;
+    stream: after `after_chunks` chunks an event whose data is `message`, then the body's end).
     """
 
     kind: str
@@ -371,6 +372,17 @@ class FrontierStandin:
         await writer.drain()
         rec.completed = True
 
+    async def _raw(self, writer: asyncio.StreamWriter, data: bytes, rec: RecordedRequest) -> None:
+        """A 200 whose body is `data` as it is (a `malformed` fault)."""
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
+        rec.status = 200
+        await writer.drain()
+        rec.completed = True
+
     async def _pause(
         self, seconds: float, reader: asyncio.StreamReader, rec: RecordedRequest
     ) -> None:
@@ -577,6 +589,9 @@ class FrontierStandin:
             },
         }
         if not body.get("stream"):
+            if fault is not None and fault.kind == "malformed":
+                await self._raw(writer, (fault.message or "").encode(), rec)
+                return True
             await self._pause(self.reply.first_chunk_delay_s, reader, rec)
             message: dict[str, Any] = {
                 "role": "assistant",
@@ -666,6 +681,11 @@ class FrontierStandin:
                     await self._pause(fault.seconds, reader, rec)
                 if fault.kind == "stream_error":
                     await self._send_chunk(writer, error_event(fault), rec)
+                    await self._end_stream(writer, rec)
+                    return
+                if fault.kind == "malformed":
+                    data = b"data: " + (fault.message or "").encode() + b"\n\n"
+                    await self._send_chunk(writer, data, rec)
                     await self._end_stream(writer, rec)
                     return
             if i > 0 and self.reply.chunk_delay_s > 0:
@@ -778,6 +798,9 @@ class FrontierStandin:
             "signature": "c3RhbmQtaW4=",
         }
         if not body.get("stream"):
+            if fault is not None and fault.kind == "malformed":
+                await self._raw(writer, (fault.message or "").encode(), rec)
+                return True
             await self._pause(self.reply.first_chunk_delay_s, reader, rec)
             content: list[dict[str, Any]] = [thinking_block] if reasoning else []
             content.append({"type": "text", "text": "".join(chunks)})

@@ -14,7 +14,7 @@ from frontier_fixtures import standin_catalog
 from support.frontier_standin import FrontierStandin
 
 from switchyard.api.inference.v1 import inference_pb2_grpc
-from switchyard.frontier_proxy.__main__ import FrontierResources, build
+from switchyard.frontier_proxy.service import FrontierResources, build_definition
 from switchyard.frontier_proxy.settings import FrontierProxySettings
 from switchyard.runtime.server import RunningServer, start_server
 
@@ -40,6 +40,7 @@ def proxy_factory(fresh_standin: FrontierStandin) -> ProxyFactory:
 
     @asynccontextmanager
     async def make(
+        extra_models: tuple[dict[str, Any], ...] = (),
         **overrides: Any,
     ) -> AsyncIterator[
         tuple[RunningServer[FrontierResources], inference_pb2_grpc.InferenceServiceStub]
@@ -54,7 +55,8 @@ def proxy_factory(fresh_standin: FrontierStandin) -> ProxyFactory:
         }
         values.update(overrides)
         settings = FrontierProxySettings(**values)
-        definition = build(settings, catalog=standin_catalog(fresh_standin), rng=random.Random(7))
+        catalog = standin_catalog(fresh_standin, extra_models)
+        definition = build_definition(settings, catalog=catalog, rng=random.Random(7))
         async with start_server(definition, port=0) as running:
             async with grpc.aio.insecure_channel(running.address) as channel:
                 yield running, inference_pb2_grpc.InferenceServiceStub(channel)

@@ -14,7 +14,9 @@ ANTHROPIC_KEY_ENV = "STANDIN_ANTHROPIC_KEY"
 BAD_KEY = "sk-wrong-key-that-must-never-leak-42"
 
 
-def standin_catalog(standin: FrontierStandin) -> Catalog:
+def standin_catalog(
+    standin: FrontierStandin, extra_models: tuple[dict[str, Any], ...] = ()
+) -> Catalog:
     env = {
         OPENAI_KEY_ENV: standin.openai_key,
         ANTHROPIC_KEY_ENV: standin.anthropic_key,
@@ -44,6 +46,7 @@ def standin_catalog(standin: FrontierStandin) -> Catalog:
                 "api_key_env": OPENAI_KEY_ENV,
                 "price_lookup": False,
                 "context_window": 32768,
+                "default_max_tokens": 512,
                 "prices": {
                     "input_usd_per_mtok": "0.2",
                     "output_usd_per_mtok": "0.8",
@@ -67,6 +70,7 @@ def standin_catalog(standin: FrontierStandin) -> Catalog:
                 "base_url": standin.url + "/second/openai/v1",
                 "api_key_env": "STANDIN_BAD_KEY",
             },
+            *extra_models,
         ],
     }
     return parse_catalog(document, env, source="(test)")

@@ -11,7 +11,7 @@ from support.frontier_standin import FrontierStandin, Reply
 
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc
-from switchyard.frontier_proxy.__main__ import build
+from switchyard.frontier_proxy.service import build_definition
 from switchyard.frontier_proxy.settings import FrontierProxySettings
 from switchyard.runtime.server import start_server
 
@@ -23,7 +23,9 @@ async def test_sequential_streams_share_one_upstream_connection(model: str) -> N
         # Events apart in time, as a model sends them: each arrives in a read of its own.
         standin.reply = Reply(text="alpha beta gamma delta", chunk_delay_s=0.002)
         settings = FrontierProxySettings(host="127.0.0.1", grace_period_s=1.0)
-        definition = build(settings, catalog=standin_catalog(standin), rng=random.Random(1))
+        definition = build_definition(
+            settings, catalog=standin_catalog(standin), rng=random.Random(1)
+        )
         async with start_server(definition, port=0) as running:
             async with grpc.aio.insecure_channel(running.address) as channel:
                 stub = inference_pb2_grpc.InferenceServiceStub(channel)

@@ -18,8 +18,8 @@ from support.frontier_standin import FrontierStandin, Reply
 
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc
-from switchyard.frontier_proxy.__main__ import build
 from switchyard.frontier_proxy.catalog import parse_catalog
+from switchyard.frontier_proxy.service import build_definition
 from switchyard.frontier_proxy.settings import FrontierProxySettings
 from switchyard.runtime.server import start_server
 
@@ -91,7 +91,9 @@ async def test_https_upstream_streams_and_reuses_the_connection(
     async with FrontierStandin() as standin, tls_front(standin) as (port, accepted):
         standin.reply = Reply(text="over TLS we go", chunk_delay_s=0.002)
         settings = FrontierProxySettings(host="127.0.0.1", grace_period_s=1.0)
-        definition = build(settings, catalog=https_catalog(standin, port), rng=random.Random(1))
+        definition = build_definition(
+            settings, catalog=https_catalog(standin, port), rng=random.Random(1)
+        )
         async with start_server(definition, port=0) as running:
             async with grpc.aio.insecure_channel(running.address) as channel:
                 stub = inference_pb2_grpc.InferenceServiceStub(channel)
@@ -119,7 +121,9 @@ async def test_untrusted_certificate_is_a_connection_failure(
         settings = FrontierProxySettings(
             host="127.0.0.1", grace_period_s=1.0, backoff_base_s=0.01, backoff_max_s=0.02
         )
-        definition = build(settings, catalog=https_catalog(standin, port), rng=random.Random(1))
+        definition = build_definition(
+            settings, catalog=https_catalog(standin, port), rng=random.Random(1)
+        )
         async with start_server(definition, port=0) as running:
             async with grpc.aio.insecure_channel(running.address) as channel:
                 stub = inference_pb2_grpc.InferenceServiceStub(channel)

@@ -12,8 +12,8 @@ from support.vllm_server import VllmOpenAIServer, vllm_openai_server  # noqa: F4
 
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc
-from switchyard.frontier_proxy.__main__ import build
 from switchyard.frontier_proxy.catalog import parse_catalog
+from switchyard.frontier_proxy.service import build_definition
 from switchyard.frontier_proxy.settings import FrontierProxySettings
 from switchyard.runtime.server import start_server
 
@@ -56,7 +56,7 @@ async def test_proxy_over_vllm_openai_server(vllm_openai_server: VllmOpenAIServe
         {},
     )
     settings = FrontierProxySettings(host="127.0.0.1", grace_period_s=1.0)
-    definition = build(settings, catalog=catalog, rng=random.Random(1))
+    definition = build_definition(settings, catalog=catalog, rng=random.Random(1))
     messages = [pb.ChatMessage(role=pb.ROLE_USER, content="Name three colours.")]
     params = pb.GenerationParameters(max_tokens=16, temperature=0.0)
     async with start_server(definition, port=0) as running:
@@ -105,3 +105,15 @@ async def test_proxy_over_vllm_openai_server(vllm_openai_server: VllmOpenAIServe
                 )
             assert rejected.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert rejected.value.details()
+            # Refused by the proxy itself (beyond the catalog's window) ...
+            assert "context window of 1024 tokens" in rejected.value.details()
+            # ... while a prompt the proxy's low estimate lets through (5.8 KB, ~970 tokens at
+            # 6 bytes each) but that holds ~2900 real tokens gets vLLM's own 400.
+            dense = [pb.ChatMessage(role=pb.ROLE_USER, content="a b c d e f g h " * 362)]
+            with pytest.raises(grpc.aio.AioRpcError) as upstream:
+                await stub.Generate(
+                    pb.GenerateRequest(model="smollm2", messages=dense, parameters=params),
+                    timeout=60,
+                )
+            assert upstream.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "vllm rejected the request" in upstream.value.details()

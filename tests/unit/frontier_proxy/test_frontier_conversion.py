@@ -7,9 +7,15 @@ from decimal import Decimal
 import pytest
 
 from switchyard.api.inference.v1 import inference_pb2 as pb
-from switchyard.frontier_proxy.completion import Completion, FinishReason, TokenUsage, TurnRole
+from switchyard.frontier_proxy.completion import (
+    CallTiming,
+    Completion,
+    FinishReason,
+    PricedCompletion,
+    TokenUsage,
+    TurnRole,
+)
 from switchyard.frontier_proxy.conversion import chat_call, generate_response
-from switchyard.frontier_proxy.proxy import CallTiming, PricedCompletion
 from switchyard.runtime.errors import InvalidArgument
 
 

@@ -8,9 +8,14 @@ from email.utils import formatdate
 import grpc
 import pytest
 
-from switchyard.frontier_proxy.breaker import BreakerState, CircuitBreaker
-from switchyard.frontier_proxy.retry import RetryPolicy, is_retryable_status, parse_retry_after
-from switchyard.frontier_proxy.status import MAX_UPSTREAM_MESSAGE, http_error, scrub
+from switchyard.frontier_proxy.resilience.breaker import BreakerState, CircuitBreaker
+from switchyard.frontier_proxy.resilience.retry import (
+    RetryPolicy,
+    is_retryable_status,
+    parse_retry_after,
+)
+from switchyard.frontier_proxy.resilience.status import MAX_UPSTREAM_MESSAGE, http_error, quote
+from switchyard.runtime.redaction import Redactor
 
 
 def test_retryable_statuses() -> None:
@@ -120,7 +125,7 @@ def _error(status: int, message: str = "upstream says no", attempts: int = 1):  
         provider="openai",
         key_source="$OPENAI_API_KEY",
         attempts=attempts,
-        secrets=["sk-secret-123"],
+        redact=Redactor(["sk-secret-123"]),
     )
 
 
@@ -151,7 +156,7 @@ def test_mapped_messages() -> None:
     assert "sk-secret-123" not in _error(400, "echo sk-secret-123").message
 
 
-def test_scrub_bounds_and_redacts() -> None:
-    assert scrub("key sk-1 and sk-1", ["sk-1", ""]) == "key [redacted] and [redacted]"
-    assert len(scrub("x" * 5000, [])) == MAX_UPSTREAM_MESSAGE
-    assert scrub("a\n  b", []) == "a b"
+def test_quote_bounds_and_redacts() -> None:
+    assert quote("key sk-1 and sk-1", Redactor(["sk-1", ""])) == "key [redacted] and [redacted]"
+    assert len(quote("x" * 5000, Redactor())) == MAX_UPSTREAM_MESSAGE
+    assert quote("a\n  b", Redactor()) == "a b"

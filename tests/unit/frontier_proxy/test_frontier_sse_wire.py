@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from switchyard.frontier_proxy import anthropic_wire, openai_wire
 from switchyard.frontier_proxy.completion import (
     ChatCall,
     ChatTurn,
@@ -16,8 +15,13 @@ from switchyard.frontier_proxy.completion import (
     TokenUsage,
     TurnRole,
 )
-from switchyard.frontier_proxy.sse import SseDecoder, SseEvent
-from switchyard.frontier_proxy.wire import StreamIncomplete, UpstreamStreamError, WireError
+from switchyard.frontier_proxy.providers import anthropic_wire, openai_wire, wire
+from switchyard.frontier_proxy.providers.sse import SseDecoder, SseEvent
+from switchyard.frontier_proxy.providers.wire import (
+    StreamIncomplete,
+    UpstreamStreamError,
+    WireError,
+)
 
 
 def events(text: str) -> list[SseEvent]:
@@ -180,12 +184,13 @@ def test_openai_stream_error_chunk_raises() -> None:
     assert info.value.http_status == 500 and info.value.message == "boom"
 
 
-def test_openai_error_message_extraction() -> None:
-    assert (
-        openai_wire.error_message(b'{"error": {"message": "bad temperature"}}') == "bad temperature"
-    )
-    assert openai_wire.error_message(b'{"message": "vllm style"}') == "vllm style"
-    assert openai_wire.error_message(b"<html>gateway</html>") == "<html>gateway</html>"
+def test_error_message_extraction_for_both_formats() -> None:
+    assert wire.error_message(b'{"error": {"message": "bad temperature"}}') == "bad temperature"
+    assert wire.error_message(b'{"message": "vllm style"}') == "vllm style"
+    assert wire.error_message(b"<html>gateway</html>") == "<html>gateway</html>"
+    anthropic = b'{"type": "error", "error": {"type": "invalid_request_error", "message": "no"}}'
+    assert wire.error_message(anthropic) == "no"
+    assert wire.error_message(b'{"error": "plain string"}') == "plain string"
 
 
 def test_anthropic_body_moves_system_and_requires_max_tokens() -> None:
@@ -293,3 +298,8 @@ def test_sse_bytes_split_anywhere_give_the_same_events() -> None:
     decoder = SseDecoder()
     assert decoder.feed_bytes(b"data: tail") == []
     assert decoder.flush() == SseEvent("message", "tail")
+
+
+def test_json_nested_beyond_pythons_limit_is_a_wire_error() -> None:
+    with pytest.raises(WireError, match="invalid JSON"):
+        wire.load_json(b"[" * 100_000)

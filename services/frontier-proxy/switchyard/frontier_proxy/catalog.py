@@ -17,17 +17,21 @@ models:
       model: gpt-4o-mini            #   `price_lookup: false` disables the lookup
     prices:                         # USD per million tokens; any rate overrides genai-prices'
       input_usd_per_mtok: 0.15
-    context_window: 128000          # default: genai-prices'
-    default_max_tokens: 1024        # sent when the caller sets none (Anthropic requires one)
+    context_window: 128000          # prompt + output tokens; default: genai-prices'
+    default_max_tokens: 1024        # sent when the caller sets none, on every wire format;
+                                    # default 1024, or half a smaller context window
 ```
 
 Loading checks everything and raises one `CatalogError` listing every problem: unknown keys,
-missing keys (the environment variable or file), and models with no known price (never $0).
-Keys are read once, at load, into `Secret`s whose repr never shows them.
+missing keys (the environment variable or file), models with no known price (never $0) or no
+known context window, and a `default_max_tokens` that does not fit the window. Keys are read
+once, at load, into `Secret`s whose repr never shows them.
 
 Without a file, the built-in catalog (`BUILTIN_MODELS`) is used: OpenAI's gpt-4o-mini and
 gpt-4o when `OPENAI_API_KEY` is set, Anthropic's claude-haiku-4-5 and claude-sonnet-4-5 when
-`ANTHROPIC_API_KEY` is set; prices from genai-prices. A catalog with no model is an error.
+`ANTHROPIC_API_KEY` is set; prices from genai-prices, context windows stated in
+`BUILTIN_MODELS` (the providers' documented windows; a test checks genai-prices agrees). A
+catalog with no model is an error.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -133,8 +138,14 @@ class Catalog:
         return self.models.get(name or self.default_model)
 
     def secrets(self) -> list[str]:
-        """Every key's value; for redacting upstream text (and for tests that look for leaks)."""
-        return [m.api_key.reveal() for m in self.models.values() if m.api_key is not None]
+        """Every key's value and every password in a base URL: what upstream text is redacted
+        of before it reaches a log, a span or an error (and what tests look for in them)."""
+        found = [m.api_key.reveal() for m in self.models.values() if m.api_key is not None]
+        for model in self.models.values():
+            password = urlsplit(model.base_url).password
+            if password:
+                found.append(password)
+        return found
 
 
 class _PriceLookupEntry(BaseModel):
@@ -156,7 +167,7 @@ class _ModelEntry(BaseModel):
     price_lookup: _PriceLookupEntry | Literal[False] | None = None
     prices: dict[str, Any] = Field(default_factory=dict)
     context_window: int | None = Field(None, gt=0)
-    default_max_tokens: int = Field(DEFAULT_MAX_TOKENS, gt=0)
+    default_max_tokens: int | None = Field(None, gt=0)
 
     @field_validator("base_url")
     @classmethod
@@ -235,6 +246,16 @@ def _resolve(
     if context_window is None:
         problems.append(f"{where}: context_window is unknown to genai-prices; set it")
         return None
+    # Unset: 1024, or half the window for a model with a small one.
+    default_max_tokens = entry.default_max_tokens or max(
+        1, min(DEFAULT_MAX_TOKENS, context_window // 2)
+    )
+    if default_max_tokens >= context_window:
+        problems.append(
+            f"{where}: default_max_tokens {default_max_tokens} does not fit its "
+            f"context_window of {context_window} tokens"
+        )
+        return None
     return CatalogModel(
         name=entry.name,
         provider=entry.provider,
@@ -245,7 +266,7 @@ def _resolve(
         key_source=key_source,
         prices=prices,
         context_window=context_window,
-        default_max_tokens=entry.default_max_tokens,
+        default_max_tokens=default_max_tokens,
     )
 
 
@@ -294,11 +315,14 @@ def load_catalog(path: Path, env: Mapping[str, str] | None = None) -> Catalog:
     return parse_catalog(document, os.environ if env is None else env, source=str(path))
 
 
+# Context windows as the providers document them (OpenAI's model pages: 128,000 tokens for
+# gpt-4o and gpt-4o-mini; Anthropic's models overview: 200,000 for the Claude 4.5 models, the
+# 1M-token window of Sonnet being a beta this proxy does not ask for).
 BUILTIN_MODELS: tuple[dict[str, Any], ...] = (
-    {"name": "gpt-4o-mini", "provider": "openai"},
-    {"name": "gpt-4o", "provider": "openai"},
-    {"name": "claude-haiku-4-5", "provider": "anthropic"},
-    {"name": "claude-sonnet-4-5", "provider": "anthropic"},
+    {"name": "gpt-4o-mini", "provider": "openai", "context_window": 128_000},
+    {"name": "gpt-4o", "provider": "openai", "context_window": 128_000},
+    {"name": "claude-haiku-4-5", "provider": "anthropic", "context_window": 200_000},
+    {"name": "claude-sonnet-4-5", "provider": "anthropic", "context_window": 200_000},
 )
 
 

@@ -1,7 +1,8 @@
 """Domain types of one chat completion, independent of any wire format or of gRPC.
 
-The wire modules (`openai_wire`, `anthropic_wire`) turn HTTP bodies into these; the servicer
-turns these into protobuf messages. Token counts follow the proto's convention: cached input
+The wire modules (`providers.openai_wire`, `providers.anthropic_wire`) turn HTTP bodies into
+these, the proxy prices them (`PricedCompletion`, `PricedEnd`), and `conversion` turns them into
+protobuf messages. Token counts follow the proto's convention: cached input
 tokens are a subset of `input_tokens`, reasoning tokens a subset of `output_tokens`.
 """
 
@@ -9,12 +10,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 __all__ = [
+    "CallTiming",
     "ChatCall",
     "ChatTurn",
     "Completion",
     "FinishReason",
+    "PricedCompletion",
+    "PricedEnd",
     "Sampling",
     "StreamDelta",
     "StreamEnd",
@@ -108,3 +113,31 @@ class StreamEnd:
     finish_reason: FinishReason
     raw_finish_reason: str
     usage: TokenUsage
+
+
+@dataclass(frozen=True, slots=True)
+class CallTiming:
+    """Seconds from the call's start to its first text chunk and to its end."""
+
+    first_chunk_s: float
+    total_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PricedCompletion:
+    """A unary call's answer with its exact cost."""
+
+    completion: Completion
+    cost_usd: Decimal
+    provider: str
+    timing: CallTiming
+
+
+@dataclass(frozen=True, slots=True)
+class PricedEnd:
+    """A stream's end with its exact cost."""
+
+    end: StreamEnd
+    cost_usd: Decimal
+    provider: str
+    timing: CallTiming

@@ -12,14 +12,16 @@ from collections.abc import Iterable
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.frontier_proxy.catalog import CatalogModel
 from switchyard.frontier_proxy.completion import (
+    CallTiming,
     ChatCall,
     ChatTurn,
     FinishReason,
+    PricedCompletion,
+    PricedEnd,
     Sampling,
     TokenUsage,
     TurnRole,
 )
-from switchyard.frontier_proxy.proxy import CallTiming, PricedCompletion, PricedEnd
 from switchyard.runtime.errors import InvalidArgument
 
 __all__ = [

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from switchyard.frontier_proxy.breaker import CircuitBreaker
 from switchyard.frontier_proxy.catalog import CatalogModel
+from switchyard.frontier_proxy.resilience.breaker import CircuitBreaker
 from switchyard.frontier_proxy.transport import pooled_transport
 
 __all__ = ["Upstream", "open_upstreams"]

@@ -22,8 +22,8 @@ from switchyard.frontier_proxy.completion import (
     StreamEnd,
     TokenUsage,
 )
-from switchyard.frontier_proxy.sse import SseEvent
-from switchyard.frontier_proxy.wire import (
+from switchyard.frontier_proxy.providers.sse import SseEvent
+from switchyard.frontier_proxy.providers.wire import (
     StreamIncomplete,
     UpstreamStreamError,
     WireError,
@@ -36,7 +36,6 @@ __all__ = [
     "OpenAIStream",
     "auth_headers",
     "build_body",
-    "error_message",
     "finish_reason",
     "parse_completion",
     "parse_usage",
@@ -126,7 +125,7 @@ def parse_completion(body: Any) -> Completion:
     usage = body.get("usage")
     if usage is None:
         raise WireError("upstream answer has no usage; it cannot be priced")
-    raw_finish = choice.get("finish_reason") or ""
+    raw_finish = str(choice.get("finish_reason") or "")
     content = message.get("content")
     return Completion(
         model=str(body.get("model") or ""),
@@ -136,23 +135,6 @@ def parse_completion(body: Any) -> Completion:
         raw_finish_reason=str(raw_finish),
         usage=parse_usage(usage),
     )
-
-
-def error_message(body: bytes) -> str:
-    """The human message of an OpenAI error body (`{"error": {"message": ...}}`), or the text."""
-    try:
-        parsed = load_json(body)
-    except WireError:
-        return body.decode("utf-8", "replace").strip()
-    if isinstance(parsed, Mapping):
-        error = parsed.get("error")
-        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
-            return error["message"]
-        if isinstance(error, str):
-            return error
-        if isinstance(parsed.get("message"), str):  # some compatible servers
-            return parsed["message"]
-    return body.decode("utf-8", "replace").strip()
 
 
 class OpenAIStream:

@@ -26,8 +26,8 @@ from switchyard.frontier_proxy.completion import (
     TokenUsage,
     TurnRole,
 )
-from switchyard.frontier_proxy.sse import SseEvent
-from switchyard.frontier_proxy.wire import (
+from switchyard.frontier_proxy.providers.sse import SseEvent
+from switchyard.frontier_proxy.providers.wire import (
     StreamIncomplete,
     UpstreamStreamError,
     WireError,
@@ -42,7 +42,6 @@ __all__ = [
     "AnthropicStream",
     "auth_headers",
     "build_body",
-    "error_message",
     "finish_reason",
     "parse_completion",
     "parse_usage",
@@ -152,19 +151,6 @@ def parse_completion(body: Any) -> Completion:
         raw_finish_reason=raw_finish,
         usage=parse_usage(body["usage"]),
     )
-
-
-def error_message(body: bytes) -> str:
-    """The message of an Anthropic error body (`{"type":"error","error":{...}}`), or the text."""
-    try:
-        parsed = load_json(body)
-    except WireError:
-        return body.decode("utf-8", "replace").strip()
-    if isinstance(parsed, Mapping):
-        error = parsed.get("error")
-        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
-            return error["message"]
-    return body.decode("utf-8", "replace").strip()
 
 
 class AnthropicStream:

@@ -12,14 +12,13 @@
 | caller's deadline                         | DEADLINE_EXCEEDED                                  |
 | stream cut mid-way, malformed answer      | UNAVAILABLE: the answer is incomplete              |
 
-Upstream text is passed on only for 400-class request errors and 404/429/5xx explanations, with
-every known key scrubbed out and its length bounded. Authentication errors never pass the
-upstream's text on: OpenAI's 401 message quotes part of the key.
+Upstream text is passed on only for 400-class request errors and 404/429/5xx explanations,
+through the process's `Redactor` (switchyard.runtime.redaction: every held key, fragments of
+one, anything credential-shaped) and bounded in length (`quote`). Authentication errors never
+pass the upstream's text on: OpenAI's 401 message quotes part of the key.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from switchyard.runtime.errors import (
     DeadlineExceeded,
@@ -30,26 +29,23 @@ from switchyard.runtime.errors import (
     SwitchyardError,
     Unavailable,
 )
+from switchyard.runtime.redaction import Redactor
 
 __all__ = [
     "MAX_UPSTREAM_MESSAGE",
     "circuit_open_error",
     "deadline_error",
     "http_error",
-    "scrub",
+    "quote",
     "transport_error",
 ]
 
 MAX_UPSTREAM_MESSAGE = 500
-REDACTED = "[redacted]"
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret replaced and its length bounded."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    text = " ".join(text.split())
+def quote(text: str, redact: Redactor) -> str:
+    """Upstream `text` as it may appear in an error message: redacted, on one line, bounded."""
+    text = " ".join(redact(text).split())
     if len(text) > MAX_UPSTREAM_MESSAGE:
         text = text[: MAX_UPSTREAM_MESSAGE - 3] + "..."
     return text
@@ -64,10 +60,10 @@ def http_error(
     provider: str,
     key_source: str,
     attempts: int,
-    secrets: Iterable[str],
+    redact: Redactor,
 ) -> SwitchyardError:
     """The error for an upstream HTTP error status (after any retries)."""
-    said = scrub(upstream_message, secrets) or f"HTTP {status}"
+    said = quote(upstream_message, redact) or f"HTTP {status}"
     tries = f" after {attempts} attempt(s)" if attempts > 1 else ""
     if status in (400, 413, 422):
         return InvalidArgument(f"{provider} rejected the request for model {model!r}: {said}")
@@ -92,21 +88,22 @@ def http_error(
 
 
 def transport_error(
-    what: str, *, model: str, provider: str, attempts: int, secrets: Iterable[str]
+    what: str, *, model: str, provider: str, attempts: int, redact: Redactor
 ) -> Unavailable:
     """A connection failure, a cut stream or a malformed answer (after any retries)."""
     tries = f" after {attempts} attempt(s)" if attempts > 1 else ""
     return Unavailable(
-        f"{provider} is unreachable for model {model!r}{tries}: {scrub(what, secrets)}"
+        f"{provider} is unreachable for model {model!r}{tries}: {quote(what, redact)}"
     )
 
 
 def circuit_open_error(
-    *, model: str, provider: str, base_url: str, retry_in_s: float
+    *, model: str, provider: str, base_url: str, retry_in_s: float, redact: Redactor
 ) -> Unavailable:
+    # The base URL is configuration, but may carry credentials (userinfo, a query key).
     return Unavailable(
-        f"circuit open for {provider} at {base_url} (model {model!r}) after repeated failures; "
-        f"next probe in {retry_in_s:.1f}s"
+        f"circuit open for {provider} at {redact(base_url)} (model {model!r}) after repeated "
+        f"failures; next probe in {retry_in_s:.1f}s"
     )
 
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from switchyard.frontier_proxy import anthropic_wire, openai_wire
 from switchyard.frontier_proxy.catalog import CatalogModel, ProviderKind
 from switchyard.frontier_proxy.completion import ChatCall, Completion, StreamDelta, StreamEnd
-from switchyard.frontier_proxy.sse import SseEvent
+from switchyard.frontier_proxy.providers import anthropic_wire, openai_wire
+from switchyard.frontier_proxy.providers.sse import SseEvent
 
 __all__ = ["DIALECTS", "Dialect", "StreamFold"]
 
@@ -34,7 +34,6 @@ class Dialect:
     body: Callable[[CatalogModel, ChatCall, bool], dict[str, Any]]
     parse: Callable[[Any], Completion]
     stream: Callable[[], StreamFold]
-    error_message: Callable[[bytes], str]
 
 
 def _openai_body(field: str) -> Callable[[CatalogModel, ChatCall, bool], dict[str, Any]]:
@@ -59,7 +58,6 @@ def _openai(field: str) -> Dialect:
         body=_openai_body(field),
         parse=openai_wire.parse_completion,
         stream=openai_wire.OpenAIStream,
-        error_message=openai_wire.error_message,
     )
 
 
@@ -73,6 +71,5 @@ DIALECTS: dict[ProviderKind, Dialect] = {
         body=_anthropic_body,
         parse=anthropic_wire.parse_completion,
         stream=anthropic_wire.AnthropicStream,
-        error_message=anthropic_wire.error_message,
     ),
 }
