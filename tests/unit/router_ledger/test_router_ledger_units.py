@@ -25,7 +25,7 @@ from switchyard.router.ledger import (
 from switchyard.router.ledger.aggregate import percentile, percentile_ranks
 from switchyard.router.ledger.conversion import grouping_from_proto, report_to_proto
 from switchyard.router.ledger.postgres import describe_dsn
-from switchyard.router.ledger.records import from_nanodollars, to_nanodollars
+from switchyard.router.ledger.records import RouteOnlyCalls, from_nanodollars, to_nanodollars
 from switchyard.runtime.errors import InvalidArgument
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
@@ -194,7 +194,8 @@ def test_postgres_url_is_described_without_its_password() -> None:
 
 
 def test_report_to_proto() -> None:
-    row = CostReportRow("gpt-4.1", 3, 1, 300, 60, 0.25, 120.5, 900.0, 0.4, 0.15)
+    routed = RouteOnlyCalls(7, 1, 0.00007, 3.5, 9.0)
+    row = CostReportRow("gpt-4.1", 3, 1, 300, 60, 0.25, 120.5, 900.0, 0.4, 0.15, routed)
     report = CostReport(NOW - timedelta(hours=24), NOW, Grouping.MODEL, None, (row,), row)
     message = report_to_proto(report, "gpt-4.1")
     assert message.group_by == cost_pb2.COST_GROUPING_MODEL
@@ -210,6 +211,9 @@ def test_report_to_proto() -> None:
         0.15,
     )
     assert (proto_row.latency_p50_ms, proto_row.latency_p95_ms) == (120.5, 900.0)
+    r = proto_row.route_only
+    assert (r.requests, r.failed_requests, r.cost_usd) == (7, 1, 0.00007)
+    assert (r.latency_p50_ms, r.latency_p95_ms) == (3.5, 9.0)
     assert message.total == proto_row
 
 

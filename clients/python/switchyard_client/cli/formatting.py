@@ -9,7 +9,15 @@ from switchyard.api.classifier.v1 import classifier_pb2
 from switchyard.api.cost.v1 import cost_pb2
 from switchyard.api.router.v1 import router_pb2
 
-__all__ = ["decision_line", "decision_record", "hops_table", "report_table", "table", "usd"]
+__all__ = [
+    "decision_line",
+    "decision_record",
+    "hops_table",
+    "report_table",
+    "route_only_table",
+    "table",
+    "usd",
+]
 
 
 def usd(value: float) -> str:
@@ -112,7 +120,7 @@ def report_table(report: cost_pb2.GetCostReportResponse) -> str:
         f"all-frontier ({report.baseline_model})",
         "saving",
     ]
-    text = table(head, rows)
+    text = table(head, [r for r in rows if r[1] != "0" or r[0] == "TOTAL"])
     base = report.total.baseline_cost_usd
     if base > 0:
         share = 100 * report.total.saving_usd / base
@@ -120,4 +128,32 @@ def report_table(report: cost_pb2.GetCostReportResponse) -> str:
             f"\n\nSaving against sending everything to {report.baseline_model}: "
             f"{usd(report.total.saving_usd)} ({share:.1f}%)"
         )
+    if report.total.route_only.requests:
+        text += "\n\n" + route_only_table(report)
     return text
+
+
+def route_only_table(report: cost_pb2.GetCostReportResponse) -> str:
+    """The report's route-only (decision) calls: classified and routed, never answered, so
+    kept out of the requests and latency above."""
+
+    def row(r: cost_pb2.CostReportRow, key: str) -> list[str]:
+        calls = r.route_only
+        return [
+            key,
+            str(calls.requests),
+            str(calls.failed_requests),
+            f"{calls.latency_p50_ms:.0f}/{calls.latency_p95_ms:.0f} ms",
+            usd(calls.cost_usd),
+        ]
+
+    rows = [row(r, r.key or "(none)") for r in report.rows if r.route_only.requests]
+    rows.append(row(report.total, "TOTAL"))
+    head = [
+        _enum(cost_pb2.CostGrouping, report.group_by, "COST_GROUPING_").lower(),
+        "route-only calls",
+        "failed",
+        "p50/p95",
+        "cost",
+    ]
+    return "Route-only calls (decisions only, not counted above):\n" + table(head, rows)
