@@ -162,6 +162,12 @@ def test_percentile_known_values() -> None:
 def test_sqlite_urls(url: str, path: Path) -> None:
     location = parse_ledger_url(url)
     assert location.backend == "sqlite" and location.path == path
+    assert location.busy_timeout_s == 30.0
+
+
+def test_sqlite_busy_timeout_option() -> None:
+    location = parse_ledger_url("sqlite:///var/ledger.db?busy_timeout_s=0.5")
+    assert (location.path, location.busy_timeout_s) == (Path("/var/ledger.db"), 0.5)
 
 
 @pytest.mark.parametrize(
@@ -174,6 +180,9 @@ def test_sqlite_urls(url: str, path: Path) -> None:
         ("sqlite::memory:", "not durable"),
         ("mysql://x/y", "unsupported ledger URL scheme"),
         ("postgresql:db", "looks like"),
+        ("sqlite:l.db?busy_timeout_s=0", "busy_timeout_s must be"),
+        ("sqlite:l.db?busy_timeout_s=soon", "busy_timeout_s must be"),
+        ("sqlite:l.db?mode=ro", "unknown sqlite ledger URL option 'mode'"),
     ],
 )
 def test_bad_urls(url: str, message: str) -> None:
