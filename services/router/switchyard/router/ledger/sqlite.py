@@ -5,8 +5,9 @@ writing connection (SQLite allows one writer at a time anyway); readers use thei
 connections on a small thread pool, and WAL lets them read while the writer writes.
 
 Group commit: records that arrive while the writer is busy are written together in one
-transaction, each inside its own SAVEPOINT, so a refused record (duplicate id, a value out of
-range) is rolled back alone and the others commit. Every `record()` returns only after the
+transaction (`executemany`); when the database refuses one (duplicate id, a value out of
+range), the batch is written again with each record inside its own SAVEPOINT, so the refused
+record is rolled back alone and the others commit. Every `record()` returns only after the
 COMMIT that holds its row, with `synchronous=FULL`, so a returned record survives a crash or a
 power cut. `max_batch=1` gives one transaction per record (the benchmark compares both).
 """
@@ -235,30 +236,48 @@ class SqliteLedger:
                     future.set_exception(outcome)
 
     def _write_batch(self, records: Sequence[RequestRecord]) -> list[Outcome]:
+        """One transaction: all rows at once; if any is refused, again with one SAVEPOINT per
+        record so only the refused ones are left out."""
         conn = self._writer
         if conn is None:
             raise LedgerError("the ledger is closed")
-        outcomes: list[Outcome] = []
+        rows = [sql.record_rows(SQLITE, record) for record in records]
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for record in records:
-                request, attempts = sql.record_rows(SQLITE, record)
-                conn.execute("SAVEPOINT record")
-                try:
-                    conn.execute(_INSERT_REQUEST, request)
-                    conn.executemany(_INSERT_ATTEMPT, attempts)
-                except sqlite3.IntegrityError as error:
-                    conn.execute("ROLLBACK TO record")
-                    outcomes.append(_refused(record, error))
-                else:
-                    outcomes.append(None)
-                conn.execute("RELEASE record")
+            try:
+                conn.executemany(_INSERT_REQUEST, [request for request, _ in rows])
+                conn.executemany(_INSERT_ATTEMPT, [a for _, attempts in rows for a in attempts])
+                outcomes: list[Outcome] = [None] * len(rows)
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = [
+                    self._write_one(conn, r, row) for r, row in zip(records, rows, strict=True)
+                ]
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         return outcomes
+
+    @staticmethod
+    def _write_one(
+        conn: sqlite3.Connection,
+        record: RequestRecord,
+        row: tuple[tuple[Any, ...], list[tuple[Any, ...]]],
+    ) -> Outcome:
+        request, attempts = row
+        conn.execute("SAVEPOINT record")
+        try:
+            conn.execute(_INSERT_REQUEST, request)
+            conn.executemany(_INSERT_ATTEMPT, attempts)
+        except sqlite3.IntegrityError as error:
+            conn.execute("ROLLBACK TO record")
+            return _refused(record, error)
+        finally:
+            conn.execute("RELEASE record")
+        return None
 
     # --- reading ------------------------------------------------------------------------------
 
