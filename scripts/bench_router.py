@@ -3,16 +3,27 @@
 
 Three processes, as deployed: this load generator, `switchyard-router`, and one process serving
 an instant classifier and an instant inference backend (real gRPC servers speaking the real
-contract, answering at once). Per request we record:
+contract, answering at once: tests/support/router_processes.py). Per request we record:
 
 - client latency through the router (Complete), and the same callers calling the fast backend
   directly (Generate), side by side in one run;
 - the router's added latency = the router's own wall time for the request (CostBreakdown
-  total_latency_ms) minus the time spent in its classifier and backend hops (each hop's
-  latency as the router measured it, gRPC round trip included). That is everything except the
-  classifier's and the backend's own time (here ~0).
+  total_latency_ms, taken after the request's ledger record is durable) minus the time spent
+  in its classifier and backend hops (each hop's latency as the router measured it, gRPC round
+  trip included). That is everything except the classifier's and the backend's own time.
 
-Usage: .venv/bin/python scripts/bench_router.py [--seconds 10] [--concurrency 50 200]
+Several router set-ups can run side by side in one run (`--variants`), in alternating rounds
+(`--rounds`; each round visits every set-up, in an order that rotates), each on its own
+process and ledger:
+- `fsync`: this tree, the default (answered once the record is fsynced in the journal);
+- `page-cache`: this tree, the opt-in weaker mode (answered once the record is written);
+- `before`: an older tree of the repository (`--before DIR`, its `services/` put first on
+  PYTHONPATH), e.g. a worktree of the commit before durable records.
+
+Usage:
+    .venv/bin/python scripts/bench_router.py [--seconds 10] [--concurrency 50 200]
+    .venv/bin/python scripts/bench_router.py --variants before fsync page-cache \\
+        --before /tmp/main-worktree --rounds 3 --seconds 5
 """
 
 from __future__ import annotations
@@ -21,54 +32,24 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import grpc
-import yaml
 
-from switchyard.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
-from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
-from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the router/fakes processes: tests/support/
 
+from support.disk import fsync_probe  # noqa: E402
+from support.router_processes import Fakes, RouterProcess, router_config  # noqa: E402
 
-class InstantClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
-    async def Classify(self, request, context):  # noqa: N802
-        return classifier_pb2.ClassifyResponse(
-            classification=classifier_pb2.Classification(
-                task_type=classifier_pb2.TASK_TYPE_CHAT,
-                complexity_score=0.2,
-                escalation_probability=0.1,
-                model_version="bench",
-            ),
-            cost_usd=1e-7,
-        )
+from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
+from switchyard.api.router.v1 import router_pb2, router_pb2_grpc  # noqa: E402
 
-
-class InstantBackend(inference_pb2_grpc.InferenceServiceServicer):
-    async def Generate(self, request, context):  # noqa: N802
-        return inference_pb2.GenerateResponse(
-            model=request.model or "fast",
-            text="ok",
-            finish_reason=inference_pb2.FINISH_REASON_STOP,
-            usage=inference_pb2.Usage(input_tokens=10, output_tokens=2, cost_usd=1e-6),
-            provider="bench",
-        )
-
-
-async def serve_fakes(port_file: Path) -> None:
-    server = grpc.aio.server()
-    classifier_pb2_grpc.add_ClassifierServiceServicer_to_server(InstantClassifier(), server)
-    inference_pb2_grpc.add_InferenceServiceServicer_to_server(InstantBackend(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    port_file.write_text(str(port))  # noqa: ASYNC240 - once, at start
-    await server.wait_for_termination()
+VARIANTS = ("before", "fsync", "page-cache")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -117,124 +98,134 @@ async def load(address: str, concurrency: int, seconds: float, direct: bool) -> 
         "requests": len(client_ms),
         "rps": len(client_ms) / seconds,
         "errors": errors,
-        "client_p50_ms": pct(client_ms, 0.5),
-        "client_p99_ms": pct(client_ms, 0.99),
-        "added_p50_ms": pct(added_ms, 0.5) if added_ms else None,
-        "added_p99_ms": pct(added_ms, 0.99) if added_ms else None,
-        "added_mean_ms": statistics.fmean(added_ms) if added_ms else None,
+        "client_ms": client_ms,
+        "added_ms": added_ms,
     }
 
 
-def wait_serving(address: str, timeout_s: float = 30) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with grpc.insecure_channel(address) as channel:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
-                )
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-        except grpc.RpcError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"router at {address} not serving after {timeout_s} s")
+def start_router(variant: str, directory: Path, fakes: Fakes, before: Path | None) -> RouterProcess:
+    directory.mkdir(parents=True, exist_ok=True)
+    env = {"SWITCHYARD_ROUTER_LOG_LEVEL": "ERROR"}
+    if variant == "before":
+        if before is None:
+            raise SystemExit("--variants before needs --before DIR (an older tree of this repo)")
+        parts = ("router", "runtime", "api")
+        old = ":".join(str(before / "services" / part) for part in parts)
+        os.environ["PYTHONPATH"] = old  # RouterProcess passes the environment on
+        env["SWITCHYARD_ROUTER_LEDGER_SPILL_PATH"] = str(directory / "spill.jsonl")
+    else:
+        os.environ.pop("PYTHONPATH", None)
+        env["SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR"] = str(directory / "journal")
+        env["SWITCHYARD_ROUTER_LEDGER_DURABILITY"] = variant
+    config = router_config(fakes.address, f"sqlite:{directory / 'ledger.db'}")
+    try:
+        return RouterProcess(directory, config, env).start()
+    finally:
+        os.environ.pop("PYTHONPATH", None)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 200])
-    parser.add_argument("--serve-fakes", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["fsync"])
+    parser.add_argument("--before", type=Path, help="an older tree for the 'before' variant")
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.serve_fakes:
-        asyncio.run(serve_fakes(args.serve_fakes))
-        return 0
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-router-"))
-    port_file = tmp / "fakes.port"
-    fakes = subprocess.Popen([sys.executable, __file__, "--serve-fakes", str(port_file)])
-    router = None
+    fakes = Fakes.start(tmp)
+    routers: dict[str, RouterProcess] = {}
     try:
-        for _ in range(100):
-            if port_file.exists() and port_file.read_text():
-                break
-            time.sleep(0.1)
-        fake = f"127.0.0.1:{port_file.read_text()}"
-        config = {
-            "classifier": {"address": fake, "timeout_ms": 1000},
-            "backends": {
-                "local-inference": {"address": fake, "kind": "LOCAL"},
-                "frontier-proxy": {"address": fake, "kind": "FRONTIER"},
-            },
-            "targets": {
-                "local": {"backend": "local-inference", "model": "fast"},
-                "frontier": {"backend": "frontier-proxy", "model": "fast-frontier"},
-            },
-            "routing": {
-                "local_target": "local",
-                "frontier_target": "frontier",
-                "default_target": "local",
-                "fallbacks": {"local": ["frontier"]},
-            },
-            "ledger": {"url": f"sqlite:{tmp / 'ledger.db'}"},
+        for variant in args.variants:
+            routers[variant] = start_router(variant, tmp / variant, fakes, args.before)
+        # results[variant][concurrency] = list of per-round results
+        results: dict[str, dict[int, list[dict[str, object]]]] = {
+            v: {c: [] for c in args.concurrency} for v in [*args.variants, "direct"]
         }
-        (tmp / "router.yaml").write_text(yaml.safe_dump(config))
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            router_port = s.getsockname()[1]
-        env = {
-            **os.environ,
-            "SWITCHYARD_ROUTER_CONFIG": str(tmp / "router.yaml"),
-            "SWITCHYARD_ROUTER_PORT": str(router_port),
-            "SWITCHYARD_ROUTER_HOST": "127.0.0.1",
-            "SWITCHYARD_ROUTER_LOG_LEVEL": "ERROR",
-        }
-        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-        router_cmd = [str(Path(sys.executable).parent / "switchyard-router")]
-        router = subprocess.Popen(router_cmd, env=env, stdout=subprocess.DEVNULL)
-        address = f"127.0.0.1:{router_port}"
-        wait_serving(address)
-        results = []
-        for concurrency in args.concurrency:
-            asyncio.run(load(address, concurrency, 2.0, direct=False))  # warm-up
-            via_router = asyncio.run(load(address, concurrency, args.seconds, direct=False))
-            direct = asyncio.run(load(fake, concurrency, args.seconds, direct=True))
-            results.append({"concurrency": concurrency, "router": via_router, "direct": direct})
-        if args.json:
-            print(json.dumps(results, indent=2))
-        print(
-            f"\nrouter added latency (router wall time minus its classifier and backend hops), "
-            f"{args.seconds:g} s per run, 2-core machine\n"
-        )
-        print(
-            f"{'callers':>7} {'added p50':>10} {'added p99':>10} {'errors':>7} "
-            f"{'router rps':>10} {'client p50 via router':>22} {'client p50 direct':>18} "
-            f"{'ratio':>6}"
-        )
-        for r in results:
-            rt, d = r["router"], r["direct"]
-            ratio = rt["client_p50_ms"] / d["client_p50_ms"]
-            print(
-                f"{r['concurrency']:>7} {rt['added_p50_ms']:>8.2f}ms "
-                f"{rt['added_p99_ms']:>8.2f}ms {sum(rt['errors'].values()):>7} "
-                f"{rt['rps']:>10.0f} {rt['client_p50_ms']:>20.1f}ms "
-                f"{d['client_p50_ms']:>16.1f}ms {ratio:>5.1f}x"
-            )
+        for router in routers.values():  # warm-up
+            for concurrency in args.concurrency:
+                asyncio.run(load(router.address, concurrency, 2.0, direct=False))
+        for round_ in range(args.rounds):
+            order = args.variants[round_ % len(args.variants) :]
+            order += args.variants[: round_ % len(args.variants)]
+            for concurrency in args.concurrency:
+                for variant in order:
+                    measured = asyncio.run(
+                        load(routers[variant].address, concurrency, args.seconds, direct=False)
+                    )
+                    results[variant][concurrency].append(measured)
+                direct = asyncio.run(load(fakes.address, concurrency, args.seconds, direct=True))
+                results["direct"][concurrency].append(direct)
+        report(args, results)
+        print(f"\n{fsync_probe(tmp)}: a durable answer waits at least this long")
         return 0
     finally:
-        for process in (router, fakes):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        for router in routers.values():
+            router.stop()
+        fakes.stop()
+
+
+Results = dict[str, dict[int, list[dict[str, object]]]]
+
+
+def report(args: argparse.Namespace, results: Results) -> None:
+    rows = []
+    for variant in [*args.variants, "direct"]:
+        for concurrency in args.concurrency:
+            rounds = results[variant][concurrency]
+            added = [x for r in rounds for x in r["added_ms"]]  # type: ignore[attr-defined]
+            client = [x for r in rounds for x in r["client_ms"]]  # type: ignore[attr-defined]
+            rows.append(
+                {
+                    "variant": variant,
+                    "callers": concurrency,
+                    "requests": sum(r["requests"] for r in rounds),  # type: ignore[misc]
+                    "errors": sum(sum(r["errors"].values()) for r in rounds),  # type: ignore[attr-defined]
+                    "rps": statistics.fmean(r["rps"] for r in rounds),  # type: ignore[misc]
+                    "added_p50_ms": pct(added, 0.5),
+                    "added_p99_ms": pct(added, 0.99),
+                    "added_p50_per_round": [
+                        round(pct(r["added_ms"], 0.5), 3)  # type: ignore[arg-type]
+                        for r in rounds
+                    ],
+                    "client_p50_ms": pct(client, 0.5),
+                }
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    print(
+        f"\nrouter added latency (router wall time, ledger record durable, minus its classifier "
+        f"and backend hops); {args.rounds} round(s) x {args.seconds:g} s per set-up and level, "
+        f"alternating; load average at the end {os.getloadavg()[0]:.1f}\n"
+    )
+    print(
+        f"{'set-up':>10} {'callers':>7} {'added p50':>10} {'added p99':>10} {'errors':>7} "
+        f"{'rps':>6} {'client p50':>11}   added p50 per round"
+    )
+    for row in rows:
+        added = "" if row["variant"] == "direct" else f"{row['added_p50_ms']:>8.2f}ms"
+        tail = "" if row["variant"] == "direct" else f"{row['added_p99_ms']:>8.2f}ms"
+        per_round = "" if row["variant"] == "direct" else str(row["added_p50_per_round"])
+        print(
+            f"{row['variant']:>10} {row['callers']:>7} {added:>10} {tail:>10} "
+            f"{row['errors']:>7} {row['rps']:>6.0f} {row['client_p50_ms']:>9.1f}ms   {per_round}"
+        )
+    if "before" in args.variants:
+        print("\nagainst 'before' (same run):")
+        by = {(r["variant"], r["callers"]): r for r in rows}
+        for variant in args.variants:
+            if variant == "before":
+                continue
+            for c in args.concurrency:
+                new, old = by[(variant, c)], by[("before", c)]
+                print(
+                    f"  {variant:>10} at {c:>3} callers: added p50 "
+                    f"{new['added_p50_ms'] - old['added_p50_ms']:+.2f} ms, p99 "
+                    f"{new['added_p99_ms'] - old['added_p99_ms']:+.2f} ms, throughput "
+                    f"{new['rps'] / old['rps']:.2f}x"
+                )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,14 @@ RUN groupadd --system --gid 10001 switchyard \
  && useradd --system --uid 10001 --gid switchyard --create-home --home-dir /home/switchyard switchyard \
  && install -d -o switchyard -g switchyard /var/lib/switchyard
 # /var/lib/switchyard holds the SQLite ledger when one is used (a volume in docker-compose) and
-# the ledger's spill journal (records the ledger could not take, replayed at start).
+# the ledger journal (every record fsynced there before its answer; replayed at start).
 COPY --from=build /opt/switchyard /opt/switchyard
 COPY --chmod=0755 deploy/docker/grpc_health_probe.py /opt/switchyard/bin/grpc-health-probe
 ENV PATH=/opt/switchyard/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SWITCHYARD_ROUTER_HOST=0.0.0.0 \
     SWITCHYARD_ROUTER_PORT=50051 \
-    SWITCHYARD_ROUTER_LEDGER_SPILL_PATH=/var/lib/switchyard/ledger-spill.jsonl
+    SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR=/var/lib/switchyard/ledger-journal
 USER 10001:10001
 VOLUME ["/var/lib/switchyard"]
 WORKDIR /home/switchyard

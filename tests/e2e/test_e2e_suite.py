@@ -240,6 +240,7 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
                 "SWITCHYARD_ROUTER_PORT": str(ports["router"]),
                 "SWITCHYARD_ROUTER_CONFIG": str(config_path),
                 "SWITCHYARD_ROUTER_BUDGET_CACHE_S": "0",
+                "SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR": str(tmp / "ledger-journal"),
             },
             grpc_address=address["router"],
             startup_timeout_s=120,

@@ -162,10 +162,10 @@ class PostgresServer:
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed ({result.returncode}):\n{result.stderr[-4000:]}")
 
-    def _launch(self) -> None:
+    def _launch(self, port: int | None = None) -> None:
         last_error = ""
-        for _ in range(5):  # the free port can be taken between probing and binding
-            self.port = _free_port()
+        for _ in range(1 if port else 5):  # a free port can be taken between probe and bind
+            self.port = port or _free_port()
             options = " ".join(
                 [
                     "-c listen_addresses=127.0.0.1",
@@ -204,6 +204,17 @@ class PostgresServer:
             return self.log.read_text(errors="replace")[-4000:]
         except OSError:
             return ""
+
+    def pause(self) -> None:
+        """Stop the server (immediate shutdown, as if it went away), keeping its data."""
+        if self._running:
+            self._running = False
+            self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w", "-t", "60")
+
+    def resume(self) -> None:
+        """Start a paused server again on the same port."""
+        if not self._running:
+            self._launch(self.port)
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete its directory. Idempotent."""

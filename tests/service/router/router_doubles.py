@@ -76,6 +76,9 @@ class FakeBackend(inference_pb2_grpc.InferenceServiceServicer):
     report_cost: bool = True
     delay_s: float = 0.0
     models: list[str] = field(default_factory=list)
+    #: The model name the backend answers with (default: the one asked for); a stand-in
+    #: frontier served by the local model answers with the local model's name.
+    answers_as: str = ""
     #: What ListModels reports: model name -> context window (empty: UNIMPLEMENTED).
     windows: dict[str, int] = field(default_factory=dict)
     #: ListModels answers UNAVAILABLE this many times first (a backend still starting).
@@ -112,7 +115,7 @@ class FakeBackend(inference_pb2_grpc.InferenceServiceServicer):
         self.models.append(request.model)
         await self._maybe_fail(context)
         return inference_pb2.GenerateResponse(
-            model=request.model,
+            model=self.answers_as or request.model,
             text=f"{self.name} answered",
             finish_reason=inference_pb2.FINISH_REASON_STOP,
             usage=self._usage(),
@@ -132,7 +135,7 @@ class FakeBackend(inference_pb2_grpc.InferenceServiceServicer):
             )
         yield inference_pb2.GenerateStreamResponse(
             complete=inference_pb2.GenerationComplete(
-                model=request.model,
+                model=self.answers_as or request.model,
                 finish_reason=inference_pb2.FINISH_REASON_STOP,
                 usage=self._usage(),
                 provider=self.name,

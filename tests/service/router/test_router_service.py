@@ -6,6 +6,7 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,19 @@ def config_data(classifier: str, local: str, frontier: str, ledger: Path) -> dic
 
 
 @dataclass
+class PinnedClock:
+    """The router's clock in these tests, never the wall clock: it starts mid-month and moves
+    one millisecond each time it is read (a record is never dated exactly at a report's
+    exclusive end); tests set `now` to pin a date."""
+
+    now: datetime = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+@dataclass
 class Suite:
     classifier: FakeClassifier
     local: FakeBackend
@@ -80,6 +94,7 @@ class Suite:
     costs: cost_pb2_grpc.CostServiceStub
     config_path: Path
     data: dict[str, Any]
+    clock: PinnedClock
 
     def write_config(self, data: dict[str, Any]) -> None:
         self.data = data
@@ -88,10 +103,8 @@ class Suite:
         tmp.replace(self.config_path)
 
     async def records(self):  # noqa: ANN201
-        from datetime import UTC, datetime, timedelta
-
         await self.router.resources.writer.flush()
-        now = datetime.now(UTC)
+        now = self.clock.now
         return await self.router.resources.ledger.records(
             now - timedelta(hours=1), now + timedelta(hours=1)
         )
@@ -115,10 +128,15 @@ async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
     data = config_data(c_addr, l_addr, f_addr, tmp_path / "ledger.db")
     path.write_text(yaml.safe_dump(data))
     settings = RouterSettings(
-        config=path, reload_poll_s=0.05, budget_cache_s=0.0, context_window_retry_s=0.05
+        config=path,
+        reload_poll_s=0.05,
+        budget_cache_s=0.0,
+        context_window_retry_s=0.05,
+        ledger_journal_dir=tmp_path / "journal",
     )
+    clock = PinnedClock()
     try:
-        async with start_server(build_definition(settings), port=0) as running:
+        async with start_server(build_definition(settings, clock=clock), port=0) as running:
             async with grpc.aio.insecure_channel(running.address) as channel:
                 yield Suite(
                     classifier,
@@ -129,6 +147,7 @@ async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
                     cost_pb2_grpc.CostServiceStub(channel),
                     path,
                     data,
+                    clock,
                 )
     finally:
         for server, _ in servers:
@@ -558,6 +577,33 @@ async def test_soft_budget_refuses_escalation_and_hard_refuses(suite: Suite) -> 
     assert "daily hard limit" in (err.value.details() or "")
 
 
+async def test_budget_periods_at_a_year_end_and_the_first_of_a_month(suite: Suite) -> None:
+    """UTC days and months with the router's clock pinned: spend on 31 December stays in
+    December; on 1 January, when the day and the month start at the same instant, each
+    request counts once in each (a doubled count would refuse the second request)."""
+    gen = suite.router.resources.source.generation
+    key = [("authorization", "Bearer acme-key")]
+    limits = {"daily_hard_usd": 0.015, "monthly_hard_usd": 0.025}
+    suite.write_config(with_tenants(suite.data, limits))
+    await wait_generation(suite, gen + 1)
+
+    async def escalate() -> grpc.StatusCode:
+        try:
+            await suite.stub.Complete(ask("CHAT 0.9 a"), metadata=key, timeout=10)
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK  # $0.01 on the frontier
+
+    suite.clock.now = datetime(2026, 12, 31, 23, 59, 50, tzinfo=UTC)
+    december = [await escalate() for _ in range(3)]
+    assert december == [grpc.StatusCode.OK, grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED]
+    suite.clock.now = datetime(2027, 1, 1, 0, 0, 5, tzinfo=UTC)
+    january = [await escalate() for _ in range(3)]
+    assert january == [grpc.StatusCode.OK, grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED]
+    ok = [r for r in await suite.records() if r.status == "OK"]
+    assert sorted(r.time.year for r in ok) == [2026, 2026, 2027, 2027]
+
+
 async def test_hard_budget_checked_before_fallback(suite: Suite) -> None:
     """Spend that lands while a request waits on a failing backend stops its fallback."""
     gen = suite.router.resources.source.generation
@@ -677,6 +723,49 @@ async def test_cli_ask_and_costs(suite: Suite) -> None:
     assert "frontier-general" in text and "ESCALATED" in text
     assert "classify" in text and "generate" in text and "total" in text
     await suite.router.resources.writer.flush()
-    code, text = await run_cli(["costs", "--address", suite.router.address, "--group-by", "target"])
+    end = (suite.clock.now + timedelta(seconds=1)).isoformat()
+    code, text = await run_cli(
+        ["costs", "--address", suite.router.address, "--group-by", "target", "--end", end]
+    )
     assert code == 0
     assert "TOTAL" in text and "frontier-general" in text and "saving" in text.lower()
+    assert "Route-only" not in text  # none made
+
+
+async def test_costs_by_model_name_what_targets_serve_and_keep_route_only_apart(
+    suite: Suite,
+) -> None:
+    """A stand-in frontier answers with the local model's name: the report still files its
+    traffic under the frontier target's model, as it files route-only calls to that target;
+    route-only calls are counted apart and leave the answered calls' latency alone."""
+    suite.frontier.answers_as = "small"  # the local model's name
+    suite.frontier.delay_s = 0.05
+    await suite.stub.Complete(ask("CHAT 0.9 escalate"), timeout=10)
+    await suite.stub.Complete(ask("CHAT 0.1 stay local"), timeout=10)
+    for _ in range(3):
+        await suite.stub.Route(
+            router_pb2.RouteRequest(messages=ask("CHAT 0.9 where to").messages), timeout=10
+        )
+    await suite.router.resources.writer.flush()  # the ledger is written behind the journal
+    report = await suite.costs.GetCostReport(
+        cost_pb2.GetCostReportRequest(group_by=cost_pb2.COST_GROUPING_MODEL), timeout=10
+    )
+    rows = {row.key: row for row in report.rows}
+    assert set(rows) == {"big", "small"}
+    assert (rows["big"].requests, rows["big"].route_only.requests) == (1, 3)
+    assert (rows["small"].requests, rows["small"].route_only.requests) == (1, 0)
+    assert (report.total.requests, report.total.route_only.requests) == (2, 3)
+    assert report.total.route_only.cost_usd == pytest.approx(3 * CLASSIFY_COST)
+    # the answered calls' median is theirs alone (the frontier one waited 50 ms)
+    assert report.total.latency_p50_ms > report.total.route_only.latency_p95_ms
+    frontier = next(r for r in await suite.records() if r.target == "frontier-general"
+                    and r.operation == "complete")  # fmt: skip
+    assert frontier.model == "big" and frontier.attempts[0].model == "small"
+    end = (suite.clock.now + timedelta(seconds=1)).isoformat()
+    code, text = await run_cli(
+        ["costs", "--address", suite.router.address, "--group-by", "model", "--end", end]
+    )
+    assert code == 0
+    routed = text.split("Route-only calls")[1]
+    assert "big" in routed and "TOTAL" in routed
+    assert [line.split()[1] for line in routed.splitlines() if line.startswith("TOTAL")] == ["3"]

@@ -79,30 +79,45 @@ def make_record(
     )
 
 
+def route_only(record: RequestRecord, latency_ms: float) -> RequestRecord:
+    """`record` as a decision-only Route call: no attempts, no tokens, the classifier's cost."""
+    return replace(
+        record,
+        operation="route",
+        attempts=(),
+        total_cost_usd=record.classifier_cost_usd,
+        input_tokens=0,
+        output_tokens=0,
+        baseline_cost_usd=0.0,
+        latency_ms=latency_ms,
+    )
+
+
 def dataset(n: int = 240, seed: int = 7) -> list[RequestRecord]:
-    """`n` mixed requests over two days around the window, plus records on its edges."""
+    """`n` mixed requests over two days around the window (about one in six a route-only
+    call), plus records on its edges."""
     rng = random.Random(seed)
     records = []
     for i in range(n):
+        routed = rng.random() < 0.17
         time = T0 + timedelta(
             seconds=rng.randrange(0, 36 * 3600), microseconds=rng.randrange(10**6)
         )
         target = rng.randrange(len(TARGETS))
         latency = rng.choice([rng.uniform(1, 3000), round(rng.uniform(1, 50)), 250.0])  # ties too
-        records.append(
-            make_record(
-                f"req-{i:04d}",
-                time=time,
-                tenant=rng.choice(TENANTS),
-                task_type=rng.choice(TASK_TYPES),
-                target=target,
-                latency_ms=latency,
-                status=rng.choices(["OK", "UNAVAILABLE", "DEADLINE_EXCEEDED"], [8, 1, 1])[0],
-                input_tokens=rng.randrange(0, 4000),
-                output_tokens=rng.randrange(0, 1500),
-                fallback_from=(target + 1) % len(TARGETS) if rng.random() < 0.15 else None,
-            )
+        record = make_record(
+            f"req-{i:04d}",
+            time=time,
+            tenant=rng.choice(TENANTS),
+            task_type=rng.choice(TASK_TYPES),
+            target=target,
+            latency_ms=latency,
+            status=rng.choices(["OK", "UNAVAILABLE", "DEADLINE_EXCEEDED"], [8, 1, 1])[0],
+            input_tokens=rng.randrange(0, 4000),
+            output_tokens=rng.randrange(0, 1500),
+            fallback_from=(target + 1) % len(TARGETS) if rng.random() < 0.15 else None,
         )
+        records.append(route_only(record, rng.uniform(1, 20)) if routed else record)
     edge = make_record("edge-start", time=WINDOW_START, tenant="globex", latency_ms=7.0)
     records += [
         edge,  # inclusive start: inside
@@ -112,10 +127,15 @@ def dataset(n: int = 240, seed: int = 7) -> list[RequestRecord]:
     return records
 
 
-def _expected_row(members: list[RequestRecord]) -> dict[str, float]:
+def _expected_row(group: list[RequestRecord]) -> dict[str, float]:
+    members = [r for r in group if r.operation != "route"]
+    routed = [r for r in group if r.operation == "route"]
     cost_n = sum(round(r.total_cost_usd * 1e9) for r in members)
     base_n = sum(round(r.baseline_cost_usd * 1e9) for r in members)
-    latencies = np.array([r.latency_ms for r in members])
+
+    def percentile(values: list[RequestRecord], q: int) -> float:
+        return float(np.percentile([r.latency_ms for r in values], q)) if values else 0.0
+
     return {
         "requests": len(members),
         "failed_requests": sum(r.status != "OK" for r in members),
@@ -124,8 +144,13 @@ def _expected_row(members: list[RequestRecord]) -> dict[str, float]:
         "cost_usd": cost_n / 1e9,
         "baseline_cost_usd": base_n / 1e9,
         "saving_usd": (base_n - cost_n) / 1e9,
-        "latency_p50_ms": float(np.percentile(latencies, 50)),
-        "latency_p95_ms": float(np.percentile(latencies, 95)),
+        "latency_p50_ms": percentile(members, 50),
+        "latency_p95_ms": percentile(members, 95),
+        "route_requests": len(routed),
+        "route_failed_requests": sum(r.status != "OK" for r in routed),
+        "route_cost_usd": sum(round(r.total_cost_usd * 1e9) for r in routed) / 1e9,
+        "route_latency_p50_ms": percentile(routed, 50),
+        "route_latency_p95_ms": percentile(routed, 95),
     }
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -27,6 +28,13 @@ from switchyard.router.ledger import (
     LedgerError,
     open_ledger,
 )
+from switchyard.router.ledger.schema import (
+    POSTGRESQL,
+    REQUEST_COLUMNS,
+    SQLITE,
+    create_migrations_table,
+    migrations,
+)
 
 ROW_FIELDS = (
     "requests",
@@ -45,6 +53,15 @@ def assert_row(row: CostReportRow, expected: dict[str, float]) -> None:
     # numpy interpolates with a slightly different formula: equal up to rounding.
     assert row.latency_p50_ms == pytest.approx(expected["latency_p50_ms"], rel=1e-12)
     assert row.latency_p95_ms == pytest.approx(expected["latency_p95_ms"], rel=1e-12)
+    # route-only calls: apart, neither among the requests nor in their latency
+    routed = row.route_only
+    assert (routed.requests, routed.failed_requests, routed.cost_usd) == (
+        expected["route_requests"],
+        expected["route_failed_requests"],
+        expected["route_cost_usd"],
+    )
+    assert routed.latency_p50_ms == pytest.approx(expected["route_latency_p50_ms"], rel=1e-12)
+    assert routed.latency_p95_ms == pytest.approx(expected["route_latency_p95_ms"], rel=1e-12)
 
 
 async def record_all(ledger: CostLedger, records: list) -> None:
@@ -94,6 +111,7 @@ async def test_report_matches_reference(ledger: CostLedger, grouping: Grouping) 
     report = await ledger.report(WINDOW_START, WINDOW_END, grouping)
 
     expected_rows, expected_total = reference_report(records, grouping)
+    assert expected_total is not None and expected_total["route_requests"] > 10
     assert {row.key for row in report.rows} == set(expected_rows)
     for row in report.rows:
         assert_row(row, expected_rows[row.key])
@@ -216,9 +234,47 @@ async def test_reopening_keeps_data_and_applies_no_migration_twice(ledger_url: s
     try:
         [stored] = await second.records(T0, T0 + timedelta(seconds=1))
         assert stored.request_id == "persisted"
-        assert await _schema_versions(ledger_url) == [1]
+        assert await _schema_versions(ledger_url) == [1, 2]
     finally:
         await second.close()
+
+
+async def test_version_1_rows_get_their_operation_when_migrated(ledger_url: str) -> None:
+    """A ledger written before route-only calls were kept apart: its successful requests
+    without attempts were Route calls, everything else a completion."""
+    dialect = SQLITE if ledger_url.startswith("sqlite") else POSTGRESQL
+    version_1 = migrations(dialect)[0]
+    applied_at = "0" if dialect is SQLITE else "now()"
+    statements = [
+        create_migrations_table(dialect),
+        *version_1.statements,
+        f"INSERT INTO schema_migrations VALUES (1, 'requests and attempts', {applied_at})",
+    ]
+    time_ = int(T0.timestamp() * 1e6) if dialect is SQLITE else f"'{T0.isoformat()}'"
+    columns = ", ".join(dialect.column(c.name) for c in REQUEST_COLUMNS[:-1])
+    for request_id, status in (
+        ("routed", "OK"),
+        ("answered", "OK"),
+        ("refused", "INVALID_ARGUMENT"),
+    ):
+        statements.append(
+            f"INSERT INTO requests ({columns}) VALUES ('{request_id}', {time_}, 'acme', 'MATH', "
+            f"NULL, 'local', 'LOCAL', 'm', 'BELOW_THRESHOLD', NULL, '{status}', 0, 0, 1.0, 0, 0, 0)"
+        )
+    statements.append(
+        "INSERT INTO attempts VALUES ('answered', 0, 'local', 'b', 'm', 'OK', 1.0, 0, 0, 0)"
+    )
+    if dialect is SQLITE:
+        Path(ledger_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+    for statement in statements:
+        await _execute(ledger_url, statement)
+    ledger = await open_ledger(ledger_url)
+    try:
+        stored = {r.request_id: r.operation for r in await ledger.records(T0, T0 + timedelta(1))}
+        assert stored == {"routed": "route", "answered": "complete", "refused": "complete"}
+        assert await _schema_versions(ledger_url) == [1, 2]
+    finally:
+        await ledger.close()
 
 
 async def test_a_newer_schema_is_refused(ledger_url: str) -> None:

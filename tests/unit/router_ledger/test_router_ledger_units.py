@@ -25,7 +25,7 @@ from switchyard.router.ledger import (
 from switchyard.router.ledger.aggregate import percentile, percentile_ranks
 from switchyard.router.ledger.conversion import grouping_from_proto, report_to_proto
 from switchyard.router.ledger.postgres import describe_dsn
-from switchyard.router.ledger.records import from_nanodollars, to_nanodollars
+from switchyard.router.ledger.records import RouteOnlyCalls, from_nanodollars, to_nanodollars
 from switchyard.runtime.errors import InvalidArgument
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
@@ -162,6 +162,12 @@ def test_percentile_known_values() -> None:
 def test_sqlite_urls(url: str, path: Path) -> None:
     location = parse_ledger_url(url)
     assert location.backend == "sqlite" and location.path == path
+    assert location.busy_timeout_s == 30.0
+
+
+def test_sqlite_busy_timeout_option() -> None:
+    location = parse_ledger_url("sqlite:///var/ledger.db?busy_timeout_s=0.5")
+    assert (location.path, location.busy_timeout_s) == (Path("/var/ledger.db"), 0.5)
 
 
 @pytest.mark.parametrize(
@@ -174,6 +180,9 @@ def test_sqlite_urls(url: str, path: Path) -> None:
         ("sqlite::memory:", "not durable"),
         ("mysql://x/y", "unsupported ledger URL scheme"),
         ("postgresql:db", "looks like"),
+        ("sqlite:l.db?busy_timeout_s=0", "busy_timeout_s must be"),
+        ("sqlite:l.db?busy_timeout_s=soon", "busy_timeout_s must be"),
+        ("sqlite:l.db?mode=ro", "unknown sqlite ledger URL option 'mode'"),
     ],
 )
 def test_bad_urls(url: str, message: str) -> None:
@@ -194,7 +203,8 @@ def test_postgres_url_is_described_without_its_password() -> None:
 
 
 def test_report_to_proto() -> None:
-    row = CostReportRow("gpt-4.1", 3, 1, 300, 60, 0.25, 120.5, 900.0, 0.4, 0.15)
+    routed = RouteOnlyCalls(7, 1, 0.00007, 3.5, 9.0)
+    row = CostReportRow("gpt-4.1", 3, 1, 300, 60, 0.25, 120.5, 900.0, 0.4, 0.15, routed)
     report = CostReport(NOW - timedelta(hours=24), NOW, Grouping.MODEL, None, (row,), row)
     message = report_to_proto(report, "gpt-4.1")
     assert message.group_by == cost_pb2.COST_GROUPING_MODEL
@@ -210,6 +220,9 @@ def test_report_to_proto() -> None:
         0.15,
     )
     assert (proto_row.latency_p50_ms, proto_row.latency_p95_ms) == (120.5, 900.0)
+    r = proto_row.route_only
+    assert (r.requests, r.failed_requests, r.cost_usd) == (7, 1, 0.00007)
+    assert (r.latency_p50_ms, r.latency_p95_ms) == (3.5, 9.0)
     assert message.total == proto_row
 
 

@@ -179,10 +179,18 @@ def cmd_route(args: argparse.Namespace, out: TextIO) -> int:
 # ---- costs ---------------------------------------------------------------------------------------
 
 
+def _utc_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def cmd_costs(args: argparse.Namespace, out: TextIO) -> int:
     from switchyard_client import CostGrouping, SwitchyardClientError
 
-    end = datetime.now(UTC) + timedelta(seconds=1)
+    end = args.end or datetime.now(UTC) + timedelta(seconds=1)
     with _client(args) as client:
         try:
             report = client.cost_report(
@@ -190,7 +198,8 @@ def cmd_costs(args: argparse.Namespace, out: TextIO) -> int:
             )
         except SwitchyardClientError as error:
             raise _client_error(error) from None
-    print(f"Costs over the last {args.hours:g} h, by {args.group_by}:\n", file=out)
+    until = f" until {end.isoformat()}" if args.end else ""
+    print(f"Costs over the last {args.hours:g} h{until}, by {args.group_by}:\n", file=out)
     print(report_table(report), file=out)
     return 0
 
@@ -266,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     costs = sub.add_parser("costs", help="the cost report")
     costs.add_argument("--group-by", choices=_GROUPINGS, default="model")
     costs.add_argument("--hours", type=float, default=24.0)
+    costs.add_argument(
+        "--end",
+        type=_utc_time,
+        help="end of the window, ISO 8601 (default: now; a time without zone is UTC)",
+    )
     client(costs)
     costs.set_defaults(func=cmd_costs)
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from switchyard.api.classifier.v1 import classifier_pb2
 from switchyard.api.cost.v1 import cost_pb2
 from switchyard.api.router.v1 import router_pb2
 
-__all__ = ["decision_line", "decision_record", "hops_table", "report_table", "table", "usd"]
+__all__ = [
+    "decision_line",
+    "decision_record",
+    "hops_table",
+    "report_table",
+    "route_only_table",
+    "table",
+    "usd",
+]
 
 
 def usd(value: float) -> str:
@@ -87,10 +95,24 @@ def hops_table(cost: router_pb2.CostBreakdown) -> str:
     )
 
 
+def _grouped_table(
+    report: cost_pb2.GetCostReportResponse,
+    columns: Sequence[str],
+    cells: Callable[[cost_pb2.CostReportRow], list[str]],
+    keep: Callable[[cost_pb2.CostReportRow], bool],
+) -> str:
+    """One line per kept row of the report (keyed by its group), then the TOTAL line."""
+    rows = [[r.key or "(none)", *cells(r)] for r in report.rows if keep(r)]
+    rows.append(["TOTAL", *cells(report.total)])
+    grouping = _enum(cost_pb2.CostGrouping, report.group_by, "COST_GROUPING_").lower()
+    return table([grouping, *columns], rows)
+
+
 def report_table(report: cost_pb2.GetCostReportResponse) -> str:
-    def row(r: cost_pb2.CostReportRow, key: str) -> list[str]:
+    """The answered requests per group, the saving, then route-only calls apart (if any)."""
+
+    def cells(r: cost_pb2.CostReportRow) -> list[str]:
         return [
-            key,
             str(r.requests),
             str(r.failed_requests),
             f"{r.input_tokens}/{r.output_tokens}",
@@ -100,19 +122,9 @@ def report_table(report: cost_pb2.GetCostReportResponse) -> str:
             usd(r.saving_usd),
         ]
 
-    rows = [row(r, r.key or "(none)") for r in report.rows]
-    rows.append(row(report.total, "TOTAL"))
-    head = [
-        _enum(cost_pb2.CostGrouping, report.group_by, "COST_GROUPING_").lower(),
-        "requests",
-        "failed",
-        "tokens in/out",
-        "p50/p95",
-        "cost",
-        f"all-frontier ({report.baseline_model})",
-        "saving",
-    ]
-    text = table(head, rows)
+    columns = ["requests", "failed", "tokens in/out", "p50/p95", "cost"]
+    columns += [f"all-frontier ({report.baseline_model})", "saving"]
+    text = _grouped_table(report, columns, cells, lambda r: r.requests > 0)
     base = report.total.baseline_cost_usd
     if base > 0:
         share = 100 * report.total.saving_usd / base
@@ -120,4 +132,26 @@ def report_table(report: cost_pb2.GetCostReportResponse) -> str:
             f"\n\nSaving against sending everything to {report.baseline_model}: "
             f"{usd(report.total.saving_usd)} ({share:.1f}%)"
         )
+    if report.total.route_only.requests:
+        text += "\n\n" + route_only_table(report)
     return text
+
+
+def route_only_table(report: cost_pb2.GetCostReportResponse) -> str:
+    """The report's route-only (decision) calls: classified and routed, never answered, so
+    kept out of the requests and latency above."""
+
+    def cells(r: cost_pb2.CostReportRow) -> list[str]:
+        calls = r.route_only
+        return [
+            str(calls.requests),
+            str(calls.failed_requests),
+            f"{calls.latency_p50_ms:.0f}/{calls.latency_p95_ms:.0f} ms",
+            usd(calls.cost_usd),
+        ]
+
+    columns = ["route-only calls", "failed", "p50/p95", "cost"]
+    keep = lambda r: r.route_only.requests > 0  # noqa: E731
+    return "Route-only calls (decisions only, not counted above):\n" + _grouped_table(
+        report, columns, cells, keep
+    )

@@ -2,11 +2,19 @@
 
 `RequestAccounting.finish` sets the request span's final attributes, adds the request and cost
 metrics, builds the one ledger record (`RequestRecord`, with every attempt), counts it in the
-tenant's spend at once (`SpendTracker.add_pending`) and hands it to the ledger writer.
+tenant's spend at once (`SpendTracker.add_pending`) and hands it to the ledger writer, which
+returns a future that resolves once the record is durable (`LedgerWriter.submit`): the router
+awaits it before the answer is sent.
+
+The record's `model` is the model its target serves in the router's registry, the same name a
+route-only call records, whatever the upstream answered with (a stand-in frontier served by
+the local model answers with the local model's name; that name stays on the attempt). Only a
+target that names no model records what the backend reported.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
@@ -46,8 +54,9 @@ class RequestAccounting:
             attr.METRIC_ROUTER_COST, unit="USD", description="What routed requests cost"
         )
 
-    def finish(self, req: RoutedRequest) -> None:
-        """Account for the request: span, metrics, spend tracker and one ledger record."""
+    def finish(self, req: RoutedRequest) -> asyncio.Future[None] | None:
+        """Account for the request: span, metrics, spend tracker and one ledger record; the
+        future resolves when the record is durable (None when no record could be built)."""
         latency_ms = (time.perf_counter() - req.started) * 1000
         total = math.fsum(h.cost_usd for h in req.hops)
         span = req.span
@@ -65,7 +74,7 @@ class RequestAccounting:
             try:
                 target = bind(config, config.routing.default_target)
             except SwitchyardError:  # pragma: no cover - validated config
-                return
+                return None
         self._requests.add(
             1,
             {
@@ -117,7 +126,7 @@ class RequestAccounting:
                 complexity=c.complexity if c else None,
                 target=target.name,
                 target_kind=target.kind.value,
-                model=req.served_model or target.model or "default",
+                model=target.model or req.served_model or "default",
                 reason=decision.reason.value if decision else "UNSPECIFIED",
                 escalation_score=c.escalation_probability if c else None,
                 status=_status(req.status),
@@ -128,11 +137,12 @@ class RequestAccounting:
                 output_tokens=out_tok,
                 baseline_cost_usd=baseline,
                 attempts=attempts,
+                operation=req.operation,
             )
         except ValueError as exc:  # a bug, not the caller's fault: log, keep serving
             log.error("ledger record rejected", request_id=req.request_id, error=str(exc))
-            return
+            return None
         self._spend.add_pending(
             req.tenant, record.total_cost_usd, record.request_id, at=record.time
         )
-        self._ledger.submit(record)
+        return self._ledger.submit(record)

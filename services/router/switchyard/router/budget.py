@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from switchyard.router.config import BudgetConfig
+from switchyard.router.ledger.interface import LedgerError
+from switchyard.runtime.errors import Unavailable
+from switchyard.runtime.logging import get_logger
 
 __all__ = [
     "BudgetState",
@@ -23,6 +26,8 @@ __all__ = [
     "day_start",
     "month_start",
 ]
+
+log = get_logger(__name__)
 
 
 def day_start(now: datetime) -> datetime:
@@ -125,6 +130,16 @@ class SpendTracker:
                 self._running[key] = query
                 try:
                     value = await self._query(tenant, since, query.excluded)
+                except LedgerError as exc:
+                    if cached is None:
+                        raise Unavailable(
+                            f"cannot check tenant {tenant!r}'s budget: the ledger is unavailable"
+                        ) from None
+                    # keep the last value read (this router's own spend is still counted: the
+                    # records it could not write stay pending)
+                    log.warning("ledger unavailable: budget checked against the last spend read",
+                                tenant=tenant, error=str(exc))  # fmt: skip
+                    return cached[0]
                 finally:
                     del self._running[key]
                 # Excluded records written meanwhile are in neither the value nor pending.

@@ -8,11 +8,13 @@ it is here or in the phase modules:
 - call (`attempts.AttemptRunner`): the chain of targets with fallbacks, one loop for unary and
   streamed generation;
 - account (`accounting.RequestAccounting`): every request, failed ones included, leaves one
-  ledger record once it has been admitted.
+  ledger record once it has been admitted, and is answered only once that record is durable
+  (`LedgerWriter.submit`'s future): a caller that received an answer has its record on disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
@@ -43,6 +45,7 @@ from switchyard.router.conversion import (
     overrides,
     prompt_of,
 )
+from switchyard.router.ledger.interface import LedgerError
 from switchyard.router.ledger.writer import LedgerWriter
 from switchyard.router.policy import (
     BoundTarget,
@@ -57,7 +60,7 @@ from switchyard.router.policy import (
 from switchyard.router.request import RoutedRequest, status_of
 from switchyard.router.windows import ContextWindows
 from switchyard.runtime import attributes as attr
-from switchyard.runtime.errors import ResourceExhausted, SwitchyardError
+from switchyard.runtime.errors import ResourceExhausted, SwitchyardError, Unavailable
 from switchyard.runtime.logging import get_logger
 from switchyard.runtime.telemetry import get_tracer, request_baggage
 
@@ -83,8 +86,10 @@ class Router:
         *,
         windows: ContextWindows | None = None,
         log_prompts: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._config = config
+        self._clock = clock
         self._connections = connections
         self._windows = windows
         self._spend = spend
@@ -104,12 +109,11 @@ class Router:
                 await self._decide(req, request)
                 decision = self._decision_message(req)
             req.status = "OK"
-            return router_pb2.RouteResponse(decision=decision, cost=self._breakdown(req))
         except BaseException as exc:
-            req.status = status_of(exc)
+            await self._account_failure(req, exc)
             raise
-        finally:
-            self._accounting.finish(req)
+        await self._account(req)
+        return router_pb2.RouteResponse(decision=decision, cost=self._breakdown(req))
 
     async def complete(
         self, request: router_pb2.CompleteRequest, tenant: str, remaining_s: float | None
@@ -124,20 +128,19 @@ class Router:
                     ]
             (response,) = responses
             req.status = "OK"
-            return router_pb2.CompleteResponse(
-                request_id=req.request_id,
-                text=response.text,
-                reasoning_text=response.reasoning_text,
-                finish_reason=response.finish_reason,
-                usage=req.usage,
-                decision=self._decision_message(req),
-                cost=self._breakdown(req),
-            )
         except BaseException as exc:
-            req.status = status_of(exc)
+            await self._account_failure(req, exc)
             raise
-        finally:
-            self._accounting.finish(req)
+        await self._account(req)
+        return router_pb2.CompleteResponse(
+            request_id=req.request_id,
+            text=response.text,
+            reasoning_text=response.reasoning_text,
+            finish_reason=response.finish_reason,
+            usage=req.usage,
+            decision=self._decision_message(req),
+            cost=self._breakdown(req),
+        )
 
     async def stream(
         self, request: router_pb2.CompleteStreamRequest, tenant: str, remaining_s: float | None
@@ -153,20 +156,46 @@ class Router:
                         async for event in events:
                             yield event
             req.status = "OK"
-            yield router_pb2.CompleteStreamResponse(
-                summary=router_pb2.CompleteStreamSummary(
-                    request_id=req.request_id,
-                    finish_reason=req.finish_reason,
-                    usage=req.usage,
-                    decision=self._decision_message(req),
-                    cost=self._breakdown(req),
-                )
-            )
         except BaseException as exc:
-            req.status = status_of(exc)
+            await self._account_failure(req, exc)
             raise
-        finally:
-            self._accounting.finish(req)
+        await self._account(req)
+        yield router_pb2.CompleteStreamResponse(
+            summary=router_pb2.CompleteStreamSummary(
+                request_id=req.request_id,
+                finish_reason=req.finish_reason,
+                usage=req.usage,
+                decision=self._decision_message(req),
+                cost=self._breakdown(req),
+            )
+        )
+
+    # ---- account -----------------------------------------------------------------------------
+
+    async def _account(self, req: RoutedRequest) -> None:
+        """Record the request and wait until the record is durable: only then is it answered."""
+        durable = self._accounting.finish(req)
+        if durable is None:
+            return
+        try:
+            await durable
+        except LedgerError as error:
+            raise Unavailable(
+                f"request {req.request_id}: its cost record could not be made durable ({error})"
+            ) from None
+
+    async def _account_failure(self, req: RoutedRequest, exc: BaseException) -> None:
+        """Record a request that ended with `exc`; durable before the error is sent, unless the
+        caller is gone (cancelled) and nothing is sent."""
+        req.status = status_of(exc)
+        durable = self._accounting.finish(req)
+        if durable is None or isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            return
+        try:
+            await durable
+        except LedgerError as error:
+            log.error("a failed request's record is not durable", request_id=req.request_id,
+                      error=str(error))  # fmt: skip
 
     # ---- decide ------------------------------------------------------------------------------
 
@@ -177,7 +206,7 @@ class Router:
             tenant=tenant,
             config=self._config(),
             operation=operation,
-            time=datetime.now(UTC),
+            time=self._clock(),
             started=time.perf_counter(),
             deadline=None if remaining_s is None else time.monotonic() + remaining_s,
             span=span,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -15,7 +16,7 @@ from switchyard.router.budget import SpendTracker
 from switchyard.router.config import ConfigError, RouterConfig
 from switchyard.router.connections import Connections
 from switchyard.router.ledger import CostLedger, LedgerError, open_ledger
-from switchyard.router.ledger.writer import LedgerWriter
+from switchyard.router.ledger.writer import Durability, LedgerWriter
 from switchyard.router.reloading import ConfigSource
 from switchyard.router.routing import Router
 from switchyard.router.servicer import RouterServicer
@@ -30,6 +31,13 @@ __all__ = ["RouterResources", "build_definition"]
 
 log = get_logger(__name__)
 
+#: The time source for record times, budgets' days and months, and reports' default window.
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 @dataclass
 class RouterResources:
@@ -40,6 +48,7 @@ class RouterResources:
     connections: Connections
     spend: SpendTracker
     windows: ContextWindows
+    clock: Clock
 
 
 def _warn_if_open(config: RouterConfig) -> None:
@@ -52,7 +61,9 @@ def _warn_if_open(config: RouterConfig) -> None:
 
 
 @asynccontextmanager
-async def open_resources(settings: RouterSettings) -> AsyncIterator[RouterResources]:
+async def open_resources(
+    settings: RouterSettings, clock: Clock = _utc_now
+) -> AsyncIterator[RouterResources]:
     try:
         source = ConfigSource(settings.config, poll_s=settings.reload_poll_s)
     except ConfigError as error:
@@ -63,14 +74,20 @@ async def open_resources(settings: RouterSettings) -> AsyncIterator[RouterResour
         ledger = await open_ledger(source.current.ledger.url)
     except (ValueError, LedgerError) as error:
         raise FailedPrecondition(f"cannot open the cost ledger: {error}") from None
-    spend = SpendTracker(ledger.spend_since, ttl_s=settings.budget_cache_s)
+    spend = SpendTracker(ledger.spend_since, ttl_s=settings.budget_cache_s, clock=clock)
     writer = LedgerWriter(
         ledger,
         on_written=lambda r: spend.written(r.tenant, r.total_cost_usd, r.request_id),
         on_committing=lambda r: spend.committing(r.tenant, r.request_id),
-        spill_path=settings.ledger_spill_path,
+        journal_dir=settings.ledger_journal_dir,
+        durability=Durability(settings.ledger_durability),
     )
-    await writer.replay_spill()
+    try:
+        await writer.replay()
+    except BaseException:
+        await writer.close(0)
+        await ledger.close()
+        raise
     connections = Connections()
     windows = ContextWindows(lambda: source.current, retry_s=settings.context_window_retry_s)
     await windows.refresh()  # the first request is checked against what the backends report
@@ -82,15 +99,18 @@ async def open_resources(settings: RouterSettings) -> AsyncIterator[RouterResour
         writer,
         windows=windows,
         log_prompts=settings.log_prompts,
+        clock=clock,
     )
     writer.start()
     source.start()
     try:
         async with windows.watching():
-            yield RouterResources(source, ledger, writer, router, connections, spend, windows)
+            yield RouterResources(
+                source, ledger, writer, router, connections, spend, windows, clock
+            )
     finally:
         await source.stop()
-        await writer.close()
+        await writer.close(settings.ledger_drain_s)
         await ledger.close()
         await connections.close()
 
@@ -120,7 +140,10 @@ def register(server: grpc.aio.Server, resources: RouterResources) -> Sequence[st
     config = source.current
     baseline = config.targets[config.baseline_target].model or config.baseline_target
     cost_pb2_grpc.add_CostServiceServicer_to_server(
-        CostServiceServicer(resources.ledger, baseline, _tenant_scope(source)), server
+        CostServiceServicer(
+            resources.ledger, baseline, _tenant_scope(source), clock=resources.clock
+        ),
+        server,
     )
     return [
         router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name,
@@ -128,9 +151,13 @@ def register(server: grpc.aio.Server, resources: RouterResources) -> Sequence[st
     ]
 
 
-def build_definition(settings: RouterSettings) -> ServiceDefinition[RouterResources]:
+def build_definition(
+    settings: RouterSettings, *, clock: Clock = _utc_now
+) -> ServiceDefinition[RouterResources]:
+    """The router service; `clock` (tests pin it) dates records, budget periods and reports."""
+
     def resources(runtime: ServiceRuntime) -> Any:
-        return open_resources(settings)
+        return open_resources(settings, clock)
 
     return ServiceDefinition(
         name="switchyard-router", settings=settings, resources=resources, register=register

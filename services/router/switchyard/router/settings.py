@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -24,9 +24,24 @@ class RouterSettings(ServiceSettings):
     reload_poll_s: float = Field(
         1.0, gt=0, le=60, description="How often the configuration file is checked for changes."
     )
-    ledger_spill_path: Path = Field(
-        Path("switchyard-ledger-spill.jsonl"),
-        description="Where records the ledger could not take are kept until the next start.",
+    ledger_journal_dir: Path = Field(
+        Path("switchyard-ledger-journal"),
+        description="The ledger journal: every request's record is written (and fsynced) here "
+        "before the request is answered, then into the ledger in batches; what the ledger has "
+        "not taken is replayed at the next start. Refused records go to quarantine.jsonl in it.",
+    )
+    ledger_durability: Literal["fsync", "page-cache"] = Field(
+        "fsync",
+        description="When a request may be answered: 'fsync' (default) once its record is "
+        "fsynced in the journal; 'page-cache' (weaker, faster) once it is written there, "
+        "fsynced just after: survives a router crash or kill -9, not a power cut.",
+    )
+    ledger_drain_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="On shutdown, after in-flight calls end, how long the ledger may take the "
+        "records queued for it; the rest stay in the journal for the next start.",
     )
     budget_cache_s: float = Field(
         2.0, ge=0, le=300, description="How long a tenant's spend read from the ledger is reused."

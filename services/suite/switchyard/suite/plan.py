@@ -273,7 +273,7 @@ def plan_suite(
             "SWITCHYARD_ROUTER_",
             {
                 "SWITCHYARD_ROUTER_CONFIG": str(config_path),
-                "SWITCHYARD_ROUTER_LEDGER_SPILL_PATH": str(state_dir / "ledger-spill.jsonl"),
+                "SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR": str(state_dir / "ledger-journal"),
             },
         )
     )

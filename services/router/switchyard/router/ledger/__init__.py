@@ -13,6 +13,7 @@ from switchyard.router.ledger.records import (
     CostReportRow,
     Grouping,
     RequestRecord,
+    RouteOnlyCalls,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "LedgerLocation",
     "LedgerUnavailable",
     "RequestRecord",
+    "RouteOnlyCalls",
     "open_ledger",
     "parse_ledger_url",
 ]

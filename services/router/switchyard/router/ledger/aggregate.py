@@ -11,14 +11,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from switchyard.router.ledger.records import CostReportRow, Grouping, from_nanodollars
+from switchyard.router.ledger.records import (
+    CostReport,
+    CostReportRow,
+    Grouping,
+    RouteOnlyCalls,
+    from_nanodollars,
+)
 
 __all__ = [
     "GROUP_COLUMNS",
     "PERCENTILES",
     "GroupTotals",
-    "build_row",
+    "build_report",
+    "build_rows",
+    "empty_row",
     "interpolate",
     "percentile",
     "percentile_ranks",
@@ -39,15 +48,19 @@ GROUP_COLUMNS: dict[Grouping, str] = {
 
 @dataclass(frozen=True, slots=True)
 class GroupTotals:
-    """Exact sums of one group, as the database returns them (money in nano-dollars)."""
+    """Exact sums of one group's answered calls, or of its route-only calls (`route_only`), as
+    the database returns them (money in nano-dollars), and their latency percentiles."""
 
     key: str
+    route_only: bool
     requests: int
     failed_requests: int
     input_tokens: int
     output_tokens: int
     cost_nusd: int
     baseline_nusd: int
+    p50_ms: float | None
+    p95_ms: float | None
 
 
 def percentile_ranks(n: int, p: float) -> tuple[int, int, float]:
@@ -75,21 +88,70 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
     return interpolate(sorted_values[lower], sorted_values[upper], fraction)
 
 
-def build_row(totals: GroupTotals, p50_ms: float | None, p95_ms: float | None) -> CostReportRow:
-    return CostReportRow(
-        key=totals.key,
-        requests=totals.requests,
-        failed_requests=totals.failed_requests,
-        input_tokens=totals.input_tokens,
-        output_tokens=totals.output_tokens,
-        cost_usd=from_nanodollars(totals.cost_nusd),
-        latency_p50_ms=float(p50_ms) if p50_ms is not None else 0.0,
-        latency_p95_ms=float(p95_ms) if p95_ms is not None else 0.0,
-        baseline_cost_usd=from_nanodollars(totals.baseline_nusd),
-        saving_usd=from_nanodollars(totals.baseline_nusd - totals.cost_nusd),
-    )
+def _ms(value: float | None) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def build_rows(parts: Iterable[GroupTotals]) -> list[CostReportRow]:
+    """One row per key from its answered part and its route-only part (either may be absent)."""
+    answered: dict[str, GroupTotals] = {}
+    routed: dict[str, GroupTotals] = {}
+    for part in parts:
+        (routed if part.route_only else answered)[part.key] = part
+    rows = []
+    for key in sorted(answered.keys() | routed.keys()):
+        a = answered.get(key)
+        r = routed.get(key)
+        rows.append(
+            CostReportRow(
+                key=key,
+                requests=a.requests if a else 0,
+                failed_requests=a.failed_requests if a else 0,
+                input_tokens=a.input_tokens if a else 0,
+                output_tokens=a.output_tokens if a else 0,
+                cost_usd=from_nanodollars(a.cost_nusd) if a else 0.0,
+                latency_p50_ms=_ms(a.p50_ms) if a else 0.0,
+                latency_p95_ms=_ms(a.p95_ms) if a else 0.0,
+                baseline_cost_usd=from_nanodollars(a.baseline_nusd) if a else 0.0,
+                saving_usd=from_nanodollars(a.baseline_nusd - a.cost_nusd) if a else 0.0,
+                route_only=RouteOnlyCalls(
+                    requests=r.requests,
+                    failed_requests=r.failed_requests,
+                    cost_usd=from_nanodollars(r.cost_nusd),
+                    latency_p50_ms=_ms(r.p50_ms),
+                    latency_p95_ms=_ms(r.p95_ms),
+                )
+                if r
+                else RouteOnlyCalls(),
+            )
+        )
+    return rows
+
+
+def empty_row() -> CostReportRow:
+    """The total of a window without requests."""
+    return CostReportRow("", 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def sort_rows(rows: Iterable[CostReportRow]) -> tuple[CostReportRow, ...]:
     """Most expensive first; equal costs by key so the order is stable across backends."""
     return tuple(sorted(rows, key=lambda row: (-row.cost_usd, row.key)))
+
+
+def build_report(
+    start: datetime,
+    end: datetime,
+    group_by: Grouping,
+    tenant: str | None,
+    rows: Iterable[CostReportRow],
+    total: Sequence[CostReportRow],
+) -> CostReport:
+    """The report of a window from its rows (any order) and its total (`[]` when empty)."""
+    return CostReport(
+        start=start,
+        end=end,
+        group_by=group_by,
+        tenant=tenant,
+        rows=sort_rows(rows),
+        total=total[0] if total else empty_row(),
+    )

@@ -26,7 +26,7 @@ def grouping_to_proto(grouping: Grouping) -> int:
 
 
 def row_to_proto(row: CostReportRow) -> cost_pb2.CostReportRow:
-    return cost_pb2.CostReportRow(
+    message = cost_pb2.CostReportRow(
         key=row.key,
         requests=row.requests,
         failed_requests=row.failed_requests,
@@ -38,6 +38,18 @@ def row_to_proto(row: CostReportRow) -> cost_pb2.CostReportRow:
         baseline_cost_usd=row.baseline_cost_usd,
         saving_usd=row.saving_usd,
     )
+    routed = row.route_only
+    if routed.requests:  # unset when there were none (reads as zeros)
+        message.route_only.CopyFrom(
+            cost_pb2.RouteOnlyCalls(
+                requests=routed.requests,
+                failed_requests=routed.failed_requests,
+                cost_usd=routed.cost_usd,
+                latency_p50_ms=routed.latency_p50_ms,
+                latency_p95_ms=routed.latency_p95_ms,
+            )
+        )
+    return message
 
 
 def report_to_proto(report: CostReport, baseline_model: str) -> cost_pb2.GetCostReportResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -30,6 +30,16 @@ class CostLedger(Protocol):
 
     async def record(self, record: RequestRecord) -> None:
         """Store `record` and its attempts atomically; durable when this returns."""
+        ...
+
+    async def record_many(self, records: Sequence[RequestRecord]) -> list[ValueError | None]:
+        """Store `records` in one transaction, durable when this returns: per record, None
+        (written) or the ValueError that refused it (nothing of that record is written).
+        Raises `LedgerUnavailable` when the database cannot take the batch at all."""
+        ...
+
+    async def existing_ids(self, request_ids: Collection[str]) -> set[str]:
+        """Those of `request_ids` the ledger holds a record of."""
         ...
 
     async def spend_since(

@@ -1,61 +1,274 @@
-"""The spill journal: ledger records the ledger could not take, kept on disk until replayed.
+"""The ledger journal: every record, appended (and fsynced) here before the request is answered.
 
-One JSON record per line, appended and fsynced. `SpillJournal.replace` rewrites the file
-atomically (temporary file + rename) with the lines still to keep.
+A directory of segment files, `journal-<n>.jsonl`, one JSON record per line. The writer
+appends each batch of records to the current segment with one write() (`write`), and a
+separate thread makes everything written so far durable with one fdatasync per file (`sync`),
+so a batch can be written while the previous one is being synced (group commit, pipelined).
+A new segment starts after `segment_records` records; creating one also syncs the directory,
+so the file itself survives a power cut. A segment is removed once every record in it is in
+the ledger. Segments found at start-up (a previous process was killed, or the ledger was down)
+are replayed into the ledger before the router serves; any other `*.jsonl` file put in the
+directory (say, an older router's spill file) is replayed the same way. Records the ledger
+refuses for any reason but "already there" go to `quarantine.jsonl` with the reason, never
+silently away.
+
+`write` costs a write() into the page cache (microseconds): the router calls it on its event
+loop, and never waits there for a disk. Writes are numbered; `sync` (fdatasync: as long as the
+disk takes) runs on worker threads, up to two at once, and says up to which write it made
+durable. The next segment file is created ahead of need (`prepare_segment`, on a worker
+thread: it syncs the directory), so a rotation in `write` only switches files. `leftovers`,
+`read`, `remove`, `quarantine` and `close` are blocking and run on a worker thread. They share
+the list of open files, the write numbers and the prepared segment, under a lock.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+import re
+import threading
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from switchyard.router.ledger.records import AttemptRecord, RequestRecord
+from switchyard.router.ledger.records import (
+    ROUTE_ONLY,
+    AttemptRecord,
+    RequestRecord,
+)
 
-__all__ = ["SpillJournal", "record_from_json", "record_to_json"]
+__all__ = [
+    "QUARANTINE_NAME",
+    "RecordJournal",
+    "record_from_json",
+    "record_to_json",
+]
+
+QUARANTINE_NAME = "quarantine.jsonl"
+_SEGMENT = re.compile(r"journal-(\d{8})\.jsonl")
+_sync = getattr(os, "fdatasync", os.fsync)
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord) if f.name != "attempts")
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptRecord))
 
 
 def record_to_json(record: RequestRecord) -> dict[str, Any]:
-    """A ledger record as JSON-ready data (the spill journal's line format)."""
-    data = asdict(record)
+    """A ledger record as JSON-ready data (the journal's line format)."""
+    data = {name: getattr(record, name) for name in _RECORD_FIELDS}
     data["time"] = record.time.isoformat()
+    data["attempts"] = [{n: getattr(a, n) for n in _ATTEMPT_FIELDS} for a in record.attempts]
     return data
 
 
 def record_from_json(data: dict[str, Any]) -> RequestRecord:
+    """The record of a journal line (ValueError, KeyError or TypeError when it is not one)."""
+    data = dict(data)
     attempts = tuple(AttemptRecord(**attempt) for attempt in data.pop("attempts"))
     time_ = datetime.fromisoformat(data.pop("time"))
+    if "operation" not in data:  # written before records carried it (schema version 1)
+        data["operation"] = (
+            ROUTE_ONLY if data.get("status") == "OK" and not attempts else "complete"
+        )
     return RequestRecord(**data, time=time_, attempts=attempts)
 
 
-class SpillJournal:
-    """The journal file at `path` (blocking I/O: call it from a worker thread)."""
+def _line(record: RequestRecord) -> bytes:
+    return (json.dumps(record_to_json(record), sort_keys=True) + "\n").encode()
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
 
-    def append(self, records: list[RequestRecord]) -> None:
-        """Append `records` and fsync before returning."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as journal:
-            for record in records:
-                journal.write(json.dumps(record_to_json(record), sort_keys=True) + "\n")
-            journal.flush()
-            os.fsync(journal.fileno())
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
-    def lines(self) -> list[str]:
-        """The journal's non-empty lines ([] when there is no journal)."""
-        if not self.path.exists():
+
+@dataclass(eq=False)
+class _Segment:
+    seq: int
+    file: IO[bytes]
+    written: int = 0  # the write number of its last write (0: none)
+    syncing: int = 0  # syncs running on it
+    retired: bool = False  # rotated: no more writes; closed once synced
+
+
+class RecordJournal:
+    """The journal directory (see the module docstring)."""
+
+    def __init__(self, directory: Path, *, segment_records: int = 1024) -> None:
+        if segment_records < 1:
+            raise ValueError("segment_records must be at least 1")
+        self.directory = directory
+        self._segment_records = segment_records
+        self._lock = threading.Lock()
+        self._preparing = threading.Lock()
+        self._open: list[_Segment] = []  # the current segment last
+        self._current: _Segment | None = None
+        self._prepared: _Segment | None = None  # the next segment, created ahead of need
+        self._own: set[int] = set()  # segments this journal created (never leftovers)
+        self._count = 0  # records in the current segment
+        self._next_seq = 1
+        self._writes = 0  # writes numbered in order
+        self._durable = 0  # every write up to this number is synced
+
+    @property
+    def quarantine_path(self) -> Path:
+        return self.directory / QUARANTINE_NAME
+
+    def segment_path(self, seq: int) -> Path:
+        return self.directory / f"journal-{seq:08d}.jsonl"
+
+    def leftovers(self) -> list[Path]:
+        """Journal files already in the directory (replay them), oldest segment first.
+
+        Creates the directory; later segments of this process are numbered after these."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        segments: list[tuple[int, Path]] = []
+        others: list[Path] = []
+        with self._lock:
+            own = set(self._own)
+        for path in self.directory.glob("*.jsonl"):
+            if path.name == QUARANTINE_NAME:
+                continue
+            match = _SEGMENT.fullmatch(path.name)
+            if match and int(match.group(1)) in own:
+                continue  # this journal's own
+            if match:
+                segments.append((int(match.group(1)), path))
+            else:
+                others.append(path)
+        segments.sort()
+        if segments:
+            with self._lock:
+                self._next_seq = max(self._next_seq, segments[-1][0] + 1)
+        return sorted(others) + [path for _, path in segments]
+
+    def write(self, records: list[RequestRecord]) -> tuple[int, int]:
+        """Append `records` with one write(); (their segment, the write's number). The write
+        is durable once a `sync` returning that number or a higher one has returned."""
+        if self._current is None or self._count >= self._segment_records:
+            self._switch_segment()
+        segment = self._current
+        assert segment is not None
+        view = memoryview(b"".join(_line(record) for record in records))
+        while view:
+            view = view[os.write(segment.file.fileno(), view) :]
+        self._count += len(records)
+        with self._lock:  # numbered only once written: a sync that sees it covers it
+            self._writes += 1
+            segment.written = self._writes
+            return segment.seq, self._writes
+
+    def append(self, records: list[RequestRecord]) -> int:
+        """`write` then `sync`: appended and durable; their segment."""
+        seq, _ = self.write(records)
+        self.sync()
+        return seq
+
+    def sync(self) -> int:
+        """fdatasync every file written since the last completed sync; the number of the last
+        write this covers. Several may run at once (the disk takes overlapping flushes faster
+        than queued ones); rotated files are closed once synced and no sync uses them."""
+        with self._lock:
+            covers = self._writes
+            pending = [s for s in self._open if s.written > self._durable]
+            for segment in pending:
+                segment.syncing += 1
+        synced = False
+        try:
+            for segment in pending:
+                _sync(segment.file.fileno())
+            synced = True
+        finally:
+            with self._lock:
+                for segment in pending:
+                    segment.syncing -= 1
+                if synced:
+                    self._durable = max(self._durable, covers)
+                done = [
+                    s
+                    for s in self._open
+                    if s.retired and s.syncing == 0 and s.written <= self._durable
+                ]
+                self._open = [s for s in self._open if s not in done]
+            for segment in done:
+                segment.file.close()
+        return covers
+
+    def rotate(self) -> int:
+        """Retire the current segment (the next write starts another); its number, or 0."""
+        segment, self._current = self._current, None
+        if segment is None:
+            return 0
+        with self._lock:
+            segment.retired = True
+        return segment.seq
+
+    @property
+    def needs_segment(self) -> bool:
+        """Whether `prepare_segment` should run (no next segment is ready)."""
+        with self._lock:
+            return self._prepared is None
+
+    def prepare_segment(self) -> None:
+        """Create the next segment file ahead of need (and sync the directory for it)."""
+        with self._preparing:  # one at a time: a second caller waits and finds it ready
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                if self._prepared is not None:
+                    return
+                seq = self._next_seq
+                while self.segment_path(seq).exists():  # an earlier run's, left for replay
+                    seq += 1
+                self._next_seq = seq + 1
+                self._own.add(seq)
+            file = open(self.segment_path(seq), "ab", buffering=0)  # noqa: SIM115 - kept open
+            _sync_directory(self.directory)  # the new file's name survives a power cut too
+            with self._lock:
+                self._prepared = _Segment(seq, file)
+
+    def _switch_segment(self) -> None:
+        self.rotate()
+        if self.needs_segment:  # not prepared in time: create it here (blocking, rare)
+            self.prepare_segment()
+        with self._lock:
+            segment, self._prepared = self._prepared, None
+            assert segment is not None
+            self._open.append(segment)
+        self._current = segment
+        self._count = 0
+
+    @staticmethod
+    def read(path: Path) -> list[str]:
+        """The non-empty lines of a journal file ([] when it is gone)."""
+        try:
+            text = path.read_text("utf-8", errors="replace")
+        except FileNotFoundError:
             return []
-        return [line for line in self.path.read_text("utf-8").splitlines() if line.strip()]
+        return [line for line in text.splitlines() if line.strip()]
 
-    def replace(self, kept: list[str]) -> None:
-        """Keep only `kept` (atomically); remove the file when nothing is kept."""
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text("".join(f"{line}\n" for line in kept), "utf-8")
-        os.replace(tmp, self.path)
-        if not kept:
-            self.path.unlink()
+    @staticmethod
+    def remove(path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+    def quarantine(self, entries: list[dict[str, Any]]) -> None:
+        """Append `entries` ({"reason", "record" or "line"}) to the quarantine file, fsynced."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.quarantine_path.open("ab") as out:
+            out.write(b"".join((json.dumps(e, sort_keys=True) + "\n").encode() for e in entries))
+            out.flush()
+            os.fsync(out.fileno())
+
+    def close(self) -> None:
+        """Sync and close every file (call when no `write` or `sync` is running); remove the
+        prepared segment that was never written."""
+        self.rotate()
+        self.sync()
+        with self._lock:
+            prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            prepared.file.close()
+            self.segment_path(prepared.seq).unlink(missing_ok=True)

@@ -2,6 +2,8 @@
 
 - `sqlite:///var/lib/switchyard/ledger.db`: an absolute path (three slashes, then the path's own).
 - `sqlite:ledger/ledger.db`: a path relative to the working directory; `~` is expanded.
+- `?busy_timeout_s=5` after a SQLite path: how long a write or read waits on another
+  process's lock before the ledger counts as unavailable (default 30).
 - `postgresql://user:password@host:5432/dbname` (or `postgres://`, any libpq URL or its query
   parameters such as `?sslmode=require`).
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from switchyard.router.ledger.interface import CostLedger
 from switchyard.router.ledger.postgres import PostgresLedger, describe_dsn
@@ -28,6 +30,7 @@ class LedgerLocation:
     backend: str
     path: Path | None = None
     dsn: str | None = None
+    busy_timeout_s: float = 30.0  # SQLite only
 
     def describe(self) -> str:
         """The location for logs and errors (no password)."""
@@ -59,17 +62,34 @@ def parse_ledger_url(url: str) -> LedgerLocation:
             path = "/" + path
         else:
             path = rest
-        path = unquote(path.split("?", 1)[0])
+        path, _, query = path.partition("?")
+        path = unquote(path)
         if path in ("", "/") or path.endswith("/"):
             raise ValueError("the sqlite ledger URL must name a file")
         if ":memory:" in path:
             raise ValueError("an in-memory sqlite ledger is not durable; name a file")
-        return LedgerLocation(backend="sqlite", path=Path(path).expanduser())
+        return LedgerLocation(
+            backend="sqlite", path=Path(path).expanduser(), busy_timeout_s=_busy_timeout(query)
+        )
     if scheme in ("postgresql", "postgres"):
         if not rest.startswith("//"):
             raise ValueError("a PostgreSQL ledger URL looks like postgresql://user@host:5432/db")
         return LedgerLocation(backend="postgresql", dsn=url)
     raise ValueError(f"unsupported ledger URL scheme {scheme!r}: use sqlite: or postgresql:")
+
+
+def _busy_timeout(query: str) -> float:
+    seconds = 30.0
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name != "busy_timeout_s":
+            raise ValueError(f"unknown sqlite ledger URL option {name!r} (known: busy_timeout_s)")
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds <= 600:
+            raise ValueError("busy_timeout_s must be a number of seconds in (0, 600]")
+    return seconds
 
 
 async def open_ledger(
@@ -87,7 +107,9 @@ async def open_ledger(
     location = parse_ledger_url(url)
     if location.backend == "sqlite":
         assert location.path is not None
-        return await SqliteLedger.open(location.path, max_batch=sqlite_max_batch)
+        return await SqliteLedger.open(
+            location.path, max_batch=sqlite_max_batch, busy_timeout_s=location.busy_timeout_s
+        )
     assert location.dsn is not None
     return await PostgresLedger.open(
         location.dsn, pool_size=pool_size, connect_timeout_s=connect_timeout_s

@@ -12,37 +12,36 @@ The DSN's password never appears in errors or logs: they name the database as
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from switchyard.router.ledger import statements as sql
 from switchyard.router.ledger.aggregate import (
-    GROUP_COLUMNS,
     PERCENTILES,
     GroupTotals,
-    build_row,
-    sort_rows,
+    build_report,
+    build_rows,
 )
 from switchyard.router.ledger.interface import LedgerError, LedgerUnavailable
 from switchyard.router.ledger.records import (
-    AttemptRecord,
     CostReport,
     CostReportRow,
     Grouping,
     RequestRecord,
-    attempt_from_row,
-    attempt_rows,
     from_nanodollars,
-    record_from_row,
-    request_row,
     require_utc,
 )
-from switchyard.router.ledger.schema import MIGRATIONS_TABLE, POSTGRES_MIGRATIONS, SCHEMA_VERSION
+from switchyard.router.ledger.schema import (
+    POSTGRESQL,
+    create_migrations_table,
+    pending_migrations,
+    record_migration,
+)
 from switchyard.runtime.logging import get_logger
 
 __all__ = ["PostgresLedger", "describe_dsn"]
@@ -52,28 +51,13 @@ log = get_logger(__name__)
 # pg_advisory_xact_lock key for migrations: "SWYDLDGR" as a 64-bit integer.
 _MIGRATION_LOCK = 0x535759444C444752
 
-_INSERT_REQUEST = """
-INSERT INTO requests (
-    request_id, occurred_at, tenant, task_type, complexity, target, target_kind, model,
-    reason, escalation_score, status, classifier_cost_nusd, total_cost_nusd, latency_ms,
-    input_tokens, output_tokens, baseline_cost_nusd
-) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-"""
-_INSERT_ATTEMPT = """
-INSERT INTO attempts (
-    request_id, attempt_index, target, backend, model, status, latency_ms, cost_nusd,
-    input_tokens, output_tokens
-) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-"""
-_REQUEST_COLUMNS = (
-    "request_id, occurred_at, tenant, task_type, complexity, target, target_kind, model, "
-    "reason, escalation_score, status, classifier_cost_nusd, total_cost_nusd, latency_ms, "
-    "input_tokens, output_tokens, baseline_cost_nusd"
+_INSERT_REQUEST = sql.insert_request(POSTGRESQL)
+_INSERT_ATTEMPT = sql.insert_attempt(POSTGRESQL)
+_PERCENTILES = tuple(
+    f"percentile_cont({p!r}) WITHIN GROUP (ORDER BY latency_ms)" for p in PERCENTILES
 )
-_ATTEMPT_COLUMNS = (
-    "request_id, attempt_index, target, backend, model, status, latency_ms, cost_nusd, "
-    "input_tokens, output_tokens"
-)
+#: A `requests` row's outcome in a batch: None (written) or why it was refused.
+Outcome = ValueError | None
 
 
 def describe_dsn(dsn: str) -> str:
@@ -87,6 +71,15 @@ def describe_dsn(dsn: str) -> str:
     port = str(parts.get("port") or "5432")
     dbname = str(parts.get("dbname") or "")
     return f"{user + '@' if user else ''}{host}:{port}/{dbname}"
+
+
+def _refused(record: RequestRecord, exc: psycopg.errors.IntegrityError) -> ValueError:
+    if (
+        isinstance(exc, psycopg.errors.UniqueViolation)
+        and exc.diag.constraint_name == "requests_pkey"
+    ):
+        return ValueError(f"request {record.request_id!r} is already in the ledger")
+    return ValueError(f"the ledger refused request {record.request_id!r}: {exc}")
 
 
 def _scrub(message: str, dsn: str) -> str:
@@ -164,27 +157,59 @@ class PostgresLedger:
             raise LedgerError("the ledger is closed")
 
     async def record(self, record: RequestRecord) -> None:
-        if not isinstance(record, RequestRecord):
-            raise TypeError(f"record must be a RequestRecord, got {type(record).__name__}")
+        [outcome] = await self.record_many([record])
+        if outcome is not None:
+            raise outcome
+
+    async def record_many(self, records: Sequence[RequestRecord]) -> list[Outcome]:
+        """Write `records` in one transaction; per record, None or the ValueError that refused
+        it. LedgerUnavailable (nothing written, or the outcome of COMMIT unknown) when the
+        database cannot be reached."""
         self._check_open()
-        request = request_row(record, record.time)
-        attempts = attempt_rows(record)
+        rows = [sql.record_rows(POSTGRESQL, record) for record in records]
+        if not rows:
+            return []
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute(_INSERT_REQUEST, request)
-                if attempts:
-                    async with conn.cursor() as cursor:
-                        await cursor.executemany(_INSERT_ATTEMPT, attempts)
-        except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "requests_pkey":
-                raise ValueError(
-                    f"request {record.request_id!r} is already in the ledger"
-                ) from None
-            raise ValueError(f"the ledger refused request {record.request_id!r}: {exc}") from None
-        except psycopg.errors.IntegrityError as exc:
-            raise ValueError(f"the ledger refused request {record.request_id!r}: {exc}") from None
+            async with self._pool.connection() as conn:
+                try:
+                    async with conn.transaction(), conn.cursor() as cursor:
+                        await cursor.executemany(_INSERT_REQUEST, [request for request, _ in rows])
+                        attempts = [attempt for _, some in rows for attempt in some]
+                        if attempts:
+                            await cursor.executemany(_INSERT_ATTEMPT, attempts)
+                    return [None] * len(rows)
+                except psycopg.errors.IntegrityError:
+                    pass  # one of them is refused: write each in its own savepoint
+                outcomes: list[Outcome] = []
+                async with conn.transaction():
+                    for record, (request, attempts) in zip(records, rows, strict=True):
+                        try:
+                            async with conn.transaction(), conn.cursor() as cursor:
+                                await cursor.execute(_INSERT_REQUEST, request)
+                                if attempts:
+                                    await cursor.executemany(_INSERT_ATTEMPT, attempts)
+                        except psycopg.errors.IntegrityError as exc:
+                            outcomes.append(_refused(record, exc))
+                        else:
+                            outcomes.append(None)
+                return outcomes
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise self._unavailable(exc) from None
+
+    async def existing_ids(self, request_ids: Collection[str]) -> set[str]:
+        self._check_open()
+        ids = list(dict.fromkeys(request_ids))
+        found: set[str] = set()
+        try:
+            async with self._pool.connection() as conn:
+                for chunk in sql.chunks(ids):
+                    cursor = await conn.execute(
+                        sql.existing_ids_query(POSTGRESQL, len(chunk)), chunk
+                    )
+                    found.update(row[0] for row in await cursor.fetchall())
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise self._unavailable(exc) from None
+        return found
 
     async def spend_since(
         self, tenant: str, since: datetime, exclude: Collection[str] = ()
@@ -212,33 +237,16 @@ class PostgresLedger:
         tenant: str | None = None,
     ) -> CostReport:
         self._check_open()
-        start = require_utc(start, "start")
-        end = require_utc(end, "end")
-        if end <= start:
-            raise ValueError("end must be after start")
-        if not isinstance(group_by, Grouping):
-            raise ValueError(f"group_by must be a Grouping, got {group_by!r}")
-        where: sql.Composable = sql.SQL("occurred_at >= %s AND occurred_at < %s")
-        params: tuple[Any, ...] = (start, end)
-        if tenant is not None:
-            where = sql.SQL("{} AND tenant = %s").format(where)
-            params += (tenant,)
-        column = sql.Identifier(GROUP_COLUMNS[group_by])
+        start, end = sql.report_arguments(start, end, group_by)
+        where, params = sql.window(POSTGRESQL, start, end, tenant)
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                rows = await _aggregate(conn, column, where, params, grouped=True)
-                total = await _aggregate(conn, sql.Literal(""), where, params, grouped=False)
+                rows = await _aggregate(conn, group_by, where, params)
+                total = await _aggregate(conn, None, where, params)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise self._unavailable(exc) from None
-        return CostReport(
-            start=start,
-            end=end,
-            group_by=group_by,
-            tenant=tenant,
-            rows=sort_rows(rows),
-            total=total[0],
-        )
+        return build_report(start, end, group_by, tenant, rows, total)
 
     async def records(
         self,
@@ -248,35 +256,20 @@ class PostgresLedger:
         limit: int = 1000,
     ) -> list[RequestRecord]:
         self._check_open()
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        where = "occurred_at >= %s AND occurred_at < %s"
-        params: tuple[Any, ...] = (require_utc(start, "start"), require_utc(end, "end"))
-        if tenant is not None:
-            where += " AND tenant = %s"
-            params += (tenant,)
+        start, end = sql.records_arguments(start, end, limit)
+        where, params = sql.window(POSTGRESQL, start, end, tenant)
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                cursor = await conn.execute(
-                    f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE {where} "  # noqa: S608
-                    "ORDER BY occurred_at, request_id LIMIT %s",
-                    (*params, limit),
-                )
+                cursor = await conn.execute(sql.records_query(POSTGRESQL, where), (*params, limit))
                 rows = await cursor.fetchall()
-                ids = [row[0] for row in rows]
-                cursor = await conn.execute(
-                    f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE request_id = ANY(%s) "
-                    "ORDER BY request_id, attempt_index",
-                    (ids,),
-                )
-                attempt_rows = await cursor.fetchall()
+                attempts: list[Any] = []
+                for chunk in sql.chunks([row[0] for row in rows]):
+                    cursor = await conn.execute(sql.attempts_query(POSTGRESQL, len(chunk)), chunk)
+                    attempts += await cursor.fetchall()
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise self._unavailable(exc) from None
-        attempts: dict[str, list[AttemptRecord]] = {}
-        for a in attempt_rows:
-            attempts.setdefault(a[0], []).append(attempt_from_row(a))
-        return [record_from_row(r, r[1].astimezone(UTC), attempts.get(r[0], ())) for r in rows]
+        return sql.assemble_records(POSTGRESQL, rows, attempts)
 
     async def close(self) -> None:
         if self._closed:
@@ -288,63 +281,29 @@ class PostgresLedger:
 async def _migrate(conn: psycopg.AsyncConnection[Any], name: str) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        await conn.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (version integer PRIMARY KEY, "
-                "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            ).format(sql.Identifier(MIGRATIONS_TABLE))
-        )
-        cursor = await conn.execute(
-            sql.SQL("SELECT COALESCE(MAX(version), 0) FROM {}").format(
-                sql.Identifier(MIGRATIONS_TABLE)
-            )
-        )
+        await conn.execute(create_migrations_table(POSTGRESQL))
+        cursor = await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         row = await cursor.fetchone()
         current = int(row[0]) if row else 0
-        if current > SCHEMA_VERSION:
-            raise LedgerError(
-                f"the PostgreSQL ledger {name} has schema version {current}, newer than this "
-                f"router supports ({SCHEMA_VERSION}); upgrade the router"
-            )
-        for migration in POSTGRES_MIGRATIONS:
-            if migration.version <= current:
-                continue
+        for migration in pending_migrations(current, POSTGRESQL, f"PostgreSQL ledger {name}"):
             for statement in migration.statements:
-                await conn.execute(statement)  # type: ignore[arg-type]
+                await conn.execute(statement)
             await conn.execute(
-                sql.SQL("INSERT INTO {} (version, description) VALUES (%s, %s)").format(
-                    sql.Identifier(MIGRATIONS_TABLE)
-                ),
-                (migration.version, migration.description),
+                record_migration(POSTGRESQL),
+                (migration.version, migration.description, datetime.now(UTC)),
             )
             log.info("ledger migrated", backend="postgresql", version=migration.version)
 
 
 async def _aggregate(
     conn: psycopg.AsyncConnection[Any],
-    key: sql.Composable,
-    where: sql.Composable,
+    group_by: Grouping | None,
+    where: str,
     params: tuple[Any, ...],
-    *,
-    grouped: bool,
 ) -> list[CostReportRow]:
-    query = sql.SQL(
-        "SELECT {key}, count(*), count(*) FILTER (WHERE status <> 'OK'), "
-        "COALESCE(sum(input_tokens), 0), COALESCE(sum(output_tokens), 0), "
-        "COALESCE(sum(total_cost_nusd), 0), COALESCE(sum(baseline_cost_nusd), 0), "
-        "{percentiles} FROM requests WHERE {where}{group}"
-    ).format(
-        key=key,
-        percentiles=sql.SQL(", ").join(
-            sql.SQL("percentile_cont({}) WITHIN GROUP (ORDER BY latency_ms)").format(sql.Literal(p))
-            for p in PERCENTILES
-        ),
-        where=where,
-        group=sql.SQL(" GROUP BY 1") if grouped else sql.SQL(""),
-    )
-    cursor = await conn.execute(query, params)
-    rows = []
-    for row in await cursor.fetchall():
-        totals = GroupTotals(str(row[0]), *(int(value) for value in row[1:7]))
-        rows.append(build_row(totals, *row[7:]))
-    return rows
+    cursor = await conn.execute(sql.totals_query(group_by, where, _PERCENTILES), params)
+    parts = [
+        GroupTotals(str(row[0]), bool(row[1]), *(int(value) for value in row[2:8]), *row[8:])
+        for row in await cursor.fetchall()
+    ]
+    return build_rows(parts)

@@ -18,6 +18,8 @@ from typing import Any
 import grpc
 
 __all__ = [
+    "OPERATIONS",
+    "ROUTE_ONLY",
     "STATUS_NAMES",
     "TARGET_KINDS",
     "AttemptRecord",
@@ -25,6 +27,7 @@ __all__ = [
     "CostReportRow",
     "Grouping",
     "RequestRecord",
+    "RouteOnlyCalls",
     "from_nanodollars",
     "require_utc",
     "to_nanodollars",
@@ -34,6 +37,10 @@ __all__ = [
 STATUS_NAMES = frozenset(code.name for code in grpc.StatusCode)
 #: Kinds of logical target (router.v1.TargetKind without its prefix).
 TARGET_KINDS = frozenset({"LOCAL", "FRONTIER"})
+#: The router operation a record is of: a decision-only `Route` call, `Complete` or
+#: `CompleteStream`. Reports keep route-only calls apart from answered ones.
+ROUTE_ONLY = "route"
+OPERATIONS = (ROUTE_ONLY, "complete", "complete_stream")
 
 _NANO = 1_000_000_000
 # A request's total must equal the classifier's cost plus its attempts'; each part may carry up to
@@ -155,6 +162,7 @@ class RequestRecord:
     output_tokens: int
     baseline_cost_usd: float
     attempts: tuple[AttemptRecord, ...] = ()
+    operation: str = "complete"  # one of OPERATIONS
 
     def __post_init__(self) -> None:
         _check_text(self.request_id, "request_id")
@@ -177,6 +185,10 @@ class RequestRecord:
         _check_tokens(self.input_tokens, "input_tokens")
         _check_tokens(self.output_tokens, "output_tokens")
         _check_money(self.baseline_cost_usd, "baseline_cost_usd")
+        if self.operation not in OPERATIONS:
+            raise ValueError(
+                f"operation must be one of {', '.join(OPERATIONS)}, got {self.operation!r}"
+            )
         if not isinstance(self.attempts, tuple):
             object.__setattr__(self, "attempts", tuple(self.attempts))
         for attempt in self.attempts:
@@ -201,9 +213,23 @@ class Grouping(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class RouteOnlyCalls:
+    """A group's route-only (decision) calls (mirrors cost.v1.RouteOnlyCalls): kept apart so
+    they neither count as requests nor pull the answered requests' latency down."""
+
+    requests: int = 0
+    failed_requests: int = 0
+    cost_usd: float = 0.0  # the classifier hop
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class CostReportRow:
     """The requests of one group (mirrors cost.v1.CostReportRow).
 
+    Every field but `route_only` covers the group's answered calls (Complete, CompleteStream,
+    failed ones included); `route_only` covers its decision-only Route calls.
     Latency percentiles interpolate linearly between the two nearest ranks (PostgreSQL's
     `percentile_cont`, numpy's default); 0.0 when the group is empty.
     """
@@ -218,6 +244,7 @@ class CostReportRow:
     latency_p95_ms: float
     baseline_cost_usd: float
     saving_usd: float  # baseline_cost_usd - cost_usd, computed exactly in nano-dollars
+    route_only: RouteOnlyCalls = RouteOnlyCalls()
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +283,7 @@ def request_row(record: RequestRecord, time: Any) -> tuple[Any, ...]:
         record.input_tokens,
         record.output_tokens,
         to_nanodollars(record.baseline_cost_usd),
+        record.operation,
     )
 
 
@@ -316,4 +344,5 @@ def record_from_row(
         output_tokens=row[15],
         baseline_cost_usd=from_nanodollars(row[16]),
         attempts=tuple(attempts),
+        operation=row[17],
     )

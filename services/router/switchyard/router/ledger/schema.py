@@ -1,27 +1,179 @@
-"""The ledger's tables, as numbered migrations per backend.
+"""The ledger's tables, written once and rendered for each backend's SQL dialect.
 
 `schema_migrations` holds one row per applied version. Opening a ledger applies the missing
-versions in order, each in its own transaction (PostgreSQL: under an advisory lock, so several
-router replicas starting at once do not race); a database whose newest version is above
-`SCHEMA_VERSION` was written by newer code and is refused rather than misread.
+versions in order (`pending_migrations` decides which; PostgreSQL takes an advisory lock first,
+so several router replicas starting at once do not race); a database whose newest version is
+above `SCHEMA_VERSION` was written by newer code and is refused rather than misread.
+
+The tables are described once (`REQUEST_COLUMNS`, `ATTEMPT_COLUMNS`: name, logical type,
+constraint) and rendered per `Dialect`: SQLite and PostgreSQL differ only in type names, the
+time column (integer microseconds since the epoch in SQLite, `timestamptz` in PostgreSQL), the
+parameter marker and how an index covers a column.
 
 Money is integer nano-dollars (`*_nusd`), so sums are exact and identical in both backends.
-Times are UTC: `timestamptz` in PostgreSQL, integer microseconds since the epoch in SQLite.
+
+Versions:
+1. `requests` and `attempts`, indexed by time and by (tenant, time) covering the cost.
+2. `requests.operation`: `route` (a decision-only call), `complete` or `complete_stream`, so
+   reports keep route-only calls apart. Rows written before it are backfilled: a successful
+   request without attempts was a route-only call, everything else a completion.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from switchyard.router.ledger.interface import LedgerError
+from switchyard.router.ledger.records import OPERATIONS, ROUTE_ONLY, TARGET_KINDS
 
 __all__ = [
+    "ATTEMPT_COLUMNS",
     "MIGRATIONS_TABLE",
-    "POSTGRES_MIGRATIONS",
+    "POSTGRESQL",
+    "REQUEST_COLUMNS",
     "SCHEMA_VERSION",
-    "SQLITE_MIGRATIONS",
+    "SQLITE",
+    "Column",
+    "Dialect",
     "Migration",
+    "create_migrations_table",
+    "migrations",
+    "pending_migrations",
+    "record_migration",
 ]
 
 MIGRATIONS_TABLE = "schema_migrations"
+SCHEMA_VERSION = 2
+
+#: Time columns, by their logical names; SQLite stores integer microseconds since the epoch
+#: under the name with `_us` appended, PostgreSQL a `timestamptz` under the name itself.
+TIME = "occurred_at"
+_TIME_COLUMNS = frozenset({TIME, "applied_at"})
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _to_us(value: datetime) -> int:
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def _from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the two backends' SQL."""
+
+    name: str
+    #: Parameter marker: "?" (sqlite3) or "%s" (psycopg).
+    marker: str
+    #: Logical type -> SQL type.
+    types: dict[str, str]
+    #: Whether an index can carry extra columns (`INCLUDE`); otherwise they join the key.
+    include: bool
+    #: How a time is stored (a UTC datetime in) and read back (a UTC datetime out).
+    time_to_db: Callable[[datetime], Any]
+    time_from_db: Callable[[Any], datetime]
+    #: Appended to a time column's name ("_us" in SQLite: integer microseconds).
+    time_suffix: str = ""
+
+    def column(self, name: str) -> str:
+        """The stored name of the column called `name` in `REQUEST_COLUMNS`."""
+        return name + self.time_suffix if name in _TIME_COLUMNS else name
+
+    @property
+    def time_column(self) -> str:
+        return self.column(TIME)
+
+    def markers(self, count: int) -> str:
+        return ", ".join([self.marker] * count)
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    marker="?",
+    types={"text": "TEXT", "real": "REAL", "int": "INTEGER", "bigint": "INTEGER",
+           "time": "INTEGER"},
+    include=False,
+    time_to_db=_to_us,
+    time_from_db=_from_us,
+    time_suffix="_us",
+)  # fmt: skip
+POSTGRESQL = Dialect(
+    name="postgresql",
+    marker="%s",
+    types={"text": "text", "real": "double precision", "int": "integer", "bigint": "bigint",
+           "time": "timestamptz"},
+    include=True,
+    time_to_db=_to_utc,
+    time_from_db=_to_utc,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str  # a key of Dialect.types
+    constraint: str = "NOT NULL"
+
+
+def _non_negative(name: str, type_: str) -> Column:
+    return Column(name, type_, f"NOT NULL CHECK ({name} >= 0)")
+
+
+_KINDS = ", ".join(f"'{kind}'" for kind in sorted(TARGET_KINDS))
+_OPERATIONS = ", ".join(f"'{operation}'" for operation in OPERATIONS)
+
+#: `requests`, in the order `records.request_row` gives the values.
+REQUEST_COLUMNS: tuple[Column, ...] = (
+    Column("request_id", "text", "PRIMARY KEY"),
+    Column(TIME, "time"),
+    Column("tenant", "text"),
+    Column("task_type", "text"),
+    Column("complexity", "real", ""),
+    Column("target", "text"),
+    Column("target_kind", "text", f"NOT NULL CHECK (target_kind IN ({_KINDS}))"),
+    Column("model", "text"),
+    Column("reason", "text"),
+    Column("escalation_score", "real", ""),
+    Column("status", "text"),
+    _non_negative("classifier_cost_nusd", "bigint"),
+    _non_negative("total_cost_nusd", "bigint"),
+    _non_negative("latency_ms", "real"),
+    _non_negative("input_tokens", "bigint"),
+    _non_negative("output_tokens", "bigint"),
+    _non_negative("baseline_cost_nusd", "bigint"),
+    # version 2
+    Column(
+        "operation",
+        "text",
+        f"NOT NULL DEFAULT 'complete' CHECK (operation IN ({_OPERATIONS}))",
+    ),
+)
+_VERSION_1_REQUEST_COLUMNS = REQUEST_COLUMNS[:-1]
+
+#: `attempts`, in the order `records.attempt_rows` gives the values.
+ATTEMPT_COLUMNS: tuple[Column, ...] = (
+    Column("request_id", "text", "NOT NULL REFERENCES requests (request_id) ON DELETE CASCADE"),
+    _non_negative("attempt_index", "int"),
+    Column("target", "text"),
+    Column("backend", "text"),
+    Column("model", "text"),
+    Column("status", "text"),
+    _non_negative("latency_ms", "real"),
+    _non_negative("cost_nusd", "bigint"),
+    _non_negative("input_tokens", "bigint"),
+    _non_negative("output_tokens", "bigint"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,102 +183,90 @@ class Migration:
     statements: tuple[str, ...]
 
 
-SQLITE_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "requests and attempts",
-        (
-            """
-            CREATE TABLE requests (
-                request_id TEXT PRIMARY KEY,
-                occurred_at_us INTEGER NOT NULL,
-                tenant TEXT NOT NULL,
-                task_type TEXT NOT NULL,
-                complexity REAL,
-                target TEXT NOT NULL,
-                target_kind TEXT NOT NULL CHECK (target_kind IN ('LOCAL', 'FRONTIER')),
-                model TEXT NOT NULL,
-                reason TEXT NOT NULL,
-                escalation_score REAL,
-                status TEXT NOT NULL,
-                classifier_cost_nusd INTEGER NOT NULL CHECK (classifier_cost_nusd >= 0),
-                total_cost_nusd INTEGER NOT NULL CHECK (total_cost_nusd >= 0),
-                latency_ms REAL NOT NULL CHECK (latency_ms >= 0),
-                input_tokens INTEGER NOT NULL CHECK (input_tokens >= 0),
-                output_tokens INTEGER NOT NULL CHECK (output_tokens >= 0),
-                baseline_cost_nusd INTEGER NOT NULL CHECK (baseline_cost_nusd >= 0)
-            )
-            """,
-            """
-            CREATE TABLE attempts (
-                request_id TEXT NOT NULL REFERENCES requests (request_id) ON DELETE CASCADE,
-                attempt_index INTEGER NOT NULL CHECK (attempt_index >= 0),
-                target TEXT NOT NULL,
-                backend TEXT NOT NULL,
-                model TEXT NOT NULL,
-                status TEXT NOT NULL,
-                latency_ms REAL NOT NULL CHECK (latency_ms >= 0),
-                cost_nusd INTEGER NOT NULL CHECK (cost_nusd >= 0),
-                input_tokens INTEGER NOT NULL CHECK (input_tokens >= 0),
-                output_tokens INTEGER NOT NULL CHECK (output_tokens >= 0),
-                PRIMARY KEY (request_id, attempt_index)
-            )
-            """,
-            "CREATE INDEX requests_occurred_at_idx ON requests (occurred_at_us)",
-            # Covers spend_since (the budget check): answered from the index alone.
-            "CREATE INDEX requests_tenant_occurred_at_idx "
-            "ON requests (tenant, occurred_at_us, total_cost_nusd)",
-        ),
-    ),
-)
+def _definition(dialect: Dialect, column: Column) -> str:
+    return f"{dialect.column(column.name)} {dialect.types[column.type]} {column.constraint}".strip()
 
-POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "requests and attempts",
-        (
-            """
-            CREATE TABLE requests (
-                request_id text PRIMARY KEY,
-                occurred_at timestamptz NOT NULL,
-                tenant text NOT NULL,
-                task_type text NOT NULL,
-                complexity double precision,
-                target text NOT NULL,
-                target_kind text NOT NULL CHECK (target_kind IN ('LOCAL', 'FRONTIER')),
-                model text NOT NULL,
-                reason text NOT NULL,
-                escalation_score double precision,
-                status text NOT NULL,
-                classifier_cost_nusd bigint NOT NULL CHECK (classifier_cost_nusd >= 0),
-                total_cost_nusd bigint NOT NULL CHECK (total_cost_nusd >= 0),
-                latency_ms double precision NOT NULL CHECK (latency_ms >= 0),
-                input_tokens bigint NOT NULL CHECK (input_tokens >= 0),
-                output_tokens bigint NOT NULL CHECK (output_tokens >= 0),
-                baseline_cost_nusd bigint NOT NULL CHECK (baseline_cost_nusd >= 0)
-            )
-            """,
-            """
-            CREATE TABLE attempts (
-                request_id text NOT NULL REFERENCES requests (request_id) ON DELETE CASCADE,
-                attempt_index integer NOT NULL CHECK (attempt_index >= 0),
-                target text NOT NULL,
-                backend text NOT NULL,
-                model text NOT NULL,
-                status text NOT NULL,
-                latency_ms double precision NOT NULL CHECK (latency_ms >= 0),
-                cost_nusd bigint NOT NULL CHECK (cost_nusd >= 0),
-                input_tokens bigint NOT NULL CHECK (input_tokens >= 0),
-                output_tokens bigint NOT NULL CHECK (output_tokens >= 0),
-                PRIMARY KEY (request_id, attempt_index)
-            )
-            """,
-            "CREATE INDEX requests_occurred_at_idx ON requests (occurred_at)",
-            "CREATE INDEX requests_tenant_occurred_at_idx "
-            "ON requests (tenant, occurred_at) INCLUDE (total_cost_nusd)",
-        ),
-    ),
-)
 
-SCHEMA_VERSION = 1
-assert SQLITE_MIGRATIONS[-1].version == POSTGRES_MIGRATIONS[-1].version == SCHEMA_VERSION
+def _create_table(dialect: Dialect, name: str, columns: Sequence[Column], extra: str = "") -> str:
+    lines = [_definition(dialect, column) for column in columns]
+    if extra:
+        lines.append(extra)
+    body = ",\n    ".join(lines)
+    return f"CREATE TABLE {name} (\n    {body}\n)"
+
+
+def create_migrations_table(dialect: Dialect) -> str:
+    """`schema_migrations` (created when missing, before any migration runs)."""
+    columns = (
+        Column("version", "int", "PRIMARY KEY"),
+        Column("description", "text"),
+        Column("applied_at", "time"),
+    )
+    return _create_table(dialect, f"IF NOT EXISTS {MIGRATIONS_TABLE}", columns)
+
+
+def _index(dialect: Dialect, name: str, key: Sequence[str], covering: Sequence[str] = ()) -> str:
+    key_columns = [dialect.column(column) for column in key]
+    if covering and dialect.include:
+        return (
+            f"CREATE INDEX {name} ON requests ({', '.join(key_columns)}) "
+            f"INCLUDE ({', '.join(covering)})"
+        )
+    return f"CREATE INDEX {name} ON requests ({', '.join([*key_columns, *covering])})"
+
+
+def migrations(dialect: Dialect) -> tuple[Migration, ...]:
+    """Every migration, in order, as `dialect`'s SQL."""
+    operation = REQUEST_COLUMNS[-1]
+    return (
+        Migration(
+            1,
+            "requests and attempts",
+            (
+                _create_table(dialect, "requests", _VERSION_1_REQUEST_COLUMNS),
+                _create_table(
+                    dialect, "attempts", ATTEMPT_COLUMNS, "PRIMARY KEY (request_id, attempt_index)"
+                ),
+                _index(dialect, "requests_occurred_at_idx", [TIME]),
+                # Covers spend_since (the budget check): answered from the index alone.
+                _index(
+                    dialect,
+                    "requests_tenant_occurred_at_idx",
+                    ["tenant", TIME],
+                    ["total_cost_nusd"],
+                ),
+            ),
+        ),
+        Migration(
+            2,
+            "requests.operation: route-only calls apart from completions",
+            (
+                f"ALTER TABLE requests ADD COLUMN {_definition(dialect, operation)}",
+                f"UPDATE requests SET operation = '{ROUTE_ONLY}' WHERE status = 'OK' AND NOT "
+                "EXISTS (SELECT 1 FROM attempts WHERE attempts.request_id = requests.request_id)",
+            ),
+        ),
+    )
+
+
+def pending_migrations(current: int, dialect: Dialect, where: str) -> tuple[Migration, ...]:
+    """The migrations a database at version `current` still needs, in order.
+
+    Raises `LedgerError` when the database is newer than this code (`where` names it)."""
+    if current > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the {where} has schema version {current}, newer than this router supports "
+            f"({SCHEMA_VERSION}); upgrade the router"
+        )
+    return tuple(m for m in migrations(dialect) if m.version > current)
+
+
+def record_migration(dialect: Dialect) -> str:
+    """The statement that notes a migration as applied: (version, description, applied_at)."""
+    return (
+        f"INSERT INTO {MIGRATIONS_TABLE} (version, description, {dialect.column('applied_at')}) "
+        f"VALUES ({dialect.markers(3)})"
+    )
+
+
+assert migrations(SQLITE)[-1].version == migrations(POSTGRESQL)[-1].version == SCHEMA_VERSION

@@ -5,8 +5,9 @@ writing connection (SQLite allows one writer at a time anyway); readers use thei
 connections on a small thread pool, and WAL lets them read while the writer writes.
 
 Group commit: records that arrive while the writer is busy are written together in one
-transaction, each inside its own SAVEPOINT, so a refused record (duplicate id, a value out of
-range) is rolled back alone and the others commit. Every `record()` returns only after the
+transaction (`executemany`); when the database refuses one (duplicate id, a value out of
+range), the batch is written again with each record inside its own SAVEPOINT, so the refused
+record is rolled back alone and the others commit. Every `record()` returns only after the
 COMMIT that holds its row, with `synchronous=FULL`, so a returned record survives a crash or a
 power cut. `max_batch=1` gives one transaction per record (the benchmark compares both).
 """
@@ -14,38 +15,40 @@ power cut. `max_batch=1` gives one transaction per record (the benchmark compare
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from switchyard.router.ledger import statements as sql
 from switchyard.router.ledger.aggregate import (
-    GROUP_COLUMNS,
     PERCENTILES,
     GroupTotals,
-    build_row,
+    build_report,
+    build_rows,
     interpolate,
     percentile_ranks,
-    sort_rows,
 )
 from switchyard.router.ledger.interface import LedgerError, LedgerUnavailable
 from switchyard.router.ledger.records import (
-    AttemptRecord,
+    ROUTE_ONLY,
     CostReport,
     CostReportRow,
     Grouping,
     RequestRecord,
-    attempt_from_row,
-    attempt_rows,
     from_nanodollars,
-    record_from_row,
-    request_row,
     require_utc,
 )
-from switchyard.router.ledger.schema import MIGRATIONS_TABLE, SCHEMA_VERSION, SQLITE_MIGRATIONS
+from switchyard.router.ledger.schema import (
+    SQLITE,
+    create_migrations_table,
+    pending_migrations,
+    record_migration,
+)
 from switchyard.runtime.logging import get_logger
 
 __all__ = ["SqliteLedger"]
@@ -54,39 +57,10 @@ log = get_logger(__name__)
 
 T = TypeVar("T")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-_INSERT_REQUEST = """
-INSERT INTO requests (
-    request_id, occurred_at_us, tenant, task_type, complexity, target, target_kind, model,
-    reason, escalation_score, status, classifier_cost_nusd, total_cost_nusd, latency_ms,
-    input_tokens, output_tokens, baseline_cost_nusd
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_INSERT_ATTEMPT = """
-INSERT INTO attempts (
-    request_id, attempt_index, target, backend, model, status, latency_ms, cost_nusd,
-    input_tokens, output_tokens
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_REQUEST_COLUMNS = (
-    "request_id, occurred_at_us, tenant, task_type, complexity, target, target_kind, model, "
-    "reason, escalation_score, status, classifier_cost_nusd, total_cost_nusd, latency_ms, "
-    "input_tokens, output_tokens, baseline_cost_nusd"
-)
-_ATTEMPT_COLUMNS = (
-    "request_id, attempt_index, target, backend, model, status, latency_ms, cost_nusd, "
-    "input_tokens, output_tokens"
-)
-
-
-def _to_us(value: datetime) -> int:
-    return (value - _EPOCH) // _MICROSECOND
-
-
-def _from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
+_INSERT_REQUEST = sql.insert_request(SQLITE)
+_INSERT_ATTEMPT = sql.insert_attempt(SQLITE)
+#: A `requests` row's outcome in a batch: None (written) or why it was refused.
+Outcome = ValueError | None
 
 
 def _refused(record: RequestRecord, error: sqlite3.IntegrityError) -> ValueError:
@@ -171,27 +145,14 @@ class SqliteLedger:
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
-                "version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
-                "applied_at_us INTEGER NOT NULL)"
-            )
-            current = conn.execute(f"SELECT MAX(version) FROM {MIGRATIONS_TABLE}").fetchone()[0]
-            current = current or 0
-            if current > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"the SQLite ledger at {self.path} has schema version {current}, newer than "
-                    f"this router supports ({SCHEMA_VERSION}); upgrade the router"
-                )
-            for migration in SQLITE_MIGRATIONS:
-                if migration.version <= current:
-                    continue
+            conn.execute(create_migrations_table(SQLITE))
+            [(current,)] = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            for migration in pending_migrations(current, SQLITE, f"SQLite ledger at {self.path}"):
                 for statement in migration.statements:
                     conn.execute(statement)
+                applied_at = SQLITE.time_to_db(datetime.now(UTC))
                 conn.execute(
-                    f"INSERT INTO {MIGRATIONS_TABLE} (version, description, applied_at_us) "
-                    "VALUES (?, ?, ?)",
-                    (migration.version, migration.description, _to_us(datetime.now(UTC))),
+                    record_migration(SQLITE), (migration.version, migration.description, applied_at)
                 )
                 log.info("ledger migrated", backend="sqlite", version=migration.version)
             conn.execute("COMMIT")
@@ -230,6 +191,29 @@ class SqliteLedger:
             self._flusher = asyncio.create_task(self._flush(), name="ledger-sqlite-flush")
         await future
 
+    async def record_many(self, records: Sequence[RequestRecord]) -> list[Outcome]:
+        """Write `records` in one transaction, each in its own SAVEPOINT; per record, None or
+        the ValueError that refused it. LedgerUnavailable (nothing written) when the file
+        cannot be written."""
+        for record in records:
+            if not isinstance(record, RequestRecord):
+                raise TypeError(f"record must be a RequestRecord, got {type(record).__name__}")
+        if self._closed:
+            raise LedgerError("the ledger is closed")
+        if not records:
+            return []
+        try:
+            return await self._in_writer(self._write_batch, list(records))
+        except Exception as exc:
+            raise self._write_error(exc) from None
+
+    def _write_error(self, exc: Exception) -> LedgerError:
+        if isinstance(exc, LedgerError):
+            return exc
+        if isinstance(exc, sqlite3.OperationalError):  # locked past the timeout, I/O, read-only
+            return LedgerUnavailable(f"the SQLite ledger at {self.path} failed to write: {exc}")
+        return LedgerError(f"the SQLite ledger at {self.path} failed to write: {exc}")
+
     async def _flush(self) -> None:
         while self._pending:
             batch = self._pending[: self._max_batch]
@@ -238,14 +222,7 @@ class SqliteLedger:
             try:
                 outcomes = await self._in_writer(self._write_batch, records)
             except Exception as exc:
-                if isinstance(exc, LedgerError):
-                    error: LedgerError = exc
-                elif isinstance(exc, sqlite3.OperationalError):  # locked past the timeout, I/O
-                    error = LedgerUnavailable(
-                        f"the SQLite ledger at {self.path} failed to write: {exc}"
-                    )
-                else:
-                    error = LedgerError(f"the SQLite ledger at {self.path} failed to write: {exc}")
+                error = self._write_error(exc)
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
@@ -258,24 +235,25 @@ class SqliteLedger:
                 else:
                     future.set_exception(outcome)
 
-    def _write_batch(self, records: Sequence[RequestRecord]) -> list[ValueError | None]:
+    def _write_batch(self, records: Sequence[RequestRecord]) -> list[Outcome]:
+        """One transaction: all rows at once; if any is refused, again with one SAVEPOINT per
+        record so only the refused ones are left out."""
         conn = self._writer
         if conn is None:
             raise LedgerError("the ledger is closed")
-        outcomes: list[ValueError | None] = []
+        rows = [sql.record_rows(SQLITE, record) for record in records]
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for record in records:
-                conn.execute("SAVEPOINT record")
-                try:
-                    conn.execute(_INSERT_REQUEST, request_row(record, _to_us(record.time)))
-                    conn.executemany(_INSERT_ATTEMPT, attempt_rows(record))
-                except sqlite3.IntegrityError as error:
-                    conn.execute("ROLLBACK TO record")
-                    outcomes.append(_refused(record, error))
-                else:
-                    outcomes.append(None)
-                conn.execute("RELEASE record")
+            try:
+                conn.executemany(_INSERT_REQUEST, [request for request, _ in rows])
+                conn.executemany(_INSERT_ATTEMPT, [a for _, attempts in rows for a in attempts])
+                outcomes: list[Outcome] = [None] * len(rows)
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = [
+                    self._write_one(conn, r, row) for r, row in zip(records, rows, strict=True)
+                ]
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -283,28 +261,58 @@ class SqliteLedger:
             raise
         return outcomes
 
+    @staticmethod
+    def _write_one(
+        conn: sqlite3.Connection,
+        record: RequestRecord,
+        row: tuple[tuple[Any, ...], list[tuple[Any, ...]]],
+    ) -> Outcome:
+        request, attempts = row
+        conn.execute("SAVEPOINT record")
+        try:
+            conn.execute(_INSERT_REQUEST, request)
+            conn.executemany(_INSERT_ATTEMPT, attempts)
+        except sqlite3.IntegrityError as error:
+            conn.execute("ROLLBACK TO record")
+            return _refused(record, error)
+        finally:
+            conn.execute("RELEASE record")
+        return None
+
     # --- reading ------------------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection = self._local.conn
         return conn
 
+    async def existing_ids(self, request_ids: Collection[str]) -> set[str]:
+        ids = list(dict.fromkeys(request_ids))
+
+        def query() -> set[str]:
+            found: set[str] = set()
+            for chunk in sql.chunks(ids):
+                rows = self._reader().execute(sql.existing_ids_query(SQLITE, len(chunk)), chunk)
+                found.update(row[0] for row in rows.fetchall())
+            return found
+
+        return await self._in_reader(query) if ids else set()
+
     async def spend_since(
         self, tenant: str, since: datetime, exclude: Collection[str] = ()
     ) -> float:
-        since_us = _to_us(require_utc(since, "since"))
-        excluded = tuple(exclude)
-        sql = (
+        since_us = SQLITE.time_to_db(require_utc(since, "since"))
+        # One JSON parameter, however many requests this router has pending.
+        sql_text = (
             "SELECT COALESCE(SUM(total_cost_nusd), 0) FROM requests "
-            "WHERE tenant = ? AND occurred_at_us >= ?"
+            "WHERE tenant = ? AND occurred_at_us >= ? "
+            "AND request_id NOT IN (SELECT value FROM json_each(?))"
         )
-        if excluded:
-            sql += f" AND request_id NOT IN ({', '.join('?' * len(excluded))})"
+        excluded = json.dumps(list(exclude))
 
         def query() -> int:
             # fetchall, not fetchone: a statement left unfinished keeps its read transaction
             # (and so a stale snapshot) open on this reader connection.
-            [row] = self._reader().execute(sql, (tenant, since_us, *excluded)).fetchall()
+            [row] = self._reader().execute(sql_text, (tenant, since_us, excluded)).fetchall()
             return int(row[0])
 
         return from_nanodollars(await self._in_reader(query))
@@ -316,77 +324,57 @@ class SqliteLedger:
         group_by: Grouping,
         tenant: str | None = None,
     ) -> CostReport:
-        start = require_utc(start, "start")
-        end = require_utc(end, "end")
-        if end <= start:
-            raise ValueError("end must be after start")
-        if not isinstance(group_by, Grouping):
-            raise ValueError(f"group_by must be a Grouping, got {group_by!r}")
-        column = GROUP_COLUMNS[group_by]
-        where = "occurred_at_us >= ? AND occurred_at_us < ?"
-        params: tuple[Any, ...] = (_to_us(start), _to_us(end))
-        if tenant is not None:
-            where += " AND tenant = ?"
-            params += (tenant,)
+        start, end = sql.report_arguments(start, end, group_by)
+        where, params = sql.window(SQLITE, start, end, tenant)
 
-        def query() -> tuple[list[CostReportRow], CostReportRow]:
+        def query() -> tuple[list[CostReportRow], list[CostReportRow]]:
             conn = self._reader()
             conn.execute("BEGIN")  # one snapshot for the rows and the total
             try:
-                rows = self._aggregate(conn, column, where, params)
-                total = self._aggregate(conn, "''", where, params)
+                rows = self._aggregate(conn, group_by, where, params)
+                total = self._aggregate(conn, None, where, params)
             finally:
                 conn.execute("COMMIT")
-            return rows, (total[0] if total else build_row(GroupTotals("", 0, 0, 0, 0, 0, 0), 0, 0))
+            return rows, total
 
         rows, total = await self._in_reader(query)
-        return CostReport(
-            start=start,
-            end=end,
-            group_by=group_by,
-            tenant=tenant,
-            rows=sort_rows(rows),
-            total=total,
-        )
+        return build_report(start, end, group_by, tenant, rows, total)
 
     @staticmethod
     def _aggregate(
-        conn: sqlite3.Connection, key: str, where: str, params: tuple[Any, ...]
+        conn: sqlite3.Connection, group_by: Grouping | None, where: str, params: tuple[Any, ...]
     ) -> list[CostReportRow]:
-        totals = {
-            row[0]: GroupTotals(row[0], *(int(value) for value in row[1:]))
-            for row in conn.execute(
-                f"SELECT {key} AS key, COUNT(*), SUM(status <> 'OK'), SUM(input_tokens), "
-                "SUM(output_tokens), SUM(total_cost_nusd), SUM(baseline_cost_nusd) "
-                f"FROM requests WHERE {where} GROUP BY 1",
-                params,
-            )
-        }
-        # Only the latencies at the ranks each percentile interpolates between.
+        totals = conn.execute(sql.totals_query(group_by, where), params).fetchall()
+        # Only the latencies at the ranks each percentile interpolates between, per group and
+        # kind of call.
+        key = sql.group_key(group_by)
+        partition = f"PARTITION BY {key}, operation = '{ROUTE_ONLY}'"
         rank_terms = " OR ".join(
             f"rn = CAST((n - 1) * {p!r} AS INTEGER) OR rn = CAST((n - 1) * {p!r} AS INTEGER) + 1"
             for p in PERCENTILES
         )
-        ranked: dict[str, dict[int, float]] = {}
-        for group, rank, latency in conn.execute(
-            f"SELECT key, rn, latency_ms FROM ("
-            f"  SELECT {key} AS key, latency_ms,"
-            f"    ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY latency_ms) - 1 AS rn,"
-            f"    COUNT(*) OVER (PARTITION BY {key}) AS n"
+        ranked: dict[tuple[str, bool], dict[int, float]] = {}
+        for group, route_only, rank, latency in conn.execute(
+            f"SELECT key, route_only, rn, latency_ms FROM ("
+            f"  SELECT {key} AS key, operation = '{ROUTE_ONLY}' AS route_only, latency_ms,"
+            f"    ROW_NUMBER() OVER ({partition} ORDER BY latency_ms) - 1 AS rn,"
+            f"    COUNT(*) OVER ({partition}) AS n"
             f"  FROM requests WHERE {where}"
             f") WHERE {rank_terms}",
             params,
         ):
-            ranked.setdefault(group, {})[rank] = latency
-        rows = []
-        for group, group_totals in totals.items():
-            values = ranked[group]
+            ranked.setdefault((group, bool(route_only)), {})[rank] = latency
+        parts = []
+        for group, route_only, *sums in totals:
+            values = ranked[(group, bool(route_only))]
             quantiles = []
             for p in PERCENTILES:
-                lower, upper, fraction = percentile_ranks(group_totals.requests, p)
+                lower, upper, fraction = percentile_ranks(int(sums[0]), p)
                 quantiles.append(interpolate(values[lower], values[upper], fraction))
-            rows.append(build_row(group_totals, *quantiles))
-        return rows
+            parts.append(
+                GroupTotals(group, bool(route_only), *(int(value) for value in sums), *quantiles)
+            )
+        return build_rows(parts)
 
     async def records(
         self,
@@ -395,40 +383,20 @@ class SqliteLedger:
         tenant: str | None = None,
         limit: int = 1000,
     ) -> list[RequestRecord]:
-        where = "occurred_at_us >= ? AND occurred_at_us < ?"
-        params: tuple[Any, ...] = (
-            _to_us(require_utc(start, "start")),
-            _to_us(require_utc(end, "end")),
-        )
-        if tenant is not None:
-            where += " AND tenant = ?"
-            params += (tenant,)
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        start, end = sql.records_arguments(start, end, limit)
+        where, params = sql.window(SQLITE, start, end, tenant)
 
         def query() -> list[RequestRecord]:
             conn = self._reader()
             conn.execute("BEGIN")
             try:
-                rows = conn.execute(
-                    f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE {where} "
-                    "ORDER BY occurred_at_us, request_id LIMIT ?",
-                    (*params, limit),
-                ).fetchall()
-                attempts: dict[str, list[AttemptRecord]] = {}
-                ids = [row[0] for row in rows]
-                for chunk_start in range(0, len(ids), 500):
-                    chunk = ids[chunk_start : chunk_start + 500]
-                    marks = ", ".join("?" * len(chunk))
-                    for a in conn.execute(
-                        f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE request_id IN ({marks}) "
-                        "ORDER BY request_id, attempt_index",
-                        chunk,
-                    ):
-                        attempts.setdefault(a[0], []).append(attempt_from_row(a))
+                rows = conn.execute(sql.records_query(SQLITE, where), (*params, limit)).fetchall()
+                attempts: list[Any] = []
+                for chunk in sql.chunks([row[0] for row in rows]):
+                    attempts += conn.execute(sql.attempts_query(SQLITE, len(chunk)), chunk)
             finally:
                 conn.execute("COMMIT")
-            return [record_from_row(r, _from_us(r[1]), attempts.get(r[0], ())) for r in rows]
+            return sql.assemble_records(SQLITE, rows, attempts)
 
         return await self._in_reader(query)
 

@@ -104,6 +104,8 @@ func main() {
 		fail("cost report", err)
 	}
 	fmt.Printf("cost report: %d requests, $%.8f (saved $%.8f against %s)\n", report.Total.GetRequests(), report.Total.GetCostUsd(), report.Total.GetSavingUsd(), report.BaselineModel)
+	routeOnly := report.Total.GetRouteOnly()
+	fmt.Printf("  and %d route-only calls apart, $%.8f\n", routeOnly.GetRequests(), routeOnly.GetCostUsd())
 	for _, row := range report.Rows {
 		fmt.Printf("  %s: %d requests, $%.8f\n", row.Key, row.Requests, row.CostUsd)
 	}

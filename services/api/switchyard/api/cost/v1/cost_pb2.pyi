@@ -51,7 +51,7 @@ class GetCostReportResponse(_message.Message):
     def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Union[CostGrouping, str]] = ..., rows: _Optional[_Iterable[_Union[CostReportRow, _Mapping]]] = ..., total: _Optional[_Union[CostReportRow, _Mapping]] = ..., baseline_model: _Optional[str] = ...) -> None: ...
 
 class CostReportRow(_message.Message):
-    __slots__ = ("key", "requests", "failed_requests", "input_tokens", "output_tokens", "cost_usd", "latency_p50_ms", "latency_p95_ms", "baseline_cost_usd", "saving_usd")
+    __slots__ = ("key", "requests", "failed_requests", "input_tokens", "output_tokens", "cost_usd", "latency_p50_ms", "latency_p95_ms", "baseline_cost_usd", "saving_usd", "route_only")
     KEY_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     FAILED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class CostReportRow(_message.Message):
     LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
     BASELINE_COST_USD_FIELD_NUMBER: _ClassVar[int]
     SAVING_USD_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_ONLY_FIELD_NUMBER: _ClassVar[int]
     key: str
     requests: int
     failed_requests: int
@@ -72,4 +73,19 @@ class CostReportRow(_message.Message):
     latency_p95_ms: float
     baseline_cost_usd: float
     saving_usd: float
-    def __init__(self, key: _Optional[str] = ..., requests: _Optional[int] = ..., failed_requests: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ...) -> None: ...
+    route_only: RouteOnlyCalls
+    def __init__(self, key: _Optional[str] = ..., requests: _Optional[int] = ..., failed_requests: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., route_only: _Optional[_Union[RouteOnlyCalls, _Mapping]] = ...) -> None: ...
+
+class RouteOnlyCalls(_message.Message):
+    __slots__ = ("requests", "failed_requests", "cost_usd", "latency_p50_ms", "latency_p95_ms")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    requests: int
+    failed_requests: int
+    cost_usd: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    def __init__(self, requests: _Optional[int] = ..., failed_requests: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ...) -> None: ...
