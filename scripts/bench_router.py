@@ -194,6 +194,7 @@ def main() -> int:
             "SWITCHYARD_ROUTER_PORT": str(router_port),
             "SWITCHYARD_ROUTER_HOST": "127.0.0.1",
             "SWITCHYARD_ROUTER_LOG_LEVEL": "ERROR",
+            "SWITCHYARD_ROUTER_HTTP_ENABLED": "false",  # gRPC only (bench_front_door.py: HTTP)
         }
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         router_cmd = [str(Path(sys.executable).parent / "switchyard-router")]

@@ -109,7 +109,9 @@ async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
     path = tmp_path / "router.yaml"
     data = config_data(c_addr, l_addr, f_addr, tmp_path / "ledger.db")
     path.write_text(yaml.safe_dump(data))
-    settings = RouterSettings(config=path, reload_poll_s=0.05, budget_cache_s=0.0)
+    settings = RouterSettings(
+        config=path, reload_poll_s=0.05, budget_cache_s=0.0, http_host="127.0.0.1", http_port=0
+    )
     try:
         async with start_server(build_definition(settings), port=0) as running:
             async with grpc.aio.insecure_channel(running.address) as channel:

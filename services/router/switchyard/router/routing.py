@@ -54,7 +54,7 @@ from switchyard.router.policy import (
 )
 from switchyard.router.request import RoutedRequest, status_of
 from switchyard.runtime import attributes as attr
-from switchyard.runtime.errors import ResourceExhausted, SwitchyardError
+from switchyard.runtime.errors import BudgetExceeded, SwitchyardError
 from switchyard.runtime.logging import get_logger
 from switchyard.runtime.telemetry import get_tracer, request_baggage
 
@@ -91,9 +91,14 @@ class Router:
     # ---- public operations -------------------------------------------------------------------
 
     async def route(
-        self, request: router_pb2.RouteRequest, tenant: str, remaining_s: float | None
+        self,
+        request: router_pb2.RouteRequest,
+        tenant: str,
+        remaining_s: float | None,
+        *,
+        request_id: str | None = None,
     ) -> router_pb2.RouteResponse:
-        req = self._begin(tenant, "route", remaining_s)
+        req = self._begin(tenant, "route", remaining_s, request_id)
         try:
             with request_baggage(tenant=tenant):
                 await self._decide(req, request)
@@ -107,9 +112,14 @@ class Router:
             self._accounting.finish(req)
 
     async def complete(
-        self, request: router_pb2.CompleteRequest, tenant: str, remaining_s: float | None
+        self,
+        request: router_pb2.CompleteRequest,
+        tenant: str,
+        remaining_s: float | None,
+        *,
+        request_id: str | None = None,
     ) -> router_pb2.CompleteResponse:
-        req = self._begin(tenant, "complete", remaining_s)
+        req = self._begin(tenant, "complete", remaining_s, request_id)
         try:
             with request_baggage(tenant=tenant):
                 await self._decide(req, request)
@@ -135,9 +145,14 @@ class Router:
             self._accounting.finish(req)
 
     async def stream(
-        self, request: router_pb2.CompleteStreamRequest, tenant: str, remaining_s: float | None
+        self,
+        request: router_pb2.CompleteStreamRequest,
+        tenant: str,
+        remaining_s: float | None,
+        *,
+        request_id: str | None = None,
     ) -> AsyncIterator[router_pb2.CompleteStreamResponse]:
-        req = self._begin(tenant, "complete_stream", remaining_s)
+        req = self._begin(tenant, "complete_stream", remaining_s, request_id)
         try:
             with request_baggage(tenant=tenant):
                 await self._decide(req, request)
@@ -165,10 +180,14 @@ class Router:
 
     # ---- decide ------------------------------------------------------------------------------
 
-    def _begin(self, tenant: str, operation: str, remaining_s: float | None) -> RoutedRequest:
+    def _begin(
+        self, tenant: str, operation: str, remaining_s: float | None, request_id: str | None
+    ) -> RoutedRequest:
+        """Admit a request; `request_id` lets a door that must name it early (HTTP headers) pick
+        it (a fresh uuid4 hex when None)."""
         span = trace.get_current_span()
         req = RoutedRequest(
-            request_id=uuid.uuid4().hex,
+            request_id=request_id or uuid.uuid4().hex,
             tenant=tenant,
             config=self._config(),
             operation=operation,
@@ -189,7 +208,7 @@ class Router:
             return False
         state = await self._spend.state(req.tenant, budget.budget, pending_usd=req.cost_so_far)
         if state.hard_exceeded:
-            raise ResourceExhausted(f"tenant {req.tenant!r} is over its budget: {state.detail}")
+            raise BudgetExceeded(f"tenant {req.tenant!r} is over its budget: {state.detail}")
         return state.soft_exceeded
 
     async def _decide(self, req: RoutedRequest, request: RouterRequest) -> None:
@@ -220,6 +239,8 @@ class Router:
         )
         if req.inputs.classification is not None:
             span.set_attribute(attr.COMPLEXITY, req.inputs.classification.complexity)
+        span.set_attribute(attr.GEN_AI_OPERATION_NAME, attr.GEN_AI_OPERATION_CHAT)
+        span.set_attribute(attr.GEN_AI_REQUEST_MODEL, d.target.model or d.target.name)
         span.set_attribute(attr.ROUTER_TARGET, d.target.name)
         span.set_attribute(attr.ROUTER_TARGET_KIND, d.target.kind.value)
         span.set_attribute(attr.ROUTER_REASON, d.reason.value)
