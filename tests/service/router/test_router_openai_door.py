@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import secrets
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from switchyard.router.openai.server import FrontDoorServer
 from switchyard.router.service import RouterResources, build_definition
 from switchyard.router.settings import RouterSettings
 from switchyard.runtime import attributes as attr
+from switchyard.runtime.errors import FailedPrecondition
 from switchyard.runtime.server import RunningServer, start_server
 
 KEY = "sy-door-test-key-0123456789"
@@ -363,6 +365,21 @@ async def test_traceparent_continues_and_the_http_span_matches_the_grpc_one(
 
 
 # ---- serving ---------------------------------------------------------------------------------
+
+
+async def test_a_taken_http_port_stops_start_up_with_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        path = tmp_path / "router.yaml"
+        addrs = ("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3")
+        path.write_text(yaml.safe_dump(config_data(*addrs, tmp_path / "l.db")))
+        settings = RouterSettings(
+            config=path, http_host="127.0.0.1", http_port=taken.getsockname()[1]
+        )
+        with pytest.raises(FailedPrecondition, match="cannot bind the HTTP door"):
+            async with start_server(build_definition(settings), port=0):
+                pass  # pragma: no cover - start-up fails
 
 
 async def test_health_and_openapi_are_served(door: Door) -> None:

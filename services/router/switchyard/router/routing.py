@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -151,7 +151,7 @@ class Router:
         remaining_s: float | None,
         *,
         request_id: str | None = None,
-    ) -> AsyncIterator[router_pb2.CompleteStreamResponse]:
+    ) -> AsyncGenerator[router_pb2.CompleteStreamResponse, None]:
         req = self._begin(tenant, "complete_stream", remaining_s, request_id)
         try:
             with request_baggage(tenant=tenant):

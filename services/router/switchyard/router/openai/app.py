@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -331,7 +331,7 @@ class OpenAIDoor:
 
     async def _relay(
         self,
-        events: AsyncIterator[router_pb2.CompleteStreamResponse],
+        events: AsyncGenerator[router_pb2.CompleteStreamResponse, None],
         request_id: str,
         include_usage: bool,
         send: Send,

@@ -1,11 +1,11 @@
 """Serving the door: uvicorn (httptools parser) on the router process's own event loop.
 
 `FrontDoorServer` is a `switchyard.runtime.server.Companion`: the runtime starts it after the
-gRPC server and stops it together with it. It binds its socket itself (a bind error is an
-`OSError` at start, never uvicorn's `sys.exit`), leaves signals to the process (the runtime's
-handlers stop both servers), and on stop closes the listener at once (new connections are
-refused), closes idle keep-alive connections, and lets in-flight requests and streams finish
-within the grace period before cancelling them.
+gRPC server and stops it together with it. It binds its socket itself (a bind error stops
+start-up with one clear message, never uvicorn's `sys.exit`), leaves signals to the process
+(the runtime's handlers stop both servers), and on stop closes the listener at once (new
+connections are refused), closes idle keep-alive connections, and lets in-flight requests and
+streams finish within the grace period before cancelling them.
 
 Why uvicorn with httptools: it runs inside an existing asyncio/uvloop loop next to grpc.aio
 (granian serves from its own Rust runtime and threads, so it cannot share the loop the Router's
@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 
+from switchyard.runtime.errors import FailedPrecondition
 from switchyard.runtime.logging import get_logger
 
 __all__ = ["FrontDoorServer"]
@@ -66,7 +67,16 @@ class FrontDoorServer:
 
     async def start(self) -> None:
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        sock = socket.create_server((self._host, self._requested_port), family=family, backlog=2048)
+        try:
+            sock = socket.create_server(
+                (self._host, self._requested_port), family=family, backlog=2048
+            )
+        except OSError as error:
+            raise FailedPrecondition(
+                f"cannot bind the HTTP door on {self._host}:{self._requested_port}: "
+                f"{error.strerror} (set SWITCHYARD_ROUTER_HTTP_PORT, or "
+                "SWITCHYARD_ROUTER_HTTP_ENABLED=false)"
+            ) from None
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
             self._app,
