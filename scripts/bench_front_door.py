@@ -14,7 +14,10 @@ one keep-alive connection each, httptools parsing) with the same Chat Completion
                 for the ledger's task type, as it does today);
 - `sy-routed`:  the same with `model` = `switchyard/auto`: the real ONNX classifier and the
                 policy decide (both of the policy's targets point at the proxy, so every
-                request reaches the same upstream).
+                request reaches the same upstream);
+- `sy-grpc-forced`, `sy-grpc-routed` (with `--systems`): the same two through the router's
+                gRPC RouterService instead of the HTTP door (grpc.aio caller), to see what the
+                door itself costs.
 
 For each round (alternating systems within the round), each mode (unary; stream, timed to the
 first content delta) and each concurrency (default 1 and 50 callers) a system gets `--seconds`
@@ -163,6 +166,8 @@ class Target:
     model: str
     pids: dict[str, int] = field(default_factory=dict)
     auth: str = ""
+    #: gRPC address: call RouterService (Complete / CompleteStream) instead of HTTP
+    grpc_address: str = ""
 
     def request(self, prompt: str, stream: bool) -> tuple[bytes, bytes]:
         body = json.dumps(
@@ -185,6 +190,49 @@ class Target:
         return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
 
 
+class GrpcCaller:
+    """The same request over Switchyard's gRPC RouterService (the `sy-grpc-*` rows)."""
+
+    def __init__(self, target: Target) -> None:
+        import grpc
+
+        from switchyard.api.router.v1 import router_pb2_grpc
+
+        self._channel = grpc.aio.insecure_channel(target.grpc_address)
+        self._stub = router_pb2_grpc.RouterServiceStub(self._channel)
+        self._target = target
+
+    async def request(self, prompt: str, stream: bool) -> tuple[int, float, float]:
+        from switchyard.api.inference.v1 import inference_pb2
+        from switchyard.api.router.v1 import router_pb2
+
+        fields: dict[str, Any] = {
+            "messages": [inference_pb2.ChatMessage(role=inference_pb2.ROLE_USER, content=prompt)],
+            "parameters": inference_pb2.GenerationParameters(max_tokens=32),
+        }
+        if self._target.model != "switchyard/auto":
+            fields["routing"] = router_pb2.RoutingOptions(force_target=self._target.model)
+        metadata = [("authorization", f"Bearer {self._target.auth}")]
+        started = time.perf_counter()
+        first = None
+        if stream:
+            call = self._stub.CompleteStream(
+                router_pb2.CompleteStreamRequest(**fields), metadata=metadata, timeout=30
+            )
+            async for event in call:
+                if first is None and event.HasField("delta") and event.delta.text:
+                    first = time.perf_counter()
+        else:
+            await self._stub.Complete(
+                router_pb2.CompleteRequest(**fields), metadata=metadata, timeout=30
+            )
+        end = time.perf_counter()
+        return 200, (first or end) - started, end - started
+
+    def close(self) -> None:
+        asyncio.get_running_loop().create_task(self._channel.close())
+
+
 async def load(target: Target, stream: bool, callers: int, seconds: float) -> dict[str, Any]:
     """`callers` closed-loop callers for `seconds`; latency samples, errors, CPU, rate."""
     samples: list[float] = []
@@ -194,14 +242,19 @@ async def load(target: Target, stream: bool, callers: int, seconds: float) -> di
     async def caller(i: int) -> None:
         nonlocal errors
         conn = Connection("127.0.0.1", target.port)
+        rpc = GrpcCaller(target) if target.grpc_address else None
         n = i
         try:
             while time.perf_counter() < stop_at:
-                head, body = target.request(PROMPTS[n % len(PROMPTS)], stream)
+                prompt = PROMPTS[n % len(PROMPTS)]
                 n += 1
                 try:
-                    status, first, total = await conn.request(head, body)
-                except (ConnectionError, OSError):
+                    if rpc is not None:
+                        status, first, total = await rpc.request(prompt, stream)
+                    else:
+                        head, body = target.request(prompt, stream)
+                        status, first, total = await conn.request(head, body)
+                except Exception:  # noqa: BLE001 - counted, not fatal
                     errors += 1
                     continue
                 if status != 200:
@@ -210,6 +263,8 @@ async def load(target: Target, stream: bool, callers: int, seconds: float) -> di
                 samples.append(first if stream else total)
         finally:
             conn.close()
+            if rpc is not None:
+                rpc.close()
 
     cpu_before = target.cpu()
     started = time.perf_counter()
@@ -366,7 +421,7 @@ def wait_grpc(address: str, timeout_s: float, process: subprocess.Popen[bytes], 
     raise RuntimeError(f"{address} not SERVING after {timeout_s} s")
 
 
-def start_switchyard(procs: Processes, upstream: dict[str, str]) -> tuple[Target, Target]:
+def start_switchyard(procs: Processes, upstream: dict[str, str]) -> list[Target]:
     work = procs.workdir
     catalog = work / "catalog.yaml"
     catalog.write_text(
@@ -452,10 +507,13 @@ def start_switchyard(procs: Processes, upstream: dict[str, str]) -> tuple[Target
     wait_http(f"http://127.0.0.1:{ports['http']}/health", 120, router, work / "router.log")
     pids = {"router": router.pid, "proxy": proxy.pid, "classifier": classifier.pid}
     path = "/v1/chat/completions"
-    return (
+    grpc_address = f"127.0.0.1:{ports['router']}"
+    return [
         Target("sy-forced", ports["http"], path, "frontier-mini", pids, KEY),
         Target("sy-routed", ports["http"], path, "switchyard/auto", pids, KEY),
-    )
+        Target("sy-grpc-forced", 0, "", "frontier-mini", pids, KEY, grpc_address),
+        Target("sy-grpc-routed", 0, "", "switchyard/auto", pids, KEY, grpc_address),
+    ]
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -533,6 +591,16 @@ def report(summary: dict[str, Any]) -> None:
         )
     for mode in ("unary", "stream"):
         for callers in sorted({r["callers"] for r in summary.values()}):
+            for kind in ("forced", "routed"):
+                door = summary.get(f"sy-{kind}|{mode}|{callers}")
+                rpc = summary.get(f"sy-grpc-{kind}|{mode}|{callers}")
+                if door is not None and rpc is not None:
+                    print(
+                        f"{mode} c={callers} {kind}: router CPU via the HTTP door "
+                        f"{door['cpu_split_ms']['router']:.2f} ms, via gRPC "
+                        f"{rpc['cpu_split_ms']['router']:.2f} ms; added p50 "
+                        f"{door['added_p50_ms']:.2f} vs {rpc['added_p50_ms']:.2f} ms"
+                    )
             lite = summary.get(f"litellm|{mode}|{callers}")
             forced = summary.get(f"sy-forced|{mode}|{callers}")
             routed = summary.get(f"sy-routed|{mode}|{callers}")
@@ -598,9 +666,8 @@ def main() -> int:
                 lite = start_litellm(procs, args.litellm_venv, upstream)
                 if lite is not None:
                     targets.append(lite)
-            if {"sy-forced", "sy-routed"} & set(args.systems):
-                forced, routed = start_switchyard(procs, upstream)
-                targets += [t for t in (forced, routed) if t.name in args.systems]
+            if any(name.startswith("sy-") for name in args.systems):
+                targets += [t for t in start_switchyard(procs, upstream) if t.name in args.systems]
             print(
                 f"systems: {[t.name for t in targets]}; load average "
                 f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",

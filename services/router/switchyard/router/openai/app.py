@@ -180,9 +180,10 @@ class OpenAIDoor:
             span.set_attribute(attr.HTTP_RESPONSE_STATUS_CODE, reply.status)
             if reply.status >= 500:
                 span.set_attribute(attr.ERROR_TYPE, str(reply.status))
+        # A 413 keeps the connection: closing it on an unread body would reset it under a
+        # client still sending (the SDKs then see a connection error, not the 413); uvicorn
+        # discards the rest of a body that arrives after the response.
         headers = [(k.encode(), v.encode()) for k, v in reply.headers]
-        if reply.status == 413:
-            headers.append((b"connection", b"close"))
         await _send_json(send, reply.status, reply.body, headers)
 
     # ---- the traced routes -------------------------------------------------------------------
