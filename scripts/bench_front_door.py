@@ -58,6 +58,7 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MODEL = "gpt-4o-mini"
 KEY = "sy-bench-front-door-key-0123456789"
+LITELLM_KEY = "sk-bench-litellm-master-0123456789abcdef"
 REPLY = " ".join(f"word{i}" for i in range(16))
 PROMPTS = [
     "Summarise the plot of Hamlet in two sentences.",
@@ -396,12 +397,20 @@ def start_litellm(procs: Processes, venv: Path, upstream: dict[str, str]) -> Tar
             "--num_workers",
             "1",
         ],
-        clean_env(LITELLM_LOG="ERROR", LITELLM_TELEMETRY="False", NO_DOCS="True"),
+        clean_env(
+            LITELLM_LOG="ERROR",
+            LITELLM_TELEMETRY="False",
+            NO_DOCS="True",
+            # it refuses to start without one; callers present it as Switchyard's present theirs
+            LITELLM_MASTER_KEY=LITELLM_KEY,
+        ),
     )
     wait_http(
         f"http://127.0.0.1:{port}/health/liveliness", 240, process, procs.workdir / "litellm.log"
     )
-    return Target("litellm", port, "/v1/chat/completions", MODEL, {"litellm": process.pid})
+    return Target(
+        "litellm", port, "/v1/chat/completions", MODEL, {"litellm": process.pid}, LITELLM_KEY
+    )
 
 
 def wait_grpc(address: str, timeout_s: float, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -416,6 +416,7 @@ async def test_stop_drains_in_flight_streams_and_refuses_new_connections(door: D
         await stopping
 
 
+@pytest.mark.slow  # about a minute on the 2-core build machine
 async def test_openapi_document_fuzzed_with_schemathesis_finds_no_server_error(
     door: Door, tmp_path: Path
 ) -> None:
@@ -432,6 +433,8 @@ async def test_openapi_document_fuzzed_with_schemathesis_finds_no_server_error(
         f"Authorization: Bearer {KEY}",
         "--seed",
         "1",
+        "--phases",
+        "examples,coverage,fuzzing",
         "--no-color",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
