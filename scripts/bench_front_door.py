@@ -234,8 +234,11 @@ class GrpcCaller:
         asyncio.get_running_loop().create_task(self._channel.close())
 
 
-async def load(target: Target, stream: bool, callers: int, seconds: float) -> dict[str, Any]:
-    """`callers` closed-loop callers for `seconds`; latency samples, errors, CPU, rate."""
+async def load(
+    target: Target, stream: bool, callers: int, seconds: float, *, ok: int = 200
+) -> dict[str, Any]:
+    """`callers` closed-loop callers for `seconds`; latency samples, errors (a status other than
+    `ok`), CPU, rate."""
     samples: list[float] = []
     errors = 0
     stop_at = 0.0
@@ -258,7 +261,7 @@ async def load(target: Target, stream: bool, callers: int, seconds: float) -> di
                 except Exception:  # noqa: BLE001 - counted, not fatal
                     errors += 1
                     continue
-                if status != 200:
+                if status != ok:
                     errors += 1
                     continue
                 samples.append(first if stream else total)

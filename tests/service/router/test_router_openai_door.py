@@ -22,6 +22,7 @@ import pytest
 import yaml
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from router_doubles import CLASSIFY_COST, FakeBackend, FakeClassifier, serve
 from test_router_service import config_data
 
@@ -362,6 +363,27 @@ async def test_traceparent_continues_and_the_http_span_matches_the_grpc_one(
         assert mine[key] == theirs[key], key
     assert mine[attr.COST_USD] == pytest.approx(CLASSIFY_COST + 0.0001)
     assert http_span.attributes[attr.HTTP_RESPONSE_STATUS_CODE] == 200
+
+
+async def test_a_refusal_is_not_a_span_error_and_a_backend_failure_is(
+    door: Door, spans: InMemorySpanExporter
+) -> None:
+    door.local.fail = [UNAVAILABLE] * 3
+    door.frontier.fail = [UNAVAILABLE] * 3
+    async with door.client(max_retries=0) as client:
+        with pytest.raises(openai.NotFoundError):
+            await client.chat.completions.create(model="nope", messages=user("x"))
+        with pytest.raises(openai.InternalServerError):
+            await client.chat.completions.create(model="local-general", messages=user("x"))
+    refused, failed = [
+        s for s in spans.get_finished_spans() if s.name == attr.SPAN_ROUTER_HTTP_CHAT_COMPLETIONS
+    ]
+    assert refused.attributes[attr.HTTP_RESPONSE_STATUS_CODE] == 404
+    assert refused.attributes[attr.ERROR_TYPE] == "NOT_FOUND"
+    assert refused.status.status_code is StatusCode.UNSET and not refused.events
+    assert failed.attributes[attr.HTTP_RESPONSE_STATUS_CODE] == 503
+    assert failed.status.status_code is StatusCode.ERROR
+    assert [e.name for e in failed.events] == ["exception"]
 
 
 # ---- serving ---------------------------------------------------------------------------------

@@ -178,8 +178,6 @@ class OpenAIDoor:
     async def _error(send: Send, reply: ErrorReply, span: Span | None = None) -> None:
         if span is not None:
             span.set_attribute(attr.HTTP_RESPONSE_STATUS_CODE, reply.status)
-            if reply.status >= 500:
-                span.set_attribute(attr.ERROR_TYPE, str(reply.status))
         # A 413 keeps the connection: closing it on an unread body would reset it under a
         # client still sending (the SDKs then see a connection error, not the 413); uvicorn
         # discards the rest of a body that arrives after the response.
@@ -208,10 +206,16 @@ class OpenAIDoor:
                 else:
                     await self._models(scope["path"], headers, send, span)
             except SwitchyardError as error:
-                span.record_exception(error)
-                span.set_status(SpanStatus.ERROR, f"{error.code.name}: {error.message}")
-                await self._error(send, error_reply(error), span)
+                reply = error_reply(error)
+                span.set_attribute(attr.ERROR_TYPE, error.code.name)
+                if reply.status >= 500:
+                    # HTTP conventions: a 4xx is the caller's, not an error of this span (and a
+                    # traceback per refused request would cost more than serving it)
+                    span.record_exception(error)
+                    span.set_status(SpanStatus.ERROR, f"{error.code.name}: {error.message}")
+                await self._error(send, reply, span)
             except _TooLarge:
+                span.set_attribute(attr.ERROR_TYPE, "413")
                 await self._error(
                     send,
                     http_only_error(
@@ -224,6 +228,7 @@ class OpenAIDoor:
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(SpanStatus.ERROR, type(exc).__name__)
+                span.set_attribute(attr.ERROR_TYPE, type(exc).__name__)
                 trace_id = format(span.get_span_context().trace_id, "032x")
                 log.error("unhandled error", route=name, exc_info=exc)
                 await self._error(send, internal_error_reply(trace_id), span)
