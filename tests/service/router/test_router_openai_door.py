@@ -23,11 +23,10 @@ import yaml
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
-from router_doubles import CLASSIFY_COST, FakeBackend, FakeClassifier, serve
+from router_doubles import CLASSIFY_COST, FakeBackend, FakeClassifier, ledger_records, start_doubles
 from test_router_service import config_data
 
-from switchyard.api.classifier.v1 import classifier_pb2_grpc
-from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
+from switchyard.api.inference.v1 import inference_pb2
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
 from switchyard.router.config import hash_api_key
 from switchyard.router.openai.server import FrontDoorServer
@@ -59,13 +58,7 @@ class Door:
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=key, **kw)
 
     async def records(self):  # noqa: ANN201
-        from datetime import UTC, datetime, timedelta
-
-        await self.router.resources.writer.flush()
-        now = datetime.now(UTC)
-        return await self.router.resources.ledger.records(
-            now - timedelta(hours=1), now + timedelta(hours=1)
-        )
+        return await ledger_records(self.router)
 
 
 def door_config(data: dict[str, Any]) -> dict[str, Any]:
@@ -79,15 +72,8 @@ def door_config(data: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 async def door(tmp_path: Path) -> AsyncIterator[Door]:
-    classifier = FakeClassifier()
-    local = FakeBackend("local", cost_usd=0.0001)
-    frontier = FakeBackend("frontier", cost_usd=0.01)
-    servers = [
-        await serve(classifier_pb2_grpc.add_ClassifierServiceServicer_to_server, classifier),
-        await serve(inference_pb2_grpc.add_InferenceServiceServicer_to_server, local),
-        await serve(inference_pb2_grpc.add_InferenceServiceServicer_to_server, frontier),
-    ]
-    (_, c_addr), (_, l_addr), (_, f_addr) = servers
+    doubles = await start_doubles()
+    c_addr, l_addr, f_addr = doubles.addresses
     path = tmp_path / "router.yaml"
     path.write_text(
         yaml.safe_dump(door_config(config_data(c_addr, l_addr, f_addr, tmp_path / "l.db")))
@@ -106,16 +92,15 @@ async def door(tmp_path: Path) -> AsyncIterator[Door]:
             assert isinstance(http, FrontDoorServer)
             async with grpc.aio.insecure_channel(running.address) as channel:
                 yield Door(
-                    classifier,
-                    local,
-                    frontier,
+                    doubles.classifier,
+                    doubles.local,
+                    doubles.frontier,
                     running,
                     http,
                     router_pb2_grpc.RouterServiceStub(channel),
                 )
     finally:
-        for server, _ in servers:
-            await server.stop(0)
+        await doubles.stop()
 
 
 def user(text: str) -> list[dict[str, str]]:

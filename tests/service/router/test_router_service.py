@@ -13,11 +13,16 @@ import grpc
 import pytest
 import yaml
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from router_doubles import CLASSIFY_COST, FakeBackend, FakeClassifier, serve
+from router_doubles import (
+    CLASSIFY_COST,
+    FakeBackend,
+    FakeClassifier,
+    ledger_records,
+    start_doubles,
+)
 
-from switchyard.api.classifier.v1 import classifier_pb2_grpc
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
-from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
+from switchyard.api.inference.v1 import inference_pb2
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
 from switchyard.router.config import hash_api_key
 from switchyard.router.service import RouterResources, build_definition
@@ -86,26 +91,14 @@ class Suite:
         tmp.replace(self.config_path)
 
     async def records(self):  # noqa: ANN201
-        from datetime import UTC, datetime, timedelta
-
-        await self.router.resources.writer.flush()
-        now = datetime.now(UTC)
-        return await self.router.resources.ledger.records(
-            now - timedelta(hours=1), now + timedelta(hours=1)
-        )
+        return await ledger_records(self.router)
 
 
 @pytest.fixture
 async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
-    classifier = FakeClassifier()
-    local = FakeBackend("local", cost_usd=0.0001)
-    frontier = FakeBackend("frontier", cost_usd=0.01)
-    servers = [
-        await serve(classifier_pb2_grpc.add_ClassifierServiceServicer_to_server, classifier),
-        await serve(inference_pb2_grpc.add_InferenceServiceServicer_to_server, local),
-        await serve(inference_pb2_grpc.add_InferenceServiceServicer_to_server, frontier),
-    ]
-    (c_srv, c_addr), (l_srv, l_addr), (f_srv, f_addr) = servers
+    doubles = await start_doubles()
+    classifier, local, frontier = doubles.classifier, doubles.local, doubles.frontier
+    c_addr, l_addr, f_addr = doubles.addresses
     path = tmp_path / "router.yaml"
     data = config_data(c_addr, l_addr, f_addr, tmp_path / "ledger.db")
     path.write_text(yaml.safe_dump(data))
@@ -126,8 +119,7 @@ async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
                     data,
                 )
     finally:
-        for server, _ in servers:
-            await server.stop(0)
+        await doubles.stop()
 
 
 def ask(prompt: str, **routing: Any) -> router_pb2.CompleteRequest:
