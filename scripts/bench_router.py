@@ -106,6 +106,8 @@ async def load(address: str, concurrency: int, seconds: float, direct: bool) -> 
 def start_router(variant: str, directory: Path, fakes: Fakes, before: Path | None) -> RouterProcess:
     directory.mkdir(parents=True, exist_ok=True)
     env = {"SWITCHYARD_ROUTER_LOG_LEVEL": "ERROR"}
+    if variant != "before":  # gRPC only here; scripts/bench_front_door.py measures the HTTP door
+        env["SWITCHYARD_ROUTER_HTTP_ENABLED"] = "false"
     if variant == "before":
         if before is None:
             raise SystemExit("--variants before needs --before DIR (an older tree of this repo)")

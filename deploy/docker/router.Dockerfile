@@ -45,6 +45,8 @@ USER 10001:10001
 VOLUME ["/var/lib/switchyard"]
 WORKDIR /home/switchyard
 EXPOSE 50051
+# the OpenAI-compatible HTTP door
+EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["grpc-health-probe", "--address", "127.0.0.1:50051"]
 ENTRYPOINT ["switchyard-router"]

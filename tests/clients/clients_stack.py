@@ -39,11 +39,20 @@ from opentelemetry.proto.collector.metrics.v1 import (
 )
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-__all__ = ["API_KEY", "OtlpReceiver", "ServiceProcess", "SwitchyardStack", "free_port"]
+__all__ = [
+    "API_KEY",
+    "BROKE_API_KEY",
+    "OtlpReceiver",
+    "ServiceProcess",
+    "SwitchyardStack",
+    "free_port",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 API_KEY = "sy-test-clients-key-0123456789"
+#: A tenant whose daily hard budget is $0: every request is refused as over budget.
+BROKE_API_KEY = "sy-test-clients-broke-key-0123456789"
 FRONTIER_MODEL = "gpt-4o-mini"
 
 
@@ -187,7 +196,13 @@ class SwitchyardStack:
     workdir: Path
     receiver: OtlpReceiver = field(default_factory=OtlpReceiver)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    #: The router's OpenAI-compatible HTTP door (`http_url`).
+    http_port: int = 0
     _standin: subprocess.Popen[str] | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def router_address(self) -> str:
@@ -286,11 +301,16 @@ class SwitchyardStack:
 
         config = self.workdir / "router.yaml"
         config.write_text(yaml.safe_dump(self.router_config()))
+        self.http_port = free_port()
         self._service(
             "router",
             "switchyard-router",
             "SWITCHYARD_ROUTER_",
-            {"SWITCHYARD_ROUTER_CONFIG": str(config)},
+            {
+                "SWITCHYARD_ROUTER_CONFIG": str(config),
+                "SWITCHYARD_ROUTER_HTTP_HOST": "127.0.0.1",
+                "SWITCHYARD_ROUTER_HTTP_PORT": str(self.http_port),
+            },
         )
         self.services["router"].wait_serving(120)
 
@@ -320,7 +340,11 @@ class SwitchyardStack:
                 "fallbacks": {"local-general": ["frontier-mini"]},
             },
             "tenants": {
-                "clients": {"api_key_sha256": [hashlib.sha256(API_KEY.encode()).hexdigest()]}
+                "clients": {"api_key_sha256": [hashlib.sha256(API_KEY.encode()).hexdigest()]},
+                "broke": {
+                    "api_key_sha256": [hashlib.sha256(BROKE_API_KEY.encode()).hexdigest()],
+                    "budget": {"daily_hard_usd": 0},
+                },
             },
             "ledger": {"url": f"sqlite://{self.workdir / 'ledger.db'}"},
         }

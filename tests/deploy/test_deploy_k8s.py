@@ -81,7 +81,7 @@ def test_every_resource_matches_the_kubernetes_schema(rendered) -> None:
 def test_the_schema_check_catches_a_mistake() -> None:
     resources = _index(render(TREES["gpu"]))
     broken = copy.deepcopy(resources[("Deployment", "router")])
-    broken["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] = "grpc"
+    broken["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["grpc"]["port"] = "grpc"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
     typo = copy.deepcopy(resources[("Service", "router")])
@@ -107,6 +107,11 @@ def test_services_have_grpc_probes_resources_and_a_service(rendered) -> None:
         container = _container(resources, name)
         assert {"containerPort": port, "name": "grpc"} in container["ports"]
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if name == "router" and probe == "readinessProbe":
+                # ready = both doors: the HTTP door's /health follows the gRPC health state
+                assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
+                assert {"containerPort": 8080, "name": "http"} in container["ports"]
+                continue
             assert container[probe]["grpc"] == {"port": port}, (name, probe)
         assert container.get("resources", {}).get("requests") or name == "local-inference"
         service = resources[("Service", name)]

@@ -238,6 +238,7 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
                 **otel,
                 "SWITCHYARD_ROUTER_HOST": "127.0.0.1",
                 "SWITCHYARD_ROUTER_PORT": str(ports["router"]),
+                "SWITCHYARD_ROUTER_HTTP_PORT": "0",  # the HTTP door on any free port
                 "SWITCHYARD_ROUTER_CONFIG": str(config_path),
                 "SWITCHYARD_ROUTER_BUDGET_CACHE_S": "0",
                 "SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR": str(tmp / "ledger-journal"),

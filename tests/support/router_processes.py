@@ -170,6 +170,7 @@ class RouterProcess:
             "SWITCHYARD_ROUTER_HOST": "127.0.0.1",
             "SWITCHYARD_ROUTER_PORT": str(self.port),
             "SWITCHYARD_ROUTER_LOG_LEVEL": "WARNING",
+            "SWITCHYARD_ROUTER_HTTP_ENABLED": "false",  # gRPC only: no port 8080 clashes
             **self.env,
         }
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 import grpc
 
@@ -149,3 +151,40 @@ async def serve(register, servicer) -> tuple[grpc.aio.Server, str]:
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, f"127.0.0.1:{port}"
+
+
+@dataclass
+class Doubles:
+    """A classifier, a local and a frontier backend, each a gRPC server on port 0."""
+
+    classifier: FakeClassifier
+    local: FakeBackend
+    frontier: FakeBackend
+    addresses: tuple[str, str, str]  # classifier, local, frontier
+    servers: list[grpc.aio.Server]
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            await server.stop(0)
+
+
+async def start_doubles() -> Doubles:
+    classifier = FakeClassifier()
+    local = FakeBackend("local", cost_usd=0.0001)
+    frontier = FakeBackend("frontier", cost_usd=0.01)
+    started = [
+        await serve(classifier_pb2_grpc.add_ClassifierServiceServicer_to_server, classifier),
+        await serve(inference_pb2_grpc.add_InferenceServiceServicer_to_server, local),
+        await serve(inference_pb2_grpc.add_InferenceServiceServicer_to_server, frontier),
+    ]
+    addresses = (started[0][1], started[1][1], started[2][1])
+    return Doubles(classifier, local, frontier, addresses, [s for s, _ in started])
+
+
+async def ledger_records(router: Any, now: datetime | None = None) -> list[Any]:
+    """The ledger's records within an hour of `now` (the router's clock), once the writer has
+    flushed (router: a RunningServer[RouterResources])."""
+    await router.resources.writer.flush()
+    if now is None:
+        now = router.resources.clock()
+    return await router.resources.ledger.records(now - timedelta(hours=1), now + timedelta(hours=1))

@@ -14,9 +14,15 @@ import grpc
 import pytest
 import yaml
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from router_doubles import CLASSIFY_COST, FakeBackend, FakeClassifier, serve
+from router_doubles import (
+    CLASSIFY_COST,
+    FakeBackend,
+    FakeClassifier,
+    ledger_records,
+    serve,
+    start_doubles,
+)
 
-from switchyard.api.classifier.v1 import classifier_pb2_grpc
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
@@ -103,27 +109,17 @@ class Suite:
         tmp.replace(self.config_path)
 
     async def records(self):  # noqa: ANN201
-        await self.router.resources.writer.flush()
-        now = self.clock.now
-        return await self.router.resources.ledger.records(
-            now - timedelta(hours=1), now + timedelta(hours=1)
-        )
+        return await ledger_records(self.router, now=self.clock.now)
 
 
 @pytest.fixture
 async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
-    classifier = FakeClassifier()
+    doubles = await start_doubles()
+    classifier, local, frontier = doubles.classifier, doubles.local, doubles.frontier
+    c_addr, l_addr, f_addr = doubles.addresses
     # the windows ListModels reports: a small local engine, a large frontier catalog
-    local = FakeBackend("local", cost_usd=0.0001, windows={"small": LOCAL_WINDOW})
-    frontier = FakeBackend(
-        "frontier", cost_usd=0.01, windows={"big": FRONTIER_WINDOW, "huge": FRONTIER_WINDOW}
-    )
-    servers = [
-        await serve(classifier_pb2_grpc.add_ClassifierServiceServicer_to_server, classifier),
-        await serve(inference_pb2_grpc.add_InferenceServiceServicer_to_server, local),
-        await serve(inference_pb2_grpc.add_InferenceServiceServicer_to_server, frontier),
-    ]
-    (c_srv, c_addr), (l_srv, l_addr), (f_srv, f_addr) = servers
+    local.windows = {"small": LOCAL_WINDOW}
+    frontier.windows = {"big": FRONTIER_WINDOW, "huge": FRONTIER_WINDOW}
     path = tmp_path / "router.yaml"
     data = config_data(c_addr, l_addr, f_addr, tmp_path / "ledger.db")
     path.write_text(yaml.safe_dump(data))
@@ -133,6 +129,8 @@ async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
         budget_cache_s=0.0,
         context_window_retry_s=0.05,
         ledger_journal_dir=tmp_path / "journal",
+        http_host="127.0.0.1",
+        http_port=0,
     )
     clock = PinnedClock()
     try:
@@ -150,8 +148,7 @@ async def suite(tmp_path: Path) -> AsyncIterator[Suite]:
                     clock,
                 )
     finally:
-        for server, _ in servers:
-            await server.stop(0)
+        await doubles.stop()
 
 
 def ask(prompt: str, **routing: Any) -> router_pb2.CompleteRequest:

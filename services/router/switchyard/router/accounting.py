@@ -61,7 +61,13 @@ class RequestAccounting:
         total = math.fsum(h.cost_usd for h in req.hops)
         span = req.span
         span.set_attribute(attr.COST_USD, total)
+        span.set_attribute(attr.GEN_AI_USAGE_COST, total)
         span.set_attribute(attr.ROUTER_STATUS, req.status)
+        if req.usage is not None:
+            span.set_attribute(attr.GEN_AI_USAGE_INPUT_TOKENS, req.usage.input_tokens)
+            span.set_attribute(attr.GEN_AI_USAGE_OUTPUT_TOKENS, req.usage.output_tokens)
+        if req.served_model:
+            span.set_attribute(attr.GEN_AI_RESPONSE_MODEL, req.served_model)
         if req.served is not None:
             span.set_attribute(attr.ROUTER_TARGET, req.served.name)
         task_type = req.task_type

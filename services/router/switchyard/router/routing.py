@@ -18,7 +18,7 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -60,7 +60,11 @@ from switchyard.router.policy import (
 from switchyard.router.request import RoutedRequest, status_of
 from switchyard.router.windows import ContextWindows
 from switchyard.runtime import attributes as attr
-from switchyard.runtime.errors import ResourceExhausted, SwitchyardError, Unavailable
+from switchyard.runtime.errors import (
+    BudgetExceeded,
+    SwitchyardError,
+    Unavailable,
+)
 from switchyard.runtime.logging import get_logger
 from switchyard.runtime.telemetry import get_tracer, request_baggage
 
@@ -101,9 +105,14 @@ class Router:
     # ---- public operations -------------------------------------------------------------------
 
     async def route(
-        self, request: router_pb2.RouteRequest, tenant: str, remaining_s: float | None
+        self,
+        request: router_pb2.RouteRequest,
+        tenant: str,
+        remaining_s: float | None,
+        *,
+        request_id: str | None = None,
     ) -> router_pb2.RouteResponse:
-        req = self._begin(tenant, "route", remaining_s)
+        req = self._begin(tenant, "route", remaining_s, request_id)
         try:
             with request_baggage(tenant=tenant):
                 await self._decide(req, request)
@@ -116,9 +125,14 @@ class Router:
         return router_pb2.RouteResponse(decision=decision, cost=self._breakdown(req))
 
     async def complete(
-        self, request: router_pb2.CompleteRequest, tenant: str, remaining_s: float | None
+        self,
+        request: router_pb2.CompleteRequest,
+        tenant: str,
+        remaining_s: float | None,
+        *,
+        request_id: str | None = None,
     ) -> router_pb2.CompleteResponse:
-        req = self._begin(tenant, "complete", remaining_s)
+        req = self._begin(tenant, "complete", remaining_s, request_id)
         try:
             with request_baggage(tenant=tenant):
                 await self._decide(req, request)
@@ -143,9 +157,14 @@ class Router:
         )
 
     async def stream(
-        self, request: router_pb2.CompleteStreamRequest, tenant: str, remaining_s: float | None
-    ) -> AsyncIterator[router_pb2.CompleteStreamResponse]:
-        req = self._begin(tenant, "complete_stream", remaining_s)
+        self,
+        request: router_pb2.CompleteStreamRequest,
+        tenant: str,
+        remaining_s: float | None,
+        *,
+        request_id: str | None = None,
+    ) -> AsyncGenerator[router_pb2.CompleteStreamResponse, None]:
+        req = self._begin(tenant, "complete_stream", remaining_s, request_id)
         try:
             with request_baggage(tenant=tenant):
                 await self._decide(req, request)
@@ -199,10 +218,14 @@ class Router:
 
     # ---- decide ------------------------------------------------------------------------------
 
-    def _begin(self, tenant: str, operation: str, remaining_s: float | None) -> RoutedRequest:
+    def _begin(
+        self, tenant: str, operation: str, remaining_s: float | None, request_id: str | None
+    ) -> RoutedRequest:
+        """Admit a request; `request_id` lets a door that must name it early (HTTP headers) pick
+        it (a fresh uuid4 hex when None)."""
         span = trace.get_current_span()
         req = RoutedRequest(
-            request_id=uuid.uuid4().hex,
+            request_id=request_id or uuid.uuid4().hex,
             tenant=tenant,
             config=self._config(),
             operation=operation,
@@ -223,7 +246,7 @@ class Router:
             return False
         state = await self._spend.state(req.tenant, budget.budget, pending_usd=req.cost_so_far)
         if state.hard_exceeded:
-            raise ResourceExhausted(f"tenant {req.tenant!r} is over its budget: {state.detail}")
+            raise BudgetExceeded(f"tenant {req.tenant!r} is over its budget: {state.detail}")
         return state.soft_exceeded
 
     async def _decide(self, req: RoutedRequest, request: RouterRequest) -> None:
@@ -258,6 +281,8 @@ class Router:
         )
         if req.inputs.classification is not None:
             span.set_attribute(attr.COMPLEXITY, req.inputs.classification.complexity)
+        span.set_attribute(attr.GEN_AI_OPERATION_NAME, attr.GEN_AI_OPERATION_CHAT)
+        span.set_attribute(attr.GEN_AI_REQUEST_MODEL, d.target.model or d.target.name)
         span.set_attribute(attr.ROUTER_TARGET, d.target.name)
         span.set_attribute(attr.ROUTER_TARGET_KIND, d.target.kind.value)
         span.set_attribute(attr.ROUTER_REASON, d.reason.value)

@@ -25,9 +25,9 @@ from switchyard.router.tenancy import DEV_TENANT, authenticate, is_admin
 from switchyard.router.windows import ContextWindows
 from switchyard.runtime.errors import FailedPrecondition
 from switchyard.runtime.logging import get_logger
-from switchyard.runtime.server import ServiceDefinition, ServiceRuntime
+from switchyard.runtime.server import Companion, ServiceDefinition, ServiceRuntime
 
-__all__ = ["RouterResources", "build_definition"]
+__all__ = ["RouterResources", "build_definition", "http_door"]
 
 log = get_logger(__name__)
 
@@ -151,6 +151,31 @@ def register(server: grpc.aio.Server, resources: RouterResources) -> Sequence[st
     ]
 
 
+def http_door(
+    settings: RouterSettings, resources: RouterResources, runtime: ServiceRuntime
+) -> list[Companion]:
+    """The OpenAI-compatible HTTP door onto the same Router (none when HTTP_ENABLED=false)."""
+    if not settings.http_enabled:
+        return []
+    from switchyard.router.openai.app import OpenAIDoor
+    from switchyard.router.openai.server import FrontDoorServer
+
+    source = resources.source
+    app = OpenAIDoor(
+        resources.router,
+        lambda: source.current,
+        routed_model=settings.http_routed_model,
+        max_request_bytes=settings.http_max_request_bytes,
+        serving=lambda: runtime.health.serving,
+    )
+    host = settings.http_host if settings.http_host is not None else settings.host
+    return [
+        FrontDoorServer(
+            app, host=host, port=settings.http_port, max_concurrency=settings.max_concurrent_rpcs
+        )
+    ]
+
+
 def build_definition(
     settings: RouterSettings, *, clock: Clock = _utc_now
 ) -> ServiceDefinition[RouterResources]:
@@ -160,5 +185,9 @@ def build_definition(
         return open_resources(settings, clock)
 
     return ServiceDefinition(
-        name="switchyard-router", settings=settings, resources=resources, register=register
+        name="switchyard-router",
+        settings=settings,
+        resources=resources,
+        register=register,
+        companions=lambda r, runtime: http_door(settings, r, runtime),
     )

@@ -53,3 +53,19 @@ class RouterSettings(ServiceSettings):
         description="How often a backend that has not listed its models (ListModels: context "
         "windows) is asked again.",
     )
+    http_enabled: bool = Field(
+        True, description="Serve the OpenAI-compatible HTTP door (/v1/chat/completions)."
+    )
+    http_host: str | None = Field(None, description="Address the HTTP door binds (None: HOST).")
+    http_port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP door (0: any).")
+    http_max_request_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="Largest HTTP request body accepted; larger ones are answered 413.",
+    )
+    http_routed_model: str = Field(
+        "switchyard/auto",
+        min_length=1,
+        description="The `model` name that lets the routing policy decide (HTTP door).",
+    )

@@ -123,6 +123,14 @@ ROUTER_OPERATION = "switchyard.router.operation"
 COMPLEXITY = "switchyard.complexity"
 GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
 METRIC_ROUTER_REQUESTS = "switchyard.router.requests"
+# The router's OpenAI-compatible HTTP door: one SERVER span per request, named
+# "{method} {route}" (HTTP semantic conventions), carrying the Router's attributes above.
+SPAN_ROUTER_HTTP_CHAT_COMPLETIONS = "POST /v1/chat/completions"
+SPAN_ROUTER_HTTP_MODELS = "GET /v1/models"
+HTTP_REQUEST_METHOD = "http.request.method"
+HTTP_ROUTE = "http.route"
+URL_PATH = "url.path"
+ROUTER_STREAM = "switchyard.router.stream"
 METRIC_ROUTER_COST = "switchyard.router.cost"
 # CostService (served by the router): the report's grouping and how many rows it returned.
 COST_REPORT_GROUP_BY = "switchyard.cost_report.group_by"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import grpc
 
 __all__ = [
+    "BudgetExceeded",
     "Cancelled",
     "DeadlineExceeded",
     "FailedPrecondition",
@@ -62,6 +63,10 @@ class ResourceExhausted(SwitchyardError):
     """A queue, a rate limit or a budget is full."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class BudgetExceeded(ResourceExhausted):
+    """A tenant is at or over a hard budget limit (HTTP doors: 429 `insufficient_quota`)."""
 
 
 class FailedPrecondition(SwitchyardError):

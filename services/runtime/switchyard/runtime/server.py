@@ -5,6 +5,10 @@ problem), set up logging and telemetry BEFORE the server exists, open the servic
 resources, bind, warm up, report SERVING, and on SIGTERM / SIGINT report NOT_SERVING, drain
 in-flight calls and streams within the grace period, close resources and flush telemetry.
 
+A service may add companion servers on the same event loop (the router's OpenAI-compatible
+HTTP door): started after warm-up, before SERVING, and stopped together with the gRPC server
+(refuse new work, drain in-flight within the same grace period).
+
 Every server gets: standard health (`grpc.health.v1`) and reflection, the OpenTelemetry server
 interceptor (health and reflection calls are kept out of traces), Switchyard's error mapping
 (`switchyard.runtime.errors` -> status codes, anything else -> INTERNAL with a logged traceback),
@@ -20,7 +24,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -35,6 +39,7 @@ from switchyard.runtime.settings import ServiceSettings, SettingsError, load_set
 from switchyard.runtime.telemetry import setup_telemetry
 
 __all__ = [
+    "Companion",
     "ErrorMappingInterceptor",
     "HealthReporter",
     "RunningServer",
@@ -83,6 +88,16 @@ class HealthReporter:
             await self._servicer.set(name, status)
 
 
+class Companion(Protocol):
+    """A second server a service runs on the same loop (say, an HTTP door onto its servicers)."""
+
+    async def start(self) -> None:
+        """Bind and begin serving."""
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new work at once; let in-flight work finish within `grace` seconds."""
+
+
 @dataclass
 class ServiceRuntime:
     """What the runtime hands a service's resource factory."""
@@ -99,6 +114,8 @@ class ServiceDefinition(Generic[R]):
       yields them; they are closed when the server has stopped, whatever happened.
     - `register(server, resources)` adds the servicers and returns their full service names.
     - `warmup(resources)` runs after the port is bound and before health says SERVING.
+    - `companions(resources, runtime)` lists companion servers, started after warm-up and
+      stopped with the gRPC server, before the resources close.
     """
 
     name: str
@@ -106,6 +123,7 @@ class ServiceDefinition(Generic[R]):
     resources: Callable[[ServiceRuntime], AbstractAsyncContextManager[R]]
     register: Callable[[grpc.aio.Server, R], Sequence[str]]
     warmup: Callable[[R], Awaitable[None]] | None = None
+    companions: Callable[[R, ServiceRuntime], Sequence[Companion]] | None = None
 
 
 @dataclass
@@ -118,6 +136,7 @@ class RunningServer(Generic[R]):
     health: HealthReporter
     resources: R
     grace_period_s: float
+    companions: Sequence[Companion] = ()
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -131,7 +150,8 @@ class RunningServer(Generic[R]):
             return
         self._stopped = True
         await self.health.set_serving(False)
-        await self.server.stop(self.grace_period_s if grace is None else grace)
+        grace = self.grace_period_s if grace is None else grace
+        await asyncio.gather(self.server.stop(grace), *(c.stop(grace) for c in self.companions))
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: SwitchyardError) -> None:
@@ -265,6 +285,10 @@ async def start_server(
         try:
             if definition.warmup is not None:
                 await definition.warmup(resources)
+            if definition.companions is not None:
+                running.companions = list(definition.companions(resources, runtime))
+                for companion in running.companions:
+                    await companion.start()
             await reporter.set_serving(True)
             yield running
         finally:
