@@ -56,7 +56,7 @@ from switchyard.frontier_proxy.wire import (
     load_json,
 )
 from switchyard.runtime import attributes as attr
-from switchyard.runtime.errors import NotFound, SwitchyardError
+from switchyard.runtime.errors import NotFound, SwitchyardError, quote
 from switchyard.runtime.logging import get_logger
 from switchyard.runtime.telemetry import get_tracer
 
@@ -143,7 +143,7 @@ class FrontierProxy:
         model = self.catalog.get(name)
         if model is None:
             known = ", ".join(sorted(self.catalog.models))
-            raise NotFound(f"unknown model {name!r}; this frontier proxy serves: {known}")
+            raise NotFound(f"unknown model {quote(name)}; this frontier proxy serves: {known}")
         return model
 
     async def generate(self, model_name: str, call: ChatCall, deadline: float) -> PricedCompletion:

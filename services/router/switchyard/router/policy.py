@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from switchyard.router.config import Pricing, RouterConfig, TargetKind
-from switchyard.runtime.errors import FailedPrecondition, InvalidArgument
+from switchyard.runtime.errors import FailedPrecondition, InvalidArgument, quote
 
 __all__ = [
     "BoundTarget",
@@ -100,7 +100,7 @@ def bind(config: RouterConfig, name: str) -> BoundTarget:
     target = config.targets.get(name)
     if target is None:
         raise InvalidArgument(
-            f"unknown target {name!r}; configured targets: {sorted(config.targets)}"
+            f"unknown target {quote(name)}; configured targets: {sorted(config.targets)}"
         )
     return BoundTarget(
         name=name,
