@@ -84,8 +84,18 @@ def build(
     )
 
 
-def main() -> int:
-    return run_service("switchyard-frontier-proxy", FrontierProxySettings, build)
+SUMMARY = (
+    "The frontier proxy: switchyard.inference.v1.InferenceService over OpenAI, Anthropic and "
+    "OpenAI-compatible APIs, priced exactly, with retries and circuit breakers. Keys come from "
+    "the environment variables the catalog names (OPENAI_API_KEY, ANTHROPIC_API_KEY by default; "
+    "docs/services/frontier-proxy.md)."
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service(
+        "switchyard-frontier-proxy", FrontierProxySettings, build, argv=argv, summary=SUMMARY
+    )
 
 
 if __name__ == "__main__":

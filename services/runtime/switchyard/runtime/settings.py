@@ -32,8 +32,8 @@ __all__ = [
 
 #: How to get the `switchyard` command where only the services are installed.
 CLIENT_INSTALL_HINT = (
-    "The `switchyard` command (ask, route, costs, hash-key) comes with the Python client: "
-    "pip install 'switchyard-client[cli]'"
+    "The `switchyard` command (ask, route, costs, hash-key) comes with the Python client:\n"
+    "  pip install 'switchyard-client[cli]'"
 )
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -193,6 +193,6 @@ def service_help(
             "traces and metrics over OTLP/gRPC; unset, nothing is exported."
         ),
         "",
-        para(CLIENT_INSTALL_HINT + "."),
+        CLIENT_INSTALL_HINT,
     ]
     return "\n".join(lines)
