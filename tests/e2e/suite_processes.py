@@ -73,6 +73,26 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def wait_ports_free(ports: list[int], timeout_s: float) -> list[int]:
+    """Wait until every port can be bound; the ones still taken at the end."""
+    deadline = time.monotonic() + timeout_s
+    while (busy := [p for p in ports if not port_free(p)]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return busy
+
+
+def sockets_on(ports: list[int]) -> str:
+    """What holds `ports` (for a failure message): the kernel's TCP table for them."""
+    if not ports:
+        return ""
+    try:
+        table = subprocess.run(["ss", "-tanp"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"(ss failed: {exc})"
+    wanted = tuple(f":{p} " for p in ports)
+    return "\n".join(line for line in table.splitlines() if any(w in line + " " for w in wanted))
+
+
 def free_port_range(count: int = 5) -> int:
     """A base port whose next `count` ports are all free now."""
     for _ in range(200):

@@ -22,11 +22,12 @@ from suite_processes import (
     command_line,
     descendants,
     free_port_range,
-    port_free,
     read_until,
+    sockets_on,
     start_up,
     start_up_in_terminal,
     wait_gone,
+    wait_ports_free,
 )
 
 from switchyard.suite.supervisor import ProcessSpec, Supervisor
@@ -60,7 +61,8 @@ def _up(state_dir: Path, base: int) -> tuple[subprocess.Popen[str], Lines]:
 
 def _assert_all_gone(children: set[int], base: int) -> None:
     assert wait_gone(children, 60) == set(), {p: command_line(p) for p in children if alive(p)}
-    assert [base + i for i in QUICK_PORTS if not port_free(base + i)] == []
+    busy = wait_ports_free([base + i for i in QUICK_PORTS], 30)
+    assert busy == [], sockets_on(busy)
 
 
 @pytest.mark.slow

@@ -46,6 +46,9 @@ SUITE_PARTS = ("standin-frontier", "classifier", "local-inference", "frontier-pr
 STANDIN_MODEL = "standin-frontier"
 #: A small 2-core cloud VM's on-demand price, the default machine rate `up` gives local-inference.
 LOCAL_MACHINE_USD_PER_HOUR = 0.10
+#: vLLM's processes stop slowly: the engine waits up to 5 s for its worker, and tearing down an
+#: interpreter holding torch took 4-15 s on the 2-core build machine under load.
+VLLM_STOP_GRACE_S = 45.0
 LOCAL_PRICING = {"input_usd_per_million_tokens": 0.02, "output_usd_per_million_tokens": 0.05}
 _FRONTIER_SETS: dict[str, list[tuple[str, str, float, float]]] = {
     # target, model, input $/Mtok, output $/Mtok (list prices; the proxy bills its own)
@@ -268,6 +271,7 @@ def plan_suite(
                 },
                 http_ready_url=f"{base_url}/models",
                 startup_timeout_s=startup_timeout_s,
+                stop_grace_s=VLLM_STOP_GRACE_S,
             )
         )
         proxy_env = {"SWITCHYARD_FRONTIER_PROXY_CATALOG": str(catalog_path)}
@@ -276,7 +280,13 @@ def plan_suite(
 
     telemetry = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint} if otlp_endpoint else {}
 
-    def service(name: str, script: str, prefix: str, extra: dict[str, str]) -> ProcessSpec:
+    def service(
+        name: str,
+        script: str,
+        prefix: str,
+        extra: dict[str, str],
+        stop_grace_s: float | None = None,
+    ) -> ProcessSpec:
         return ProcessSpec(
             name=name,
             argv=[_script(script)],
@@ -288,6 +298,7 @@ def plan_suite(
             },
             grpc_address=addresses[name],
             startup_timeout_s=startup_timeout_s,
+            stop_grace_s=stop_grace_s,
         )
 
     specs.append(service("classifier", "switchyard-classifier", "SWITCHYARD_CLASSIFIER_", {}))
@@ -306,6 +317,7 @@ def plan_suite(
             "switchyard-local-inference",
             "SWITCHYARD_LOCAL_INFERENCE_",
             local_env,
+            stop_grace_s=VLLM_STOP_GRACE_S,
         )
     )
     specs.append(

@@ -52,6 +52,8 @@ class ProcessSpec:
     grpc_address: str | None = None  # health-checked over gRPC
     http_ready_url: str | None = None  # or over HTTP
     startup_timeout_s: float = 120.0
+    #: How long it may take to stop after SIGTERM before SIGKILL (None: the supervisor's).
+    stop_grace_s: float | None = None
 
 
 @dataclass
@@ -202,9 +204,12 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(entry.process.pid, sig)
 
+    def _grace(self, entry: _Running) -> float:
+        return self.grace_s if entry.spec.stop_grace_s is None else entry.spec.stop_grace_s
+
     def stop_one(self, name: str, grace_s: float | None = None) -> int | None:
         entry = self._entry(name)
-        return self._stop(entry, self.grace_s if grace_s is None else grace_s)
+        return self._stop(entry, self._grace(entry) if grace_s is None else grace_s)
 
     @staticmethod
     def _stop(entry: _Running, grace_s: float) -> int | None:
@@ -232,6 +237,6 @@ class Supervisor:
         """Stop every process, the last started first."""
         codes: dict[str, int | None] = {}
         for entry in reversed(self.running):
-            codes[entry.spec.name] = self._stop(entry, self.grace_s)
+            codes[entry.spec.name] = self._stop(entry, self._grace(entry))
         self.running.clear()
         return codes
