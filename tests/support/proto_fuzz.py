@@ -26,9 +26,23 @@ import grpc
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-__all__ = ["MARKER", "call", "request_bytes"]
+__all__ = ["MARKER", "call", "fuzz_settings", "request_bytes"]
+
+
+def fuzz_settings(max_examples: int) -> Any:
+    """Hypothesis settings for the fuzz tests: the same cases on every run (derandomized, no
+    example database), no per-example deadline (a service call takes what it takes)."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
 
 MARKER = "ZZUTF8ZZ"
 _BAD_UTF8 = b"\xc3\x28\xa0\xa1\xe2\x28\xa1\xff"  # same length as MARKER, never valid UTF-8

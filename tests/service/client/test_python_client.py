@@ -86,9 +86,8 @@ class RecordingRouter(router_pb2_grpc.RouterServiceServicer, cost_pb2_grpc.CostS
         return cost_pb2.GetCostReportResponse(group_by=request.group_by)
 
 
-@pytest.fixture
-async def router() -> AsyncIterator[RunningServer[RecordingRouter]]:
-    servicer = RecordingRouter()
+def serve_double(servicer: RecordingRouter, settings: ServiceSettings | None = None) -> Any:
+    """`async with serve_double(servicer) as running:` the double on the shared runtime."""
 
     @asynccontextmanager
     async def resources(_: Any) -> AsyncIterator[RecordingRouter]:
@@ -99,8 +98,15 @@ async def router() -> AsyncIterator[RunningServer[RecordingRouter]]:
         cost_pb2_grpc.add_CostServiceServicer_to_server(s, server)
         return ["switchyard.router.v1.RouterService", "switchyard.cost.v1.CostService"]
 
-    definition = ServiceDefinition("router-double", ServiceSettings(), resources, register)
-    async with start_server(definition, port=0) as running:
+    definition = ServiceDefinition(
+        "router-double", settings or ServiceSettings(), resources, register
+    )
+    return start_server(definition, port=0)
+
+
+@pytest.fixture
+async def router() -> AsyncIterator[RunningServer[RecordingRouter]]:
+    async with serve_double(RecordingRouter()) as running:
         yield running
 
 
@@ -193,19 +199,8 @@ async def test_a_message_over_the_size_limit_is_not_a_budget_refusal(
 
 
 async def test_the_server_refusing_a_large_message_is_message_too_large() -> None:
-    servicer = RecordingRouter()
-
-    @asynccontextmanager
-    async def resources(_: Any) -> AsyncIterator[RecordingRouter]:
-        yield servicer
-
-    def register(server: grpc.aio.Server, s: RecordingRouter) -> list[str]:
-        router_pb2_grpc.add_RouterServiceServicer_to_server(s, server)
-        return ["switchyard.router.v1.RouterService"]
-
     settings = ServiceSettings(max_message_bytes=64 * 1024)
-    definition = ServiceDefinition("small-router", settings, resources, register)
-    async with start_server(definition, port=0) as running:
+    async with serve_double(RecordingRouter(), settings) as running:
         async with AsyncSwitchyardClient(running.address, api_key=KEY) as client:
             with pytest.raises(MessageTooLarge, match="Received message larger than max"):
                 await client.complete("x" * 100_000)
@@ -263,21 +258,10 @@ class DemoRouter(RecordingRouter):
 
 async def test_demo_reports_its_own_requests_with_trace_links() -> None:
     servicer = DemoRouter()
-
-    @asynccontextmanager
-    async def resources(_: Any) -> AsyncIterator[DemoRouter]:
-        yield servicer
-
-    def register(server: grpc.aio.Server, s: DemoRouter) -> list[str]:
-        router_pb2_grpc.add_RouterServiceServicer_to_server(s, server)
-        cost_pb2_grpc.add_CostServiceServicer_to_server(s, server)
-        return ["switchyard.router.v1.RouterService", "switchyard.cost.v1.CostService"]
-
     started = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
     ticks = iter([started, started + timedelta(seconds=30)])
     out = io.StringIO()
-    definition = ServiceDefinition("demo-router", ServiceSettings(), resources, register)
-    async with start_server(definition, port=0) as running:
+    async with serve_double(servicer) as running:
         await asyncio.to_thread(
             run_demo,
             running.address,

@@ -19,10 +19,10 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from support.frontier_standin import FrontierStandin
-from support.proto_fuzz import call, request_bytes
+from support.proto_fuzz import call, fuzz_settings, request_bytes
 
 from switchyard.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
@@ -220,13 +220,7 @@ RPCS = [
     RPCS,
     ids=[f"{s}-{m.rsplit('/', 1)[1]}" for s, m, _, _ in RPCS],
 )
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+@fuzz_settings(EXAMPLES)
 @given(data=st.data())
 async def test_malformed_requests_never_crash_a_service(
     services: Services,

@@ -18,10 +18,10 @@ import grpc
 import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from support.proto_fuzz import call as fuzz_call
-from support.proto_fuzz import request_bytes
+from support.proto_fuzz import fuzz_settings, request_bytes
 from support.vllm_server import prepared_model_dir
 
 from switchyard.api.inference.v1 import inference_pb2 as pb
@@ -385,13 +385,7 @@ FUZZ_RPCS = [
 @pytest.mark.parametrize(
     ("method", "template", "stream"), FUZZ_RPCS, ids=[m for m, _, _ in FUZZ_RPCS]
 )
-@settings(
-    max_examples=15,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+@fuzz_settings(15)
 @given(data=st.data())
 async def test_malformed_requests_never_crash_the_service(
     live: LiveService, method: str, template: Any, stream: bool, data: st.DataObject

@@ -122,6 +122,17 @@ async def _internal(context: grpc.aio.ServicerContext, method: str, exc: BaseExc
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace id {trace_id})")
 
 
+async def _fail(context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
+    """The status a failed call ends with: a SwitchyardError's own code; INTERNAL (logged with
+    its traceback) for anything unexpected; cancellation and grpc's own abort pass through."""
+    if isinstance(exc, SwitchyardError):
+        await _abort(context, exc)
+    elif isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
+        await _internal(context, method, exc)
+    else:
+        raise exc
+
+
 def _check_deadline(context: grpc.aio.ServicerContext) -> None:
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
@@ -176,8 +187,11 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    def _admit(self, request: Any, method: str, exempt: bool) -> None:
-        """Raise what refuses the call before the servicer sees it; otherwise count it in."""
+    def _admit(
+        self, request: Any, context: grpc.aio.ServicerContext, method: str, exempt: bool
+    ) -> bool:
+        """Raise what refuses the call before the servicer sees it; otherwise count it in (the
+        return value: whether it was counted, so the caller counts it out)."""
         if isinstance(request, _Undecodable):
             held_back = self._undecodable_log.admit(method)
             if held_back is not None:
@@ -192,11 +206,19 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                 f"the {name} request could not be decoded: {bounded_details(request.reason, 200)}"
             )
         if exempt:
-            return
+            _check_deadline(context)
+            return False
         if self.gate.draining:
             self.gate.arrived_while_draining()
             raise Unavailable("the server is shutting down; retry the call")
         self.gate.in_flight += 1
+        _trace_response(context)
+        try:
+            _check_deadline(context)
+        except DeadlineExceeded:
+            self.gate.in_flight -= 1
+            raise
+        return True
 
     def _wrap_unary(
         self, behavior: Callable[..., Any], method: str, exempt: bool
@@ -204,18 +226,10 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             counted = False
             try:
-                self._admit(request, method, exempt)
-                counted = not exempt
-                if counted:
-                    _trace_response(context)
-                _check_deadline(context)
+                counted = self._admit(request, context, method, exempt)
                 return await behavior(request, context)
-            except SwitchyardError as error:
-                await _abort(context, error)
-            except (asyncio.CancelledError, grpc.aio.AbortError):
-                raise
-            except Exception as exc:
-                await _internal(context, method, exc)
+            except BaseException as exc:
+                await _fail(context, method, exc)
             finally:
                 if counted:
                     self.gate.in_flight -= 1
@@ -228,23 +242,15 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             counted = False
             try:
-                self._admit(request, method, exempt)
-                counted = not exempt
-                if counted:
-                    _trace_response(context)
-                _check_deadline(context)
+                counted = self._admit(request, context, method, exempt)
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
                     async for item in result:
                         yield item
                 else:
                     await result
-            except SwitchyardError as error:
-                await _abort(context, error)
-            except (asyncio.CancelledError, grpc.aio.AbortError):
-                raise
-            except Exception as exc:
-                await _internal(context, method, exc)
+            except BaseException as exc:
+                await _fail(context, method, exc)
             finally:
                 if counted:
                     self.gate.in_flight -= 1
