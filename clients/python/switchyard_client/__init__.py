@@ -6,7 +6,8 @@
 
 `AsyncSwitchyardClient` is the same API for asyncio. Every call carries a deadline, the
 `authorization: Bearer` key, and the caller's OpenTelemetry trace context (W3C `traceparent`
-and `baggage` metadata), so a caller's trace continues into Switchyard.
+and `baggage` metadata), so a caller's trace continues into Switchyard; `capture_trace_ids()`
+collects the trace id Switchyard returns for each call.
 """
 
 from switchyard_client.client import (
@@ -15,10 +16,12 @@ from switchyard_client.client import (
     Message,
     RoutingOptions,
     SwitchyardClient,
+    capture_trace_ids,
 )
 from switchyard_client.errors import (
     BudgetExceeded,
     InvalidRequest,
+    MessageTooLarge,
     NotAuthenticated,
     SwitchyardClientError,
     SwitchyardUnavailable,
@@ -30,9 +33,11 @@ __all__ = [
     "CostGrouping",
     "InvalidRequest",
     "Message",
+    "MessageTooLarge",
     "NotAuthenticated",
     "RoutingOptions",
     "SwitchyardClient",
     "SwitchyardClientError",
     "SwitchyardUnavailable",
+    "capture_trace_ids",
 ]

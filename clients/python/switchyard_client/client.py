@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -14,7 +16,7 @@ from opentelemetry import propagate
 
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2
-from switchyard.api.options import channel_options
+from switchyard.api.options import channel_options, trace_id_from_metadata
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
 from switchyard_client.errors import from_rpc_error
 
@@ -25,7 +27,44 @@ __all__ = [
     "Prompt",
     "RoutingOptions",
     "SwitchyardClient",
+    "capture_trace_ids",
 ]
+
+_TRACE_SINK: ContextVar[list[str] | None] = ContextVar("switchyard_trace_ids", default=None)
+
+
+@contextmanager
+def capture_trace_ids() -> Iterator[list[str]]:
+    """Collect the trace id of every call made inside the block (in this thread or task).
+
+    Switchyard returns each call's trace id in `traceresponse` trailing metadata; the list
+    yielded gets one id per call that carried one, in call order (failed calls included):
+
+        with capture_trace_ids() as trace_ids:
+            reply = client.complete("...")
+        print(trace_ids[-1])   # look it up in Jaeger
+    """
+    sink: list[str] = []
+    token = _TRACE_SINK.set(sink)
+    try:
+        yield sink
+    finally:
+        _TRACE_SINK.reset(token)
+
+
+def _collect(sink: list[str] | None, metadata: Any) -> None:
+    if sink is not None:
+        trace_id = trace_id_from_metadata(metadata)
+        if trace_id:
+            sink.append(trace_id)
+
+
+def _trailers(call: Any) -> Any:
+    try:
+        return call.trailing_metadata()
+    except Exception:  # noqa: BLE001 - a call cancelled before its trailers has none
+        return None
+
 
 _ROLES = {
     "system": inference_pb2.ROLE_SYSTEM,
@@ -176,9 +215,17 @@ class SwitchyardClient(_Base):
         self._channel.close()
 
     def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
+        sink = _TRACE_SINK.get()
         try:
-            return method(request, timeout=timeout or self._timeout, metadata=self._metadata())
+            if sink is None:
+                return method(request, timeout=timeout or self._timeout, metadata=self._metadata())
+            response, call = method.with_call(
+                request, timeout=timeout or self._timeout, metadata=self._metadata()
+            )
+            _collect(sink, call.trailing_metadata())
+            return response
         except grpc.RpcError as error:
+            _collect(sink, _trailers(error))
             raise from_rpc_error(error) from None
 
     def complete(
@@ -226,6 +273,7 @@ class SwitchyardClient(_Base):
             raise from_rpc_error(error) from None
         finally:
             call.cancel()
+            _collect(_TRACE_SINK.get(), _trailers(call))
 
     def route(
         self,
@@ -288,12 +336,16 @@ class AsyncSwitchyardClient(_Base):
         await self._channel.close()
 
     async def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
+        sink = _TRACE_SINK.get()
+        call = method(request, timeout=timeout or self._timeout, metadata=self._metadata())
         try:
-            return await method(
-                request, timeout=timeout or self._timeout, metadata=self._metadata()
-            )
+            response = await call
         except grpc.RpcError as error:
+            _collect(sink, _trailers(error))
             raise from_rpc_error(error) from None
+        if sink is not None:
+            _collect(sink, await call.trailing_metadata())
+        return response
 
     async def complete(
         self,
@@ -338,6 +390,9 @@ class AsyncSwitchyardClient(_Base):
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
         finally:
+            sink = _TRACE_SINK.get()
+            if sink is not None and call.done():
+                _collect(sink, await call.trailing_metadata())
             call.cancel()
 
     async def route(

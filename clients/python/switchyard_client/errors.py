@@ -7,6 +7,7 @@ import grpc
 __all__ = [
     "BudgetExceeded",
     "InvalidRequest",
+    "MessageTooLarge",
     "NotAuthenticated",
     "SwitchyardClientError",
     "SwitchyardUnavailable",
@@ -35,6 +36,18 @@ class BudgetExceeded(SwitchyardClientError):
     """A budget or capacity limit refused the request (RESOURCE_EXHAUSTED)."""
 
 
+class MessageTooLarge(SwitchyardClientError):
+    """The request (or its answer) was larger than a gRPC message may be (RESOURCE_EXHAUSTED
+    from the transport: "message larger than max"), on the client's side or the server's. Send
+    a shorter prompt; the limit is 4 MiB unless both sides raise it. Not a budget refusal."""
+
+
+# What gRPC's transports say when a message exceeds the size limit, in every language:
+# "Sent message larger than max (N vs. M)", "Received message larger than max (N vs. M)",
+# Go's "grpc: trying to send message larger than max (N vs. M)".
+_TOO_LARGE = "message larger than max"
+
+
 class SwitchyardUnavailable(SwitchyardClientError):
     """Switchyard or every backend it tried was unreachable, or the deadline passed."""
 
@@ -53,4 +66,6 @@ _BY_CODE: dict[grpc.StatusCode, type[SwitchyardClientError]] = {
 def from_rpc_error(error: grpc.RpcError) -> SwitchyardClientError:
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = (error.details() if hasattr(error, "details") else None) or ""
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in details.lower():
+        return MessageTooLarge(code, details)
     return _BY_CODE.get(code, SwitchyardClientError)(code, details)

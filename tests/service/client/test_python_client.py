@@ -7,8 +7,12 @@ what the client sent so each promise of the client can be checked.
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -21,14 +25,17 @@ from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
 from switchyard.runtime.errors import ResourceExhausted, Unauthenticated
 from switchyard.runtime.server import RunningServer, ServiceDefinition, start_server
 from switchyard.runtime.settings import ServiceSettings
+from switchyard.suite.demo import DEMO_PROMPTS, run_demo
 from switchyard_client import (
     AsyncSwitchyardClient,
     BudgetExceeded,
     CostGrouping,
     Message,
+    MessageTooLarge,
     NotAuthenticated,
     RoutingOptions,
     SwitchyardClient,
+    capture_trace_ids,
 )
 
 KEY = "sy-test-key"
@@ -79,9 +86,8 @@ class RecordingRouter(router_pb2_grpc.RouterServiceServicer, cost_pb2_grpc.CostS
         return cost_pb2.GetCostReportResponse(group_by=request.group_by)
 
 
-@pytest.fixture
-async def router() -> AsyncIterator[RunningServer[RecordingRouter]]:
-    servicer = RecordingRouter()
+def serve_double(servicer: RecordingRouter, settings: ServiceSettings | None = None) -> Any:
+    """`async with serve_double(servicer) as running:` the double on the shared runtime."""
 
     @asynccontextmanager
     async def resources(_: Any) -> AsyncIterator[RecordingRouter]:
@@ -92,8 +98,15 @@ async def router() -> AsyncIterator[RunningServer[RecordingRouter]]:
         cost_pb2_grpc.add_CostServiceServicer_to_server(s, server)
         return ["switchyard.router.v1.RouterService", "switchyard.cost.v1.CostService"]
 
-    definition = ServiceDefinition("router-double", ServiceSettings(), resources, register)
-    async with start_server(definition, port=0) as running:
+    definition = ServiceDefinition(
+        "router-double", settings or ServiceSettings(), resources, register
+    )
+    return start_server(definition, port=0)
+
+
+@pytest.fixture
+async def router() -> AsyncIterator[RunningServer[RecordingRouter]]:
+    async with serve_double(RecordingRouter()) as running:
         yield running
 
 
@@ -163,3 +176,106 @@ async def test_errors_become_typed_exceptions(router: RunningServer) -> None:
 
     with pytest.raises(NotAuthenticated):
         await asyncio.to_thread(sync_stream)
+
+
+async def test_a_message_over_the_size_limit_is_not_a_budget_refusal(
+    router: RunningServer,
+) -> None:
+    five_mb = "x" * 5_000_000
+    async with AsyncSwitchyardClient(router.address, api_key=KEY) as client:
+        with pytest.raises(MessageTooLarge, match="larger than max") as err:
+            await client.complete(five_mb)  # refused by the client's own channel
+        assert not isinstance(err.value, BudgetExceeded)
+        assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(BudgetExceeded, match="hard budget"):  # a budget stays a budget
+            await client.complete("hi", routing=RoutingOptions(max_cost_usd=0.001))
+
+    def sync_route() -> None:
+        with SwitchyardClient(router.address, api_key=KEY) as client:
+            client.route(five_mb)
+
+    with pytest.raises(MessageTooLarge):
+        await asyncio.to_thread(sync_route)
+
+
+async def test_the_server_refusing_a_large_message_is_message_too_large() -> None:
+    settings = ServiceSettings(max_message_bytes=64 * 1024)
+    async with serve_double(RecordingRouter(), settings) as running:
+        async with AsyncSwitchyardClient(running.address, api_key=KEY) as client:
+            with pytest.raises(MessageTooLarge, match="Received message larger than max"):
+                await client.complete("x" * 100_000)
+
+
+async def test_trace_ids_of_calls_are_captured(spans, router: RunningServer) -> None:  # type: ignore[no-untyped-def]
+    def sync_calls() -> list[str]:
+        with SwitchyardClient(router.address, api_key=KEY) as client:
+            with capture_trace_ids() as trace_ids:
+                client.complete("one")
+                list(client.stream("two words"))
+                with pytest.raises(NotAuthenticated):
+                    SwitchyardClient(router.address, api_key="wrong").route("three")
+            client.complete("not captured")
+        return trace_ids
+
+    sync_ids = await asyncio.to_thread(sync_calls)
+    async with AsyncSwitchyardClient(router.address, api_key=KEY) as client:
+        with capture_trace_ids() as async_ids:
+            await client.complete("four")
+            [e async for e in client.stream("five six")]
+    assert len(sync_ids) == 3 and len(async_ids) == 2
+    served = {
+        format(s.context.trace_id, "032x")
+        for s in spans.get_finished_spans()
+        if s.kind == trace.SpanKind.SERVER
+    }
+    assert set(sync_ids) | set(async_ids) <= served
+    assert len(set(sync_ids) | set(async_ids)) == 5
+
+
+async def test_ask_prints_the_trace_id(
+    router: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from switchyard_client.cli import main as switchyard
+
+    flags = ["--address", router.address, "--api-key", KEY]
+    assert await asyncio.to_thread(switchyard, ["ask", "hello", *flags]) == 0
+    out = capsys.readouterr().out
+    assert "HELLO" in out
+    (line,) = [line for line in out.splitlines() if line.startswith("trace:")]
+    assert len(line.split()[1]) == 32
+    assert await asyncio.to_thread(switchyard, ["ask", "hi", "--json", *flags]) == 0
+    assert len(json.loads(capsys.readouterr().out)["trace_id"]) == 32
+
+
+class DemoRouter(RecordingRouter):
+    async def GetCostReport(self, request: Any, context: Any) -> cost_pb2.GetCostReportResponse:
+        self._record(request, context)
+        return cost_pb2.GetCostReportResponse(
+            group_by=request.group_by,
+            total=cost_pb2.CostReportRow(requests=len(DEMO_PROMPTS), cost_usd=1e-7),
+        )
+
+
+async def test_demo_reports_its_own_requests_with_trace_links() -> None:
+    servicer = DemoRouter()
+    started = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    ticks = iter([started, started + timedelta(seconds=30)])
+    out = io.StringIO()
+    async with serve_double(servicer) as running:
+        await asyncio.to_thread(
+            run_demo,
+            running.address,
+            out,
+            api_key=KEY,
+            trace_url="http://jaeger.example:16686",
+            clock=lambda: next(ticks),
+        )
+    (report,) = [c["request"] for c in servicer.calls if hasattr(c["request"], "group_by")]
+    # the report covers the demo's own window, not the ledger's last 24 hours
+    assert report.start_time.ToDatetime(tzinfo=UTC) == started - timedelta(seconds=1)
+    assert report.end_time.ToDatetime(tzinfo=UTC) == started + timedelta(seconds=31)
+    text = out.getvalue()
+    links = re.findall(r"http://jaeger\.example:16686/trace/([0-9a-f]{32})", text)
+    assert len(set(links)) == len(DEMO_PROMPTS)
+    assert f"{len(DEMO_PROMPTS)} of {len(DEMO_PROMPTS)} demo requests answered" in text
+    assert "$0.000000100" in text  # a tiny total still shows its digits

@@ -1,7 +1,8 @@
 """A small InferenceService used to test the shared runtime (never shipped).
 
 The last message's content is a command: `echo TEXT` answers TEXT; `sleep S` waits S seconds;
-`invalid` raises InvalidArgument; `crash` raises an unexpected error; `forward TEXT` calls the
+`invalid` raises InvalidArgument; `refuse TEXT` raises InvalidArgument quoting TEXT whole (as a
+careless service might); `crash` raises an unexpected error; `forward TEXT` calls the
 downstream service (a second hop) and returns its answer. GenerateStream streams the words of
 `words N DELAY` as N deltas DELAY seconds apart.
 """
@@ -44,6 +45,8 @@ class EchoServicer(pb_grpc.InferenceServiceServicer):
             await asyncio.sleep(float(arg))
         elif command == "invalid":
             raise InvalidArgument("the echo service refuses this prompt")
+        elif command == "refuse":
+            raise InvalidArgument(f"refused {arg}")
         elif command == "crash":
             raise RuntimeError("secret internal detail")
         elif command == "forward" and self._downstream is not None:

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from echo_service import EchoSettings, echo_definition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
@@ -19,6 +20,7 @@ from opentelemetry.trace import SpanKind
 
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc as pb_grpc
+from switchyard.api.options import trace_id_from_metadata
 from switchyard.runtime import attributes
 from switchyard.runtime.channels import open_channel
 from switchyard.runtime.logging import setup_logging
@@ -112,6 +114,7 @@ async def test_reflection_lists_services(echo: RunningServer) -> None:
     assert set(services) >= {
         SERVICE,
         "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
     }
 
@@ -220,3 +223,133 @@ async def test_logs_carry_trace_id(stub: pb_grpc.InferenceServiceStub) -> None:
     assert generate[0]["trace_id"] == format(caller.get_span_context().trace_id, "032x")
     assert len(generate[0]["span_id"]) == 16
     assert generate[0]["service"] == "echo"
+
+
+# ---- bad bytes, long values, draining, trace ids, reflection v1 -------------------------------
+
+GENERATE = f"/{SERVICE}/Generate"
+GENERATE_STREAM = f"/{SERVICE}/GenerateStream"
+# messages[0].content = b"\xff\xfe": a string field holding invalid UTF-8
+BAD_UTF8 = b"\x0a\x04\x12\x02\xff\xfe"
+TRUNCATED = ask("hello there").SerializeToString()[:-3]
+
+
+def _log_lines(buffer: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+async def _raw_call(channel: grpc.aio.Channel, method: str, data: bytes) -> grpc.StatusCode:
+    try:
+        if method == GENERATE_STREAM:
+            call = channel.unary_stream(method)(data, timeout=5)
+            async for _ in call:
+                pass
+        else:
+            await channel.unary_unary(method)(data, timeout=5)
+    except grpc.aio.AioRpcError as err:
+        assert len(err.details() or "") < 400, err.details()
+        return err.code()
+    return grpc.StatusCode.OK
+
+
+async def test_undecodable_requests_are_invalid_argument_with_one_warning() -> None:
+    now = [0.0]
+    buffer = io.StringIO()
+    setup_logging("echo", "INFO", stream=buffer)
+    try:
+        definition = echo_definition(EchoSettings())
+        async with start_server(definition, port=0, clock=lambda: now[0]) as running:
+            async with grpc.aio.insecure_channel(running.address) as channel:
+                for method in (GENERATE, GENERATE_STREAM):
+                    for data in (BAD_UTF8, TRUNCATED, b"\xff" * 7) * 5:
+                        assert await _raw_call(channel, method, data) == (
+                            grpc.StatusCode.INVALID_ARGUMENT
+                        )
+                now[0] += 61.0  # a minute later, one more warning says what was held back
+                assert await _raw_call(channel, GENERATE, BAD_UTF8) == (
+                    grpc.StatusCode.INVALID_ARGUMENT
+                )
+                # the service still serves
+                stub = pb_grpc.InferenceServiceStub(channel)
+                assert (await stub.Generate(ask("echo still here"), timeout=5)).text == (
+                    "still here"
+                )
+    finally:
+        setup_logging("switchyard-tests", "INFO")
+    lines = _log_lines(buffer)
+    assert not [line for line in lines if line.get("level") in ("error", "critical")], lines
+    assert not any("Traceback" in json.dumps(line) for line in lines)
+    warnings = [line for line in lines if line.get("message") == "undecodable request refused"]
+    assert [(w["method"], w["held_back"]) for w in warnings] == [
+        (GENERATE, 0),
+        (GENERATE_STREAM, 0),
+        (GENERATE, 14),
+    ]
+
+
+async def test_details_quoting_a_huge_caller_value_stay_invalid_argument(
+    stub: pb_grpc.InferenceServiceStub,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Generate(ask("refuse " + "é" * 200_000), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = err.value.details() or ""
+    assert details.startswith("refused éé") and details.endswith("(truncated)")
+
+
+async def test_calls_arriving_while_draining_are_unavailable_and_inflight_ones_finish() -> None:
+    async with start_server(echo_definition(EchoSettings()), port=0) as running:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = pb_grpc.InferenceServiceStub(channel)
+            await stub.Generate(ask("echo warm"), timeout=5)
+            inflight = asyncio.ensure_future(stub.Generate(ask("sleep 0.5"), timeout=10))
+            await asyncio.sleep(0.2)  # it is running in the server now
+
+            async def one() -> str:
+                try:
+                    await stub.Generate(ask("sleep 0.5"), timeout=10)
+                except grpc.aio.AioRpcError as err:
+                    return err.code().name
+                return "OK"
+
+            # a burst arrives just as the server starts draining: some are still queued
+            # inside gRPC when it stops, which used to cancel them (CANCELLED)
+            burst = [asyncio.ensure_future(one()) for _ in range(200)]
+            await asyncio.sleep(0.001)
+            await running.stop(grace=5)
+            codes = set(await asyncio.gather(*burst))
+            assert (await inflight).model == "echo"
+    assert codes <= {"OK", "UNAVAILABLE"}, codes
+    assert "UNAVAILABLE" in codes
+
+
+async def test_every_call_returns_its_trace_id(spans, echo: RunningServer) -> None:  # type: ignore[no-untyped-def]
+    async with grpc.aio.insecure_channel(echo.address) as channel:
+        stub = pb_grpc.InferenceServiceStub(channel)
+        call = stub.Generate(ask("echo hi"), timeout=5)
+        await call
+        ok = await call.trailing_metadata()
+        failed = stub.Generate(ask("invalid"), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await failed
+        refused = await failed.trailing_metadata()
+    servers = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    server_ids = {format(s.context.trace_id, "032x") for s in servers}
+    ids = [trace_id_from_metadata(ok), trace_id_from_metadata(refused)]
+    assert all(ids) and set(ids) <= server_ids and ids[0] != ids[1]
+
+
+async def test_reflection_v1_is_served_beside_v1alpha(echo: RunningServer) -> None:
+    request = reflection_pb2.ServerReflectionRequest(list_services="").SerializeToString()
+    async with grpc.aio.insecure_channel(echo.address) as channel:
+        call = channel.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")(
+            iter([request]), timeout=5
+        )
+        reply = reflection_pb2.ServerReflectionResponse.FromString(await call.read())
+        call.cancel()
+    names = {s.name for s in reply.list_services_response.service}
+    assert {
+        SERVICE,
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= names

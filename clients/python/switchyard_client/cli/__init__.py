@@ -9,6 +9,8 @@
 
 The router address comes from --address or SWITCHYARD_ADDRESS (default 127.0.0.1:50051), the API
 key from --api-key or SWITCHYARD_API_KEY (sent as `authorization: Bearer`; never printed).
+`ask` prints the request's trace id: with the services exporting traces (`switchyard up
+--otlp-endpoint http://localhost:4317` next to Jaeger) open http://localhost:16686/trace/<id>.
 """
 
 from __future__ import annotations
@@ -55,8 +57,15 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _client_error(error: Exception) -> CliError:
+    from switchyard_client import MessageTooLarge
+
     code = getattr(error, "code", None)
     details = getattr(error, "details", str(error))
+    if isinstance(error, MessageTooLarge):
+        return CliError(
+            f"the request is larger than a gRPC message may be (RESOURCE_EXHAUSTED: {details}); "
+            "send a shorter prompt"
+        )
     return CliError(f"{code.name if code is not None else 'ERROR'}: {details}")
 
 
@@ -75,9 +84,9 @@ def _routing(args: argparse.Namespace) -> Any:
 
 
 def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
-    from switchyard_client import SwitchyardClientError
+    from switchyard_client import SwitchyardClientError, capture_trace_ids
 
-    with _client(args) as client:
+    with _client(args) as client, capture_trace_ids() as trace_ids:
         try:
             if args.stream:
                 summary = None
@@ -95,16 +104,21 @@ def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
                 print("\n", file=out)
                 if summary is not None:
                     print(f"served by: {decision_line(summary.decision)}", file=out)
+                    print(f"request:   {summary.request_id}", file=out)
+                    if trace_ids:
+                        print(f"trace:     {trace_ids[-1]}", file=out)
                     print(hops_table(summary.cost), file=out)
                 return 0
             reply = client.complete(args.prompt, max_tokens=args.max_tokens, routing=_routing(args))
         except SwitchyardClientError as error:
             raise _client_error(error) from None
+    trace_id = trace_ids[-1] if trace_ids else None
     if args.json:
         print(
             json.dumps(
                 {
                     "request_id": reply.request_id,
+                    "trace_id": trace_id,
                     "text": reply.text,
                     **decision_record(reply.decision),
                     "cost_usd": reply.cost.total_cost_usd,
@@ -116,7 +130,10 @@ def cmd_ask(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     print(reply.text.strip(), file=out)
     print(f"\ndecision: {decision_line(reply.decision)}", file=out)
-    print(f"request:  {reply.request_id}\n", file=out)
+    print(f"request:  {reply.request_id}", file=out)
+    if trace_id:
+        print(f"trace:    {trace_id}", file=out)
+    print(file=out)
     print(hops_table(reply.cost), file=out)
     return 0
 
@@ -208,6 +225,10 @@ def cmd_costs(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
+    return run_up(args.suite_args, out)
+
+
+def run_up(suite_args: list[str], out: TextIO) -> int:
     """`switchyard up ...` is `switchyard-suite ...`: the services, when they are installed."""
     try:
         from switchyard.suite.command import main as suite_main
@@ -217,7 +238,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
             "alone). From a checkout run ./scripts/up, or install the suite: "
             "pip install -e services/suite (with the service distributions)"
         ) from None
-    return suite_main(args.suite_args, out)
+    return suite_main(suite_args, out)
 
 
 def hash_api_key(key: str) -> str:
@@ -232,11 +253,18 @@ def cmd_hash_key(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="switchyard", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="switchyard",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.split("\n")[1:]).strip("\n"),
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def client(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--address", help=f"router address (default {DEFAULT_ADDRESS})")
+        p.add_argument(
+            "--address", help=f"router address (default $SWITCHYARD_ADDRESS or {DEFAULT_ADDRESS})"
+        )
         p.add_argument("--api-key", help="API key (default $SWITCHYARD_API_KEY)")
         p.add_argument("--timeout", type=float, default=300.0, help="deadline in seconds")
 
@@ -290,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["up"]:  # everything after `up` is the suite's own (`switchyard up --help`)
+        try:
+            return run_up(argv[1:], sys.stdout)
+        except CliError as error:
+            print(f"switchyard up: {error}", file=sys.stderr)
+            return 1
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args, sys.stdout))

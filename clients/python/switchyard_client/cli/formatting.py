@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,11 +22,24 @@ __all__ = [
 
 
 def usd(value: float) -> str:
-    if value == 0:
-        return "$0"
-    if abs(value) < 0.01:
-        return f"${value:.6f}"
-    return f"${value:.4f}"
+    """Money for people: the sign before the `$`, and always a digit that is not zero.
+
+    $1.5000 and $0.0123 (four decimals from a cent up); smaller amounts keep at least two
+    significant digits ($0.000123, $0.00000010, -$0.0000000032) down to a nano-dollar, the
+    ledger's unit; below that, scientific ($1.0e-13). Zero is $0, never -$0.
+    """
+    if value == 0 or math.isnan(value):
+        return "$0" if value == 0 else "$NaN"
+    sign = "-" if value < 0 else ""
+    size = abs(value)
+    if math.isinf(size):
+        return f"{sign}$inf"
+    if size >= 0.01:
+        return f"{sign}${size:.4f}"
+    if size < 1e-10:
+        return f"{sign}${size:.1e}"
+    decimals = max(6, math.floor(-math.log10(size)) + 2)
+    return f"{sign}${size:.{decimals}f}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

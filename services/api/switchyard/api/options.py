@@ -11,9 +11,35 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "channel_options", "retry_service_config"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "TRACE_RESPONSE_HEADER",
+    "channel_options",
+    "format_traceresponse",
+    "retry_service_config",
+    "trace_id_from_metadata",
+]
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+#: Trailing metadata every Switchyard service returns on its calls: the server span's trace
+#: context in W3C Trace Context's `traceresponse` form, `00-<32 hex trace id>-<16 hex span id>-
+#: <2 hex flags>`, so a caller can look its request up in Jaeger by trace id.
+TRACE_RESPONSE_HEADER = "traceresponse"
+
+
+def format_traceresponse(trace_id: int, span_id: int, flags: int) -> str:
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+
+
+def trace_id_from_metadata(metadata: Any) -> str | None:
+    """The trace id (32 hex digits) in a call's `traceresponse` metadata, or None."""
+    for key, value in metadata or ():
+        if key == TRACE_RESPONSE_HEADER and isinstance(value, str):
+            parts = value.split("-")
+            if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+                return parts[1]
+    return None
 
 
 def retry_service_config(

@@ -83,11 +83,25 @@ def build_service(settings: ClassifierSettings) -> ServiceDefinition[ClassifierR
     )
 
 
+SUMMARY = (
+    "The classifier: task type, complexity and escalation probability of a prompt from one ONNX "
+    "model. Serves switchyard.classifier.v1.ClassifierService (docs/services/classifier.md)."
+)
+COMMANDS = {
+    "train ...": "build a model from labelled data (needs switchyard-training; "
+    "`switchyard-classifier train --help`)",
+}
+
+
 def serve(argv: Sequence[str] = ()) -> int:
     """``switchyard-classifier`` with no subcommand: serve until SIGTERM / SIGINT."""
     from switchyard.runtime.server import run_service
 
-    if argv:
-        print(f"unknown arguments {list(argv)}; usage: switchyard-classifier [train ...]")
-        return 2
-    return run_service(SERVICE_NAME, ClassifierSettings, build_service)
+    return run_service(
+        SERVICE_NAME,
+        ClassifierSettings,
+        build_service,
+        argv=argv,
+        summary=SUMMARY,
+        commands=COMMANDS,
+    )

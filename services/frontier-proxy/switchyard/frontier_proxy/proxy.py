@@ -62,7 +62,7 @@ from switchyard.frontier_proxy.resilience.retry import RetryPolicy
 from switchyard.frontier_proxy.resilience.status import circuit_open_error, deadline_error
 from switchyard.frontier_proxy.tracing import CallTracer
 from switchyard.frontier_proxy.upstream import Upstream
-from switchyard.runtime.errors import NotFound, SwitchyardError
+from switchyard.runtime.errors import NotFound, SwitchyardError, quote
 from switchyard.runtime.logging import get_logger
 from switchyard.runtime.redaction import Redactor
 from switchyard.runtime.telemetry import get_tracer
@@ -111,7 +111,7 @@ class FrontierProxy:
         model = self.catalog.get(name)
         if model is None:
             known = ", ".join(sorted(self.catalog.models))
-            raise NotFound(f"unknown model {name!r}; this frontier proxy serves: {known}")
+            raise NotFound(f"unknown model {quote(name)}; this frontier proxy serves: {known}")
         return model
 
     async def generate(self, model_name: str, call: ChatCall, deadline: float) -> PricedCompletion:

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from switchyard.api.inference.v1 import inference_pb2 as pb
-from switchyard.runtime.errors import InvalidArgument, NotFound
+from switchyard.runtime.errors import InvalidArgument, NotFound, quote
 
 __all__ = [
     "MAX_STOP_SEQUENCES",
@@ -104,7 +104,9 @@ def plan_chat(
 ) -> ChatPlan:
     """Validate one Generate / GenerateStream request against this backend."""
     if model and model != served_model:
-        raise NotFound(f"model {model!r} is not served here (this backend serves {served_model!r})")
+        raise NotFound(
+            f"model {quote(model)} is not served here (this backend serves {served_model!r})"
+        )
     if not messages:
         raise InvalidArgument("messages must hold at least one message")
     turns: list[dict[str, str]] = []

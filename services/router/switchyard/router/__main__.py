@@ -11,8 +11,18 @@ from switchyard.runtime.server import run_service
 __all__ = ["main"]
 
 
-def main() -> int:
-    return run_service("switchyard-router", RouterSettings, build_definition)
+SUMMARY = (
+    "The router: classifies each request, applies the routing policy (threshold, task rules, "
+    "budgets, fallbacks), calls a backend and records the cost. Serves "
+    "switchyard.router.v1.RouterService and switchyard.cost.v1.CostService "
+    "(docs/services/router.md)."
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service(
+        "switchyard-router", RouterSettings, build_definition, argv=argv, summary=SUMMARY
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from switchyard.router.config import Pricing, RouterConfig, TargetKind, TaskRule
-from switchyard.runtime.errors import FailedPrecondition, InvalidArgument
+from switchyard.runtime.errors import FailedPrecondition, InvalidArgument, quote
 
 __all__ = [
     "BoundTarget",
@@ -132,7 +132,7 @@ def bind(
     target = config.targets.get(name)
     if target is None:
         raise InvalidArgument(
-            f"unknown target {name!r}; configured targets: {sorted(config.targets)}"
+            f"unknown target {quote(name)}; configured targets: {sorted(config.targets)}"
         )
     window = target.context_window
     if window is None and context_windows:

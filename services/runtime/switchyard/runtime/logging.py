@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+import time
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
 from opentelemetry import trace
 
-__all__ = ["get_logger", "setup_logging"]
+__all__ = ["LogRateLimit", "get_logger", "setup_logging"]
 
 Event = MutableMapping[str, Any]
 
@@ -73,3 +74,29 @@ def setup_logging(service: str, level: str = "INFO", stream: Any = None) -> None
 def get_logger(name: str) -> Any:
     """A structlog logger named `name`; call `.info("event", key=value)`."""
     return structlog.get_logger(name)
+
+
+class LogRateLimit:
+    """At most one log line per key every `interval_s`, for events a caller can repeat at will
+    (undecodable requests): the line that is written says how many were held back before it.
+
+    `clock` is monotonic seconds (injected in tests).
+    """
+
+    def __init__(
+        self, interval_s: float = 60.0, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._held_back: dict[str, int] = {}
+
+    def admit(self, key: str) -> int | None:
+        """None: stay quiet this time. Otherwise log now; the value is how many were held back."""
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            self._held_back[key] = self._held_back.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held_back.pop(key, 0)

@@ -5,40 +5,51 @@ problem), set up logging and telemetry BEFORE the server exists, open the servic
 resources, bind, warm up, report SERVING, and on SIGTERM / SIGINT report NOT_SERVING, drain
 in-flight calls and streams within the grace period, close resources and flush telemetry.
 
+Every server gets: standard health (`grpc.health.v1`) and reflection (v1 and v1alpha), the
+OpenTelemetry server interceptor (health and reflection calls are kept out of traces), and
+Switchyard's own interceptor (`switchyard.runtime.interceptors`: undecodable requests are
+INVALID_ARGUMENT, new calls while draining are UNAVAILABLE, errors map to status codes, the
+deadline is checked on entry, the trace id goes back as `traceresponse`), and bounded message
+sizes. Stopping drains first: health NOT_SERVING, new calls refused with UNAVAILABLE while the
+calls in flight finish, then the gRPC server stops with what is left of the grace period.
+
 A service may add companion servers on the same event loop (the router's OpenAI-compatible
 HTTP door): started after warm-up, before SERVING, and stopped together with the gRPC server
 (refuse new work, drain in-flight within the same grace period).
 
-Every server gets: standard health (`grpc.health.v1`) and reflection, the OpenTelemetry server
-interceptor (health and reflection calls are kept out of traces), Switchyard's error mapping
-(`switchyard.runtime.errors` -> status codes, anything else -> INTERNAL with a logged traceback),
-a deadline check on entry, and bounded message sizes.
+A console script's `--help` prints the service's settings (`switchyard.runtime.settings.
+settings_help`) and exits without starting anything; any other argument is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from opentelemetry.trace import StatusCode as SpanStatusCode
 
-from switchyard.runtime.errors import DeadlineExceeded, SwitchyardError
+from switchyard.runtime.errors import SwitchyardError
+from switchyard.runtime.interceptors import UNTRACED_PREFIXES, CallGate, ErrorMappingInterceptor
 from switchyard.runtime.logging import get_logger, setup_logging
-from switchyard.runtime.settings import ServiceSettings, SettingsError, load_settings
+from switchyard.runtime.reflection import enable_reflection
+from switchyard.runtime.settings import (
+    ServiceSettings,
+    SettingsError,
+    load_settings,
+    service_help,
+)
 from switchyard.runtime.telemetry import setup_telemetry
 
 __all__ = [
+    "CallGate",
     "Companion",
     "ErrorMappingInterceptor",
     "HealthReporter",
@@ -56,14 +67,12 @@ S = TypeVar("S", bound=ServiceSettings)
 
 log = get_logger(__name__)
 
-# Health checks and reflection are kept out of traces. A plain prefix test: OpenTelemetry's
-# composable `filters` cost about 0.15 ms per call (typing-Protocol isinstance checks).
-_UNTRACED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-
 
 def _traced(details: grpc.HandlerCallDetails) -> bool:
+    # Health checks and reflection are kept out of traces. A plain prefix test: OpenTelemetry's
+    # composable `filters` cost about 0.15 ms per call (typing-Protocol isinstance checks).
     # grpc.aio hands the method as str ("/package.Service/Method").
-    return not details.method.startswith(_UNTRACED_PREFIXES)
+    return not details.method.startswith(UNTRACED_PREFIXES)
 
 
 class HealthReporter:
@@ -136,6 +145,7 @@ class RunningServer(Generic[R]):
     health: HealthReporter
     resources: R
     grace_period_s: float
+    gate: CallGate = field(default_factory=CallGate)
     companions: Sequence[Companion] = ()
     _stopped: bool = field(default=False, repr=False)
 
@@ -145,110 +155,43 @@ class RunningServer(Generic[R]):
         return f"{host}:{self.port}"
 
     async def stop(self, grace: float | None = None) -> None:
-        """NOT_SERVING, then stop accepting calls and let in-flight ones finish within `grace`."""
+        """NOT_SERVING; refuse new calls (UNAVAILABLE) while in-flight ones finish within
+        `grace`; then stop the gRPC server, cancelling whatever still runs when it is over."""
         if self._stopped:
             return
         self._stopped = True
+        grace_s = self.grace_period_s if grace is None else grace
+        started = time.monotonic()
         await self.health.set_serving(False)
-        grace = self.grace_period_s if grace is None else grace
-        await asyncio.gather(self.server.stop(grace), *(c.stop(grace) for c in self.companions))
 
+        async def grpc_stop() -> None:
+            await self.gate.drain(grace_s)
+            await self.server.stop(max(0.0, grace_s - (time.monotonic() - started)))
 
-async def _abort(context: grpc.aio.ServicerContext, error: SwitchyardError) -> None:
-    span = trace.get_current_span()
-    span.record_exception(error)
-    span.set_status(SpanStatusCode.ERROR, f"{error.code.name}: {error.message}")
-    await context.abort(error.code, error.message)
-
-
-async def _internal(context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
-    span = trace.get_current_span()
-    span.record_exception(exc)
-    span.set_status(SpanStatusCode.ERROR, type(exc).__name__)
-    trace_id = format(span.get_span_context().trace_id, "032x")
-    log.error("unhandled error", method=method, exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace id {trace_id})")
-
-
-def _check_deadline(context: grpc.aio.ServicerContext) -> None:
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        raise DeadlineExceeded("deadline expired before the call started")
-
-
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Maps `SwitchyardError` to its status code and anything unexpected to INTERNAL."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
-
-    @staticmethod
-    def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                _check_deadline(context)
-                return await behavior(request, context)
-            except SwitchyardError as error:
-                await _abort(context, error)
-            except (asyncio.CancelledError, grpc.aio.AbortError):
-                raise
-            except Exception as exc:
-                await _internal(context, method, exc)
-
-        return wrapper
-
-    @staticmethod
-    def _wrap_stream(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            try:
-                _check_deadline(context)
-                result = behavior(request, context)
-                if inspect.isasyncgen(result):
-                    async for item in result:
-                        yield item
-                else:
-                    await result
-            except SwitchyardError as error:
-                await _abort(context, error)
-            except (asyncio.CancelledError, grpc.aio.AbortError):
-                raise
-            except Exception as exc:
-                await _internal(context, method, exc)
-
-        return wrapper
+        await asyncio.gather(grpc_stop(), *(c.stop(grace_s) for c in self.companions))
 
 
 @asynccontextmanager
 async def start_server(
-    definition: ServiceDefinition[R], *, port: int | None = None
+    definition: ServiceDefinition[R],
+    *,
+    port: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[RunningServer[R]]:
-    """Start `definition` and yield it SERVING; stop it gracefully and close resources on exit."""
+    """Start `definition` and yield it SERVING; stop it gracefully and close resources on exit.
+
+    `clock` (monotonic seconds) paces the warning about undecodable requests; tests inject one.
+    """
     settings = definition.settings
     health_servicer = health.aio.HealthServicer()
     reporter = HealthReporter(health_servicer)
     runtime = ServiceRuntime(settings=settings, health=reporter)
+    gate = CallGate()
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(filter_=_traced), ErrorMappingInterceptor()],
+        interceptors=[
+            aio_server_interceptor(filter_=_traced),
+            ErrorMappingInterceptor(gate, clock=clock),
+        ],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -261,14 +204,7 @@ async def start_server(
         names = list(definition.register(server, resources))
         reporter.watch(names)
         await reporter.set_serving(False)
-        reflection.enable_server_reflection(
-            [
-                *names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            server,
-        )
+        enable_reflection(server, names)
         bind_port = settings.bind_port if port is None else port
         bound = server.add_insecure_port(f"{settings.host}:{bind_port}")
         if bound == 0:
@@ -281,6 +217,7 @@ async def start_server(
             health=reporter,
             resources=resources,
             grace_period_s=settings.grace_period_s,
+            gate=gate,
         )
         try:
             if definition.warmup is not None:
@@ -346,8 +283,29 @@ def run_service(
     name: str,
     settings_cls: type[S],
     build: Callable[[S], ServiceDefinition[Any]],
+    *,
+    argv: Sequence[str] | None = None,
+    summary: str = "",
+    commands: Mapping[str, str] | None = None,
 ) -> int:
-    """A console script's `main()`: settings, logging, telemetry, then serve until signalled."""
+    """A console script's `main()`: settings, logging, telemetry, then serve until signalled.
+
+    `argv` (default `sys.argv[1:]`): `--help` / `-h` prints `summary`, the `commands` the script
+    also has (usage -> what it does) and every setting, then returns 0 without starting
+    anything; any other argument is an error (2): settings come from the environment only.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args:
+        usage = service_help(name, settings_cls, summary=summary, commands=commands)
+        if args[0] in ("-h", "--help"):
+            print(usage)
+            return 0
+        print(
+            f"{name}: unexpected argument(s) {' '.join(args)!r}: settings are environment "
+            f"variables; `{name} --help` lists them",
+            file=sys.stderr,
+        )
+        return 2
     try:
         settings = load_settings(settings_cls)
     except SettingsError as error:

@@ -3,11 +3,16 @@
 Each service subclasses `ServiceSettings` with its own `SWITCHYARD_<SERVICE>_` prefix and knobs.
 `load_settings` turns pydantic's validation errors into one `SettingsError` that lists every
 problem with the environment variable to fix, so start-up fails once with the whole list.
+`settings_help` / `service_help` render the same fields (variable, default, meaning) for a console
+script's `--help`: one implementation for every service.
 """
 
 from __future__ import annotations
 
 import os
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, ValidationError
@@ -15,7 +20,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from switchyard.runtime.errors import SwitchyardError
 
-__all__ = ["LogLevel", "ServiceSettings", "SettingsError", "load_settings"]
+__all__ = [
+    "CLIENT_INSTALL_HINT",
+    "LogLevel",
+    "ServiceSettings",
+    "SettingsError",
+    "load_settings",
+    "service_help",
+    "settings_help",
+]
+
+#: How to get the `switchyard` command where only the services are installed.
+CLIENT_INSTALL_HINT = (
+    "The `switchyard` command (ask, route, costs, hash-key) comes with the Python client:\n"
+    "  pip install 'switchyard-client[cli]'"
+)
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -111,3 +130,69 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     if problems:
         raise SettingsError(cls.service_name, problems)
     return settings
+
+
+def _shown_default(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        return repr(str(value)) if str(value) == "" else str(value)
+    return str(value)
+
+
+def settings_help(cls: type[ServiceSettings], *, width: int = 100) -> str:
+    """Every setting of `cls`: its environment variable, default and meaning, one block each."""
+    prefix = (cls.model_config.get("env_prefix", "") or "").upper()
+    blocks = []
+    for name, field in cls.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = _shown_default(default)
+        if name == "port" and cls.default_port:
+            shown = f"{shown} (binds {cls.default_port})"
+        head = f"  {prefix}{name.upper()}  (default: {shown})"
+        body = textwrap.fill(
+            field.description or "", width=width, initial_indent=" " * 6, subsequent_indent=" " * 6
+        )
+        blocks.append(f"{head}\n{body}" if body.strip() else head)
+    return "\n".join(blocks)
+
+
+def service_help(
+    script: str,
+    cls: type[ServiceSettings],
+    *,
+    summary: str = "",
+    commands: Mapping[str, str] | None = None,
+) -> str:
+    """A service console script's `--help`: what it does, its commands, every setting."""
+
+    def para(text: str) -> str:
+        return textwrap.fill(text, width=100)
+
+    lines = [f"usage: {script} [--help]"]
+    for usage in commands or {}:
+        lines.append(f"       {script} {usage}")
+    if summary:
+        lines += ["", para(summary)]
+    if commands:
+        lines += ["", "commands:"]
+        lines += [f"  {usage}\n      {what}" for usage, what in commands.items()]
+    lines += [
+        "",
+        para(
+            f"With no arguments {script} serves until SIGTERM / SIGINT. Its settings are "
+            "environment variables, read once at start (every problem is reported at once):"
+        ),
+        "",
+        settings_help(cls),
+        "",
+        para(
+            "Telemetry: OTEL_EXPORTER_OTLP_ENDPOINT (for example http://localhost:4317) exports "
+            "traces and metrics over OTLP/gRPC; unset, nothing is exported."
+        ),
+        "",
+        CLIENT_INSTALL_HINT,
+    ]
+    return "\n".join(lines)

@@ -8,14 +8,20 @@ Frontier choice, in order:
   on this machine and the proxy's catalog points at it as an `openai_compatible` provider, priced
   at gpt-4o-mini's list prices so the cost report shows what the traffic would have cost. Its
   answers are the small model's, not a frontier model's; `up` says so loudly.
+
+State (configuration files, logs, the ledger, the spill journal) lives in one folder per
+checkout: `<checkout>/.switchyard/suite` when the suite runs from a source checkout (an editable
+install, as ./scripts/setup makes), otherwise `~/.cache/switchyard/suite/<environment>` keyed by
+the Python environment. `SWITCHYARD_STATE_DIR` or `--state-dir` picks another.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +31,24 @@ from switchyard.suite.supervisor import ProcessSpec
 
 __all__ = [
     "STANDIN_MODEL",
+    "SUITE_PARTS",
     "SuitePlan",
+    "checkout_root",
+    "default_state_dir",
     "plan_suite",
     "router_config",
     "standin_catalog",
 ]
 
+#: What `up` can start, in start order; `--only` picks some of them.
+SUITE_PARTS = ("standin-frontier", "classifier", "local-inference", "frontier-proxy", "router")
+
 STANDIN_MODEL = "standin-frontier"
 #: A small 2-core cloud VM's on-demand price, the default machine rate `up` gives local-inference.
 LOCAL_MACHINE_USD_PER_HOUR = 0.10
+#: vLLM's processes stop slowly: the engine waits up to 5 s for its worker, and tearing down an
+#: interpreter holding torch took 4-15 s on the 2-core build machine under load.
+VLLM_STOP_GRACE_S = 45.0
 LOCAL_PRICING = {"input_usd_per_million_tokens": 0.02, "output_usd_per_million_tokens": 0.05}
 _FRONTIER_SETS: dict[str, list[tuple[str, str, float, float]]] = {
     # target, model, input $/Mtok, output $/Mtok (list prices; the proxy bills its own)
@@ -55,6 +70,31 @@ def _script(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def checkout_root(module_file: str | Path = __file__) -> Path | None:
+    """The source checkout this suite runs from (editable install), or None when installed."""
+    for folder in Path(module_file).resolve().parents:
+        if (folder / "services" / "suite" / "pyproject.toml").is_file() and (
+            folder / "scripts" / "up"
+        ).is_file():
+            return folder
+    return None
+
+
+def default_state_dir(
+    env: Mapping[str, str] | None = None, *, module_file: str | Path = __file__
+) -> Path:
+    """Where `up` keeps its state unless told otherwise (module docstring): one folder per
+    checkout, so two checkouts never share logs, ledger or configuration."""
+    env = os.environ if env is None else env
+    if env.get("SWITCHYARD_STATE_DIR"):
+        return Path(env["SWITCHYARD_STATE_DIR"]).expanduser()
+    checkout = checkout_root(module_file)
+    if checkout is not None:
+        return checkout / ".switchyard" / "suite"
+    environment = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
+    return Path.home() / ".cache" / "switchyard" / "suite" / environment
+
+
 @dataclass
 class SuitePlan:
     state_dir: Path
@@ -63,6 +103,10 @@ class SuitePlan:
     addresses: dict[str, str]
     router_config_path: Path
     specs: list[ProcessSpec]
+    host: str = "127.0.0.1"
+    #: The port each part of the plan listens on (what `up` checks is free before starting).
+    ports: dict[str, int] = field(default_factory=dict)
+    otlp_endpoint: str | None = None
 
 
 def router_config(
@@ -159,9 +203,21 @@ def plan_suite(
     model_dir: Path | None = None,
     local_model_name: str = "SmolLM2-135M-Instruct",
     startup_timeout_s: float = 900.0,
+    otlp_endpoint: str | None = None,
+    only: Collection[str] | None = None,
 ) -> SuitePlan:
-    """Write the configuration files under `state_dir` and describe the processes to start."""
+    """Write the configuration files under `state_dir` and describe the processes to start.
+
+    `otlp_endpoint`: every Switchyard service exports its traces there (OTLP/gRPC, for example
+    Jaeger's http://localhost:4317). `only`: start just these parts (`SUITE_PARTS`); the others'
+    addresses stay in the configuration.
+    """
     env = os.environ if env is None else env
+    unknown = sorted(set(only or ()) - set(SUITE_PARTS))
+    if unknown:
+        raise ValueError(
+            f"unknown part(s) {', '.join(unknown)}; the suite has: {', '.join(SUITE_PARTS)}"
+        )
     state_dir.mkdir(parents=True, exist_ok=True)
     ports = {
         "router": base_port,
@@ -173,9 +229,11 @@ def plan_suite(
     addresses = {name: f"{host}:{port}" for name, port in ports.items()}
     frontier = frontier_set_for(env)
     specs: list[ProcessSpec] = []
+    wanted = set(only or SUITE_PARTS)
+    needs_model = frontier == "standin" and bool(wanted & {"standin-frontier", "local-inference"})
 
     if frontier == "standin":
-        if model_dir is None:
+        if model_dir is None and needs_model:
             from switchyard.local_inference.model_preparation import locate_prepared_model
 
             model_dir = locate_prepared_model()
@@ -190,7 +248,7 @@ def plan_suite(
                     "-m",
                     "vllm.entrypoints.openai.api_server",
                     "--model",
-                    str(model_dir),
+                    str(model_dir or ""),
                     "--served-model-name",
                     local_model_name,
                     "--host",
@@ -214,19 +272,34 @@ def plan_suite(
                 },
                 http_ready_url=f"{base_url}/models",
                 startup_timeout_s=startup_timeout_s,
+                stop_grace_s=VLLM_STOP_GRACE_S,
             )
         )
         proxy_env = {"SWITCHYARD_FRONTIER_PROXY_CATALOG": str(catalog_path)}
     else:
         proxy_env = {}
 
-    def service(name: str, script: str, prefix: str, extra: dict[str, str]) -> ProcessSpec:
+    telemetry = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint} if otlp_endpoint else {}
+
+    def service(
+        name: str,
+        script: str,
+        prefix: str,
+        extra: dict[str, str],
+        stop_grace_s: float | None = None,
+    ) -> ProcessSpec:
         return ProcessSpec(
             name=name,
             argv=[_script(script)],
-            env={f"{prefix}HOST": host, f"{prefix}PORT": str(ports[name]), **extra},
+            env={
+                f"{prefix}HOST": host,
+                f"{prefix}PORT": str(ports[name]),
+                **telemetry,
+                **extra,
+            },
             grpc_address=addresses[name],
             startup_timeout_s=startup_timeout_s,
+            stop_grace_s=stop_grace_s,
         )
 
     specs.append(service("classifier", "switchyard-classifier", "SWITCHYARD_CLASSIFIER_", {}))
@@ -245,6 +318,7 @@ def plan_suite(
             "switchyard-local-inference",
             "SWITCHYARD_LOCAL_INFERENCE_",
             local_env,
+            stop_grace_s=VLLM_STOP_GRACE_S,
         )
     )
     specs.append(
@@ -277,11 +351,15 @@ def plan_suite(
             },
         )
     )
+    chosen = [s for s in specs if s.name in wanted]
     return SuitePlan(
         state_dir=state_dir,
         frontier=frontier,
         router_address=addresses["router"],
-        addresses={s.name: s.grpc_address or s.http_ready_url or "" for s in specs},
+        addresses={s.name: s.grpc_address or s.http_ready_url or "" for s in chosen},
         router_config_path=config_path,
-        specs=specs,
+        specs=chosen,
+        host=host,
+        ports={s.name: ports[s.name] for s in chosen},
+        otlp_endpoint=otlp_endpoint or None,
     )
