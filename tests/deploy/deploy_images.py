@@ -60,6 +60,12 @@ class Image:
     port: int
     script: str
     build_stage: str  # the stage whose steps install the Python environment (before the engine)
+    #: Ports the image exposes besides its gRPC port (the router's OpenAI-compatible HTTP door).
+    extra_ports: tuple[int, ...] = ()
+
+    @property
+    def exposed(self) -> set[str]:
+        return {str(self.port), *(str(p) for p in self.extra_ports)}
 
     @property
     def folder(self) -> str:
@@ -77,7 +83,7 @@ class Image:
 IMAGES = {
     image.service: image
     for image in (
-        Image("router", 50051, "switchyard-router", "build"),
+        Image("router", 50051, "switchyard-router", "build", extra_ports=(8080,)),
         Image("classifier", 50052, "switchyard-classifier", "build"),
         Image("local-inference", 50053, "switchyard-local-inference", "base-build"),
         Image("frontier-proxy", 50054, "switchyard-frontier-proxy", "build"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_images import stages
+from deploy_images import IMAGES, stages
 from deploy_settings import assert_known_settings
 
 from switchyard.router.config import load_config
@@ -113,7 +113,10 @@ def test_build_targets_and_ports_match_the_dockerfiles(compose: dict) -> None:
         final = found[service["build"].get("target", list(found)[-1])]
         exposed = {v for stage in found.values() for v in stage.values("EXPOSE")}
         port = service["healthcheck"]["test"][-1].rsplit(":", 1)[1]
-        assert exposed == {port}, (name, exposed)
+        assert port == str(IMAGES[image].port) and exposed == IMAGES[image].exposed, (
+            name,
+            exposed,
+        )
         assert final.name in {"runtime", "cpu", "gpu"}, (name, final.name)
         assert service["image"].startswith(f"switchyard/{image}:"), service["image"]
 

@@ -132,7 +132,7 @@ def test_containers_run_the_images_the_dockerfiles_build(rendered) -> None:
         assert tag.startswith("0.1.0") or (tree, name) == ("base", "local-inference"), tag
         found = stages(name)
         exposed = {v for stage in found for v in stage.values("EXPOSE")}
-        assert exposed == {str(port)} and port == IMAGES[name].port
+        assert exposed == IMAGES[name].exposed and port == IMAGES[name].port
         # No command override: the image's ENTRYPOINT (the service's console script) runs.
         assert "command" not in container, name
         if name == "local-inference" and tree != "base":
