@@ -506,7 +506,7 @@ def start_switchyard(procs: Processes, upstream: dict[str, str]) -> list[Target]
             SWITCHYARD_ROUTER_HTTP_HOST="127.0.0.1",
             SWITCHYARD_ROUTER_HTTP_PORT=str(ports["http"]),
             SWITCHYARD_ROUTER_CONFIG=str(work / "router.yaml"),
-            SWITCHYARD_ROUTER_LEDGER_SPILL_PATH=str(work / "spill.jsonl"),
+            SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR=str(work / "journal"),
             SWITCHYARD_ROUTER_LOG_LEVEL="WARNING",
         ),
     )

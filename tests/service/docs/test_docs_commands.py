@@ -56,7 +56,7 @@ async def router(tmp_path: Path) -> AsyncIterator[RunningServer[RouterResources]
     path = tmp_path / "router.yaml"
     path.write_text(yaml.safe_dump(config))
     settings = RouterSettings(
-        host="127.0.0.1", config=path, ledger_spill_path=tmp_path / "spill.jsonl"
+        host="127.0.0.1", config=path, ledger_journal_dir=tmp_path / "journal", http_enabled=False
     )
     async with start_server(build_definition(settings), port=0) as running:
         yield running

@@ -30,8 +30,8 @@ from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
 from switchyard.classifier.service import build_service as classifier_service
 from switchyard.classifier.settings import ClassifierSettings
-from switchyard.frontier_proxy.__main__ import build as frontier_service
 from switchyard.frontier_proxy.catalog import parse_catalog
+from switchyard.frontier_proxy.service import build_definition as frontier_service
 from switchyard.frontier_proxy.settings import FrontierProxySettings
 from switchyard.router.service import build_definition as router_service
 from switchyard.router.settings import RouterSettings
@@ -139,7 +139,7 @@ async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Se
         )
         proxy_settings = FrontierProxySettings(host="127.0.0.1", grace_period_s=1.0)
         router_settings = RouterSettings(
-            host="127.0.0.1", config=config, ledger_spill_path=tmp / "spill.jsonl"
+            host="127.0.0.1", config=config, ledger_journal_dir=tmp / "journal", http_enabled=False
         )
         async with (
             start_server(
