@@ -49,9 +49,10 @@ from switchyard.training.escalation import (
     fit_escalation,
 )
 from switchyard.training.formats import split_key
-from switchyard.training.heads import Heads, build_heads_graph
+from switchyard.training.heads import HEAD_IDS, HEAD_MASK, Heads, build_heads_graph
 from switchyard.training.records import LabeledPrompt, OutcomeRecord
 from switchyard.training.task_head import TaskHead, fit_task_head
+from switchyard.training.tokens import bag_of_tokens
 
 __all__ = [
     "HEAD_TOKENS",
@@ -128,6 +129,7 @@ class TrainingRows:
 class Embedded:
     x: np.ndarray  # [n, HIDDEN]
     n: np.ndarray  # [n, 1] token counts
+    bags: object  # [n, SEGMENTS * VOCAB] sparse token bags (tokens.bag_of_tokens)
 
     @property
     def log_n(self) -> np.ndarray:
@@ -181,11 +183,26 @@ def _dedupe_opsets(model: onnx.ModelProto) -> None:
 
 
 def merge_encoder_and_heads(encoder: onnx.ModelProto, heads: onnx.ModelProto) -> onnx.ModelProto:
+    """One graph: the encoder's outputs feed the heads; a heads graph that reads the token ids
+    gets them (and the mask) passed through the encoder, since merge_models refuses a shared
+    input name."""
+    io_map = [("embedding", "embedding"), ("token_count", "token_count")]
+    head_inputs = {i.name for i in heads.graph.input}
+    if HEAD_IDS in head_inputs:
+        encoder = onnx.ModelProto.FromString(encoder.SerializeToString())
+        for source, target in (("input_ids", HEAD_IDS), ("attention_mask", HEAD_MASK)):
+            passed = f"encoder.{source}_out"
+            encoder.graph.node.append(
+                onnx.helper.make_node("Identity", [source], [passed], name=passed)
+            )
+            encoder.graph.output.append(
+                onnx.helper.make_tensor_value_info(
+                    passed, onnx.TensorProto.INT64, ["batch", "tokens"]
+                )
+            )
+            io_map.append((passed, target))
     merged = onnx.compose.merge_models(
-        encoder,
-        heads,
-        io_map=[("embedding", "embedding"), ("token_count", "token_count")],
-        producer_name="switchyard-classifier",
+        encoder, heads, io_map=io_map, producer_name="switchyard-classifier"
     )
     _dedupe_opsets(merged)
     onnx.checker.check_model(merged)
@@ -301,9 +318,11 @@ def select_rows(config: BuildConfig, inputs: dict[str, str]) -> TrainingRows:
 
 def embed_rows(rows: TrainingRows, embedder: Embedder, log: Callable[[str], None]) -> EmbeddedRows:
     def embed(items: Sequence[LabeledPrompt | OutcomeRecord]) -> Embedded:
+        prompts = [r.prompt for r in items]
+        bags = bag_of_tokens(embedder.token_ids(prompts))
         if not items:
-            return Embedded(np.zeros((0, HIDDEN), np.float32), np.zeros((0, 1), np.float32))
-        return Embedded(*embedder.embed([r.prompt for r in items], log))
+            return Embedded(np.zeros((0, HIDDEN), np.float32), np.zeros((0, 1), np.float32), bags)
+        return Embedded(*embedder.embed(prompts, log), bags)
 
     return EmbeddedRows(
         task_train=embed(rows.task_train),
@@ -318,7 +337,7 @@ def embed_rows(rows: TrainingRows, embedder: Embedder, log: Callable[[str], None
 def transfer_features(task: TaskHead, complexity: object, embedded: Embedded) -> TransferFeatures:
     """The stacker's inputs for some rows, from the fitted task and complexity heads."""
     cx = np.clip(complexity.predict(embedded.x), 0.0, 1.0)  # type: ignore[attr-defined]
-    return TransferFeatures(embedded.log_n, cx, task.probabilities(embedded.x))
+    return TransferFeatures(embedded.log_n, cx, task.probabilities(embedded.x, embedded.bags))
 
 
 def fit_heads(
@@ -334,6 +353,7 @@ def fit_heads(
         classes,
         log,
         balanced_weights(rows.task_train) if rows.weighted else None,
+        bags=embedded.task_train.bags,
     )
     cx_model = Ridge(alpha=1.0).fit(
         embedded.complexity_train.x, np.array([r.complexity for r in rows.complexity_train])
@@ -352,17 +372,8 @@ def fit_heads(
             log,
         )
     if escalation is not None:
-        o = escalation.outcome
-        scale = escalation.outcome_scale
-        tw = escalation.transfer_weights
         esc_args: dict[str, object] = {
-            "outcome_weights": o.weights * scale,
-            "outcome_length_weight": o.length_weight * scale,
-            "outcome_bias": o.bias * scale,
-            "transfer_length_weight": float(tw[0]),
-            "transfer_complexity_weight": float(tw[1]),
-            "transfer_task_weights": tw[2:],
-            "escalation_bias": escalation.bias,
+            **escalation.linear(),
             "centroids": escalation.centroids,
             "sim_low": escalation.sim_low,
             "sim_high": escalation.sim_high,
@@ -388,6 +399,7 @@ def fit_heads(
         temperature=task.temperature,
         complexity_weights=np.asarray(cx_model.coef_),
         complexity_bias=float(cx_model.intercept_),
+        token_weights=task.token_weights,
         **esc_args,  # type: ignore[arg-type]
     )
     return FittedHeads(heads, task, cx_model, escalation)
@@ -395,7 +407,8 @@ def fit_heads(
 
 def _task_report(heads: Heads, rows: TrainingRows, embedded: EmbeddedRows) -> dict[str, object]:
     classes = len(TASK_TYPE_NAMES)
-    probs = heads.predict(embedded.task_eval.x, embedded.task_eval.n)["task_probabilities"]
+    ev = embedded.task_eval
+    probs = heads.predict(ev.x, ev.n, ev.bags)["task_probabilities"]
     truth = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in rows.task_eval])
     pred = probs.argmax(axis=1)
     matrix = metrics.confusion(truth, pred, classes)
@@ -462,7 +475,7 @@ def evaluate(fitted: FittedHeads, rows: TrainingRows, embedded: EmbeddedRows) ->
     }
     if rows.outcome_eval and fitted.escalation is not None:
         ev = embedded.outcome_eval
-        scores = heads.predict(ev.x, ev.n)
+        scores = heads.predict(ev.x, ev.n, ev.bags)
         esc = escalation_report(
             {
                 "model": scores["escalation"],
@@ -474,6 +487,7 @@ def evaluate(fitted: FittedHeads, rows: TrainingRows, embedded: EmbeddedRows) ->
         )
         esc.update(fitted.escalation.report)
         report["escalation_random_split"] = esc
+        esc.pop("grid", None)
         report["escalation_trust"] = {
             "sim_low": heads.sim_low,
             "sim_high": heads.sim_high,

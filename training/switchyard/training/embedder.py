@@ -1,7 +1,10 @@
 """Embedding training prompts with the int8 encoder graph the service runs, cached on disk.
 
 Prompts are grouped by token length and embedded without padding, so an embedding does not
-depend on the other prompts of its batch and builds are byte-for-byte repeatable. The cache
+depend on the other prompts of its batch and builds are byte-for-byte repeatable. A lone
+prompt of its length is run twice in one batch: onnxruntime takes another kernel path for a
+batch of one, whose last bits differ (measured: batches of 2 to 64 give identical bits, a
+batch of 1 does not), which would make a warm-cache build differ from a cold one. The cache
 (``--cache-dir``) is keyed by the encoder graph's sha256 and the window (tokens, head tokens),
 so a changed encoder or window never reads stale vectors.
 """
@@ -51,7 +54,7 @@ class Embedder:
         )
         self._tokenizer = PromptTokenizer(tokenizer_file, max_tokens, head_tokens)
         self._cache: dict[str, tuple[np.ndarray, float]] = {}
-        window = f"w{max_tokens}h{head_tokens or 0}"
+        window = f"w{max_tokens}h{head_tokens or 0}b2"
         self._cache_file = (
             cache_dir / f"embeddings-{encoder_sha[:16]}-{window}.npz" if cache_dir else None
         )
@@ -78,11 +81,11 @@ class Embedder:
                 items = by_length[length]
                 for start in range(0, len(items), CHUNK):
                     chunk = items[start : start + CHUNK]
-                    ids = np.stack([row for _, row in chunk])
+                    ids = np.stack([row for _, row in chunk] * (2 if len(chunk) == 1 else 1))
                     emb, count = self._session.run(
                         None, {"input_ids": ids, "attention_mask": np.ones_like(ids)}
                     )
-                    for (key, _), vec, c in zip(chunk, emb, count, strict=True):
+                    for (key, _), vec, c in zip(chunk, emb, count, strict=False):
                         self._cache[key] = (vec, float(c[0]))
                 done += len(items)
                 if len(todo) > 2000 and (length % 16 == 0):
@@ -93,6 +96,10 @@ class Embedder:
         vectors = np.stack([self._cache[k][0] for k in keys]).astype(np.float32)
         counts = np.array([[self._cache[k][1]] for k in keys], dtype=np.float32)
         return vectors, counts
+
+    def token_ids(self, prompts: Sequence[str]) -> list[list[int]]:
+        """Each prompt's token ids as the model reads them (cut to the window)."""
+        return [ids for ids, _ in self._tokenizer.encode_each(list(prompts))]
 
     @property
     def hidden(self) -> int:

@@ -5,15 +5,20 @@ Two parts, fitted here and written into the graph by ``heads.py``:
 - the **outcome model**: ridge regression of the gain ``frontier_ok - local_ok`` on
   [embedding, log token count]. It knows the outcome data's own kind of request well (MMLU
   subjects it was fitted on), less so new subjects, and nothing about requests unlike them.
-- the **stacker**: one logistic regression that turns the outcome model's score and what
-  transfers across datasets (log token count, the complexity score, the task-type
-  probabilities) into P(escalation pays off). The outcome model's score enters multiplied by
-  its *trust*: 1 for requests like the outcome data, 0 for requests unlike it (cosine similarity
-  to the nearest outcome-data centroid, linear between two cut points). So an unlike request
-  (a greeting, a code request, a grade-school word problem) is scored by the transferable part
-  alone. The stacker is fitted on **out-of-group** outcome scores (each subject scored by an
-  outcome model that never saw it), so its weight on the outcome model is what that model is
-  worth on subjects it has not seen, not what it is worth on its own training rows.
+- the **blend**: z = length term + lambda * trust * outcome score + kappa * complexity term +
+  gamma * task-type prior, every term standardised on the outcome data, then
+  P(escalation pays off) = sigmoid(scale * z + offset) (a Platt fit, monotone in z). Trust is
+  how like the outcome data the prompt is (cosine similarity to the nearest outcome-data
+  centroid, 0 at or below ``sim_low``, 1 at or above ``sim_high``), so a request unlike it (a
+  greeting, a code request, a grade-school word problem) is scored by the terms that transfer:
+  its length, complexity and task type. The task-type prior is each type's escalation rate
+  on the outcome rows (as a log-odds difference, read through the task probabilities).
+  lambda, kappa and gamma are chosen by **held-out-group validation** on the outcome data
+  (``held_out_groups``: folds of whole subjects, and for MMLU its four subject categories,
+  the nearest thing to a new dataset it has): the setting whose worst group beats prompt
+  length by the most (mean margin breaks ties). Prompt length alone is in the grid
+  (lambda = kappa = gamma = 0), so the chosen blend is never below length on the groups it was
+  chosen on.
 
 Everything a team needs to fit its own escalation data (``train --outcomes``) goes through
 ``fit_escalation``; ``escalation_report`` scores any escalation score against prompt length
@@ -31,7 +36,9 @@ from switchyard.training import metrics
 
 __all__ = [
     "ESCALATION_SEED",
+    "Blend",
     "EscalationFit",
+    "held_out_groups",
     "OutcomeModel",
     "TransferFeatures",
     "escalation_report",
@@ -120,15 +127,91 @@ def out_of_group_scores(
     return scores
 
 
+# The grid the blend is chosen from (see the module docstring).
+LAMBDAS = (0.0, 0.25, 0.5, 1.0, 2.0)
+KAPPAS = (0.0, 0.25, 0.5)
+GAMMAS = (0.0, 0.5, 1.0)
+
+
+def held_out_groups(records_subjects: Sequence[str]) -> dict[str, list[str]]:
+    """Named groups of subjects to hold out: ``OUT_OF_GROUP_FOLDS`` folds of whole subjects
+    (dealt in sorted order), plus, for MMLU subjects, MMLU's four subject categories."""
+    from switchyard.training.mapping import MMLU_CATEGORIES
+
+    subjects = sorted(set(records_subjects))
+    groups: dict[str, list[str]] = {
+        f"subjects_fold_{f}": subjects[f::OUT_OF_GROUP_FOLDS]
+        for f in range(min(OUT_OF_GROUP_FOLDS, len(subjects)))
+    }
+    for category in sorted(set(MMLU_CATEGORIES.values())):
+        members = [s for s in subjects if MMLU_CATEGORIES.get(s) == category]
+        if members and len(members) < len(subjects):
+            groups[f"category_{category}"] = members
+    return groups
+
+
+@dataclass(frozen=True)
+class Blend:
+    """The standardised terms' weights and the statistics that standardise them."""
+
+    lam: float
+    kappa: float
+    gamma: float
+    length_mean: float
+    length_std: float
+    outcome_std: float
+    complexity_mean: float
+    complexity_std: float
+    task_prior: np.ndarray  # [types], log-odds of escalation per type minus the overall
+
+    def z(self, outcome: np.ndarray, trust: np.ndarray, transfer: TransferFeatures) -> np.ndarray:
+        return (
+            (transfer.log_tokens - self.length_mean) / self.length_std
+            + self.lam * trust * outcome / self.outcome_std
+            + self.kappa * (transfer.complexity - self.complexity_mean) / self.complexity_std
+            + self.gamma * transfer.task_probabilities @ self.task_prior
+        )
+
+
+def _task_prior(probs: np.ndarray, escalate: np.ndarray) -> np.ndarray:
+    """Per task type, the log-odds of escalation among rows weighted by P(type), minus the
+    overall log-odds (smoothed by one pseudo-row each way)."""
+    overall = (escalate.sum() + 1) / (len(escalate) + 2)
+    mass = probs.sum(axis=0)
+    rate = (probs.T @ escalate + overall) / (mass + 1)
+    return np.log(rate / (1 - rate)) - np.log(overall / (1 - overall))
+
+
+def _blend_stats(
+    log_tokens: np.ndarray,
+    outcome_scores: np.ndarray,
+    transfer: TransferFeatures,
+    escalate: np.ndarray,
+    lam: float,
+    kappa: float,
+    gamma: float,
+) -> Blend:
+    return Blend(
+        lam=lam,
+        kappa=kappa,
+        gamma=gamma,
+        length_mean=float(log_tokens.mean()),
+        length_std=float(log_tokens.std()) or 1.0,
+        outcome_std=float(outcome_scores.std()) or 1.0,
+        complexity_mean=float(transfer.complexity.mean()),
+        complexity_std=float(transfer.complexity.std()) or 1.0,
+        task_prior=_task_prior(transfer.task_probabilities, escalate),
+    )
+
+
 @dataclass
 class EscalationFit:
-    """The fitted escalation score: z = trust * (outcome_scale * outcome score) +
-    transfer_weights . transfer features + bias, P = sigmoid(z)."""
+    """The fitted escalation score: P = sigmoid(scale * blend.z + offset)."""
 
     outcome: OutcomeModel
-    outcome_scale: float
-    transfer_weights: np.ndarray  # [2 + types]: log tokens, complexity, task probabilities
-    bias: float
+    blend: Blend
+    scale: float
+    offset: float
     centroids: np.ndarray  # [k, hidden], unit length
     sim_low: float
     sim_high: float
@@ -141,15 +224,30 @@ class EscalationFit:
     def logit(
         self, embedding: np.ndarray, log_tokens: np.ndarray, transfer: TransferFeatures
     ) -> np.ndarray:
-        outcome = self.outcome.score(embedding, log_tokens) * self.outcome_scale
-        return (
-            self.trust(embedding) * outcome + transfer.matrix() @ self.transfer_weights + self.bias
-        )
+        outcome = self.outcome.score(embedding, log_tokens)
+        return self.scale * self.blend.z(outcome, self.trust(embedding), transfer) + self.offset
 
     def probability(
         self, embedding: np.ndarray, log_tokens: np.ndarray, transfer: TransferFeatures
     ) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logit(embedding, log_tokens, transfer)))
+
+    def linear(self) -> dict[str, object]:
+        """The logit as the graph computes it: trust * (w . embedding + w_len * log n + b_out)
+        + len_w * log n + cx_w * complexity + task_w . probabilities + bias."""
+        b, s = self.blend, self.scale
+        k_out = s * b.lam / b.outcome_std
+        return {
+            "outcome_weights": self.outcome.weights * k_out,
+            "outcome_length_weight": self.outcome.length_weight * k_out,
+            "outcome_bias": self.outcome.bias * k_out,
+            "transfer_length_weight": s / b.length_std,
+            "transfer_complexity_weight": s * b.kappa / b.complexity_std,
+            "transfer_task_weights": s * b.gamma * b.task_prior,
+            "escalation_bias": self.offset
+            - s * b.length_mean / b.length_std
+            - s * b.kappa * b.complexity_mean / b.complexity_std,
+        }
 
 
 def _centroids(
@@ -172,6 +270,31 @@ def _centroids(
     return centroids, float(min(sim_other, sim_high - 0.05)), sim_high
 
 
+def _trust(embedding: np.ndarray, centroids: np.ndarray, low: float, high: float) -> np.ndarray:
+    sim = (embedding.astype(np.float64) @ centroids.T).max(axis=1)
+    return np.clip((sim - low) / (high - low), 0.0, 1.0)
+
+
+def _choose_alpha(
+    embedding: np.ndarray,
+    log_tokens: np.ndarray,
+    gain: np.ndarray,
+    groups: Sequence[str],
+    local_ok: np.ndarray,
+    frontier_ok: np.ndarray,
+    log: Callable[[str], None],
+) -> float:
+    best: tuple[float, float] | None = None
+    for alpha in OUTCOME_ALPHAS:
+        oog = out_of_group_scores(embedding, log_tokens, gain, groups, alpha)
+        apgr, _ = metrics.apgr_and_cpt(oog, local_ok, frontier_ok)
+        log(f"  escalation outcome model alpha={alpha}: out-of-group APGR {apgr:.4f}")
+        if best is None or apgr > best[0]:
+            best = (apgr, alpha)
+    assert best is not None
+    return best[1]
+
+
 def fit_escalation(
     embedding: np.ndarray,
     log_tokens: np.ndarray,
@@ -181,50 +304,99 @@ def fit_escalation(
     transfer: TransferFeatures,
     other_embedding: np.ndarray,
     log: Callable[[str], None] = lambda _: None,
-    *,
-    stacker_c: float = 1.0,
 ) -> EscalationFit:
-    """Fit the outcome model (alpha by out-of-group APGR), the trust centroids, and the stacker
-    on out-of-group outcome scores. ``groups`` are the units held out together (MMLU subjects;
-    a team's file without subjects counts each row as its own group)."""
+    """Fit the escalation score on outcome records. ``groups`` are the units held out together
+    (MMLU subjects; a team's file without subjects counts each row as its own group). The
+    outcome model's alpha is chosen by out-of-group APGR, the blend (lambda, kappa, gamma) by
+    held-out-group validation, the Platt scale on all rows."""
     from sklearn.linear_model import LogisticRegression
 
+    local_ok, frontier_ok = local_ok.astype(bool), frontier_ok.astype(bool)
     gain = frontier_ok.astype(float) - local_ok.astype(float)
-    escalate = ((~local_ok.astype(bool)) & frontier_ok.astype(bool)).astype(int)
-    best: tuple[float, float, np.ndarray] | None = None
-    for alpha in OUTCOME_ALPHAS:
-        oog = out_of_group_scores(embedding, log_tokens, gain, groups, alpha)
-        apgr, _ = metrics.apgr_and_cpt(oog, local_ok, frontier_ok)
-        log(f"  escalation outcome model alpha={alpha}: out-of-group APGR {apgr:.4f}")
-        if best is None or apgr > best[0]:
-            best = (apgr, alpha, oog)
-    assert best is not None
-    _, alpha, oog = best
+    escalate = ((~local_ok) & frontier_ok).astype(float)
+    group_arr = np.asarray(groups)
+    alpha = _choose_alpha(embedding, log_tokens, gain, groups, local_ok, frontier_ok, log)
     centroids, sim_low, sim_high = _centroids(embedding, other_embedding, ESCALATION_SEED)
+    trust = _trust(embedding, centroids, sim_low, sim_high)
+
+    def part(sel: np.ndarray) -> TransferFeatures:
+        return TransferFeatures(
+            transfer.log_tokens[sel], transfer.complexity[sel], transfer.task_probabilities[sel]
+        )
+
+    # Held-out-group validation of the blend: per group, everything refitted without it.
+    folds = []
+    for name, members in held_out_groups(list(group_arr)).items():
+        held = np.isin(group_arr, members)
+        kept = ~held
+        model = fit_outcome_model(embedding[kept], log_tokens[kept], gain[kept], alpha)
+        kept_scores = model.score(embedding[kept], log_tokens[kept])
+        held_scores = model.score(embedding[held], log_tokens[held])
+        length_apgr, _ = metrics.apgr_and_cpt(log_tokens[held], local_ok[held], frontier_ok[held])
+        folds.append((name, kept, held, kept_scores, held_scores, length_apgr))
+    table: dict[str, dict[str, float]] = {}
+    best: tuple[float, float, tuple[float, float, float]] | None = None
+    for lam in LAMBDAS:
+        for kappa in KAPPAS:
+            for gamma in GAMMAS:
+                margins = []
+                for _, kept, held, kept_scores, held_scores, length_apgr in folds:
+                    blend = _blend_stats(
+                        log_tokens[kept],
+                        kept_scores,
+                        part(kept),
+                        escalate[kept],
+                        lam,
+                        kappa,
+                        gamma,
+                    )
+                    z = blend.z(held_scores, trust[held], part(held))
+                    apgr, _ = metrics.apgr_and_cpt(z, local_ok[held], frontier_ok[held])
+                    margins.append(apgr - length_apgr)
+                key = (min(margins), float(np.mean(margins)))
+                table[f"lambda={lam},kappa={kappa},gamma={gamma}"] = {
+                    "worst_margin_over_length": key[0],
+                    "mean_margin_over_length": key[1],
+                }
+                if best is None or key > (best[0], best[1]):
+                    best = (key[0], key[1], (lam, kappa, gamma))
+    assert best is not None
+    lam, kappa, gamma = best[2]
     outcome = fit_outcome_model(embedding, log_tokens, gain, alpha)
-    # The stacker sees the out-of-group score (scaled to unit spread) times the trust the
-    # graph will give it: outcome prompts are all trusted fully or nearly so.
-    spread = float(np.std(oog)) or 1.0
-    sim = (embedding.astype(np.float64) @ centroids.T).max(axis=1)
-    trust = np.clip((sim - sim_low) / (sim_high - sim_low), 0.0, 1.0)
-    stack_x = np.hstack([(trust * oog / spread).reshape(-1, 1), transfer.matrix()])
-    stacker = LogisticRegression(C=stacker_c, max_iter=2000).fit(stack_x, escalate)
-    coef = stacker.coef_[0]
-    fit = EscalationFit(
+    blend = _blend_stats(
+        log_tokens,
+        outcome.score(embedding, log_tokens),
+        transfer,
+        escalate,
+        lam,
+        kappa,
+        gamma,
+    )
+    z = blend.z(outcome.score(embedding, log_tokens), trust, transfer)
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(z.reshape(-1, 1), escalate.astype(int))
+    log(
+        f"  escalation: alpha={alpha}, lambda={lam}, kappa={kappa}, gamma={gamma} (worst "
+        f"held-out group {best[0]:+.4f} APGR over length, mean {best[1]:+.4f})"
+    )
+    return EscalationFit(
         outcome=outcome,
-        outcome_scale=float(coef[0]) / spread,
-        transfer_weights=np.asarray(coef[1:], dtype=np.float64),
-        bias=float(stacker.intercept_[0]),
+        blend=blend,
+        scale=float(platt.coef_[0][0]),
+        offset=float(platt.intercept_[0]),
         centroids=centroids,
         sim_low=sim_low,
         sim_high=sim_high,
-        report={"alpha": alpha, "out_of_group_apgr": best[0], "stacker_c": stacker_c},
+        report={
+            "alpha": alpha,
+            "lambda": lam,
+            "kappa": kappa,
+            "gamma": gamma,
+            "groups": [name for name, *_ in folds],
+            "worst_margin_over_length": best[0],
+            "mean_margin_over_length": best[1],
+            "grid": table,
+        },
     )
-    log(
-        f"  escalation: alpha={alpha}, outcome weight {coef[0]:.3f}, log-tokens weight "
-        f"{coef[1]:.3f}, complexity weight {coef[2]:.3f}"
-    )
-    return fit
 
 
 def escalation_report(

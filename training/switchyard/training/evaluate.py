@@ -50,13 +50,14 @@ from switchyard.training.escalation import (
     TransferFeatures,
     escalation_report,
     fit_escalation,
+    held_out_groups,
 )
-from switchyard.training.records import OutcomeRecord
 from switchyard.training.task_head import fit_task_head
+from switchyard.training.tokens import bag_of_tokens
 from switchyard.training.unseen import UNSEEN_LABELS
 from switchyard.training.validation import leave_source_out
 
-__all__ = ["FRESH_UNSEEN_FILE", "MMLU_CATEGORIES", "main"]
+__all__ = ["FRESH_UNSEEN_FILE", "main"]
 
 _root = checkout_root()
 # The fresh unseen-source set (see tests/unit/classifier/data/README.md), in the checkout.
@@ -67,42 +68,6 @@ FRESH_UNSEEN_FILE = (
 )
 # Rows scored per left-out source in the leave-source-out check (a seeded sample).
 LSO_ROWS_PER_SOURCE = 300
-
-# MMLU's own four subject categories (Hendrycks et al.), for leave-category-out.
-_STEM = (
-    "abstract_algebra anatomy astronomy college_biology college_chemistry "
-    "college_computer_science college_mathematics college_physics computer_security "
-    "conceptual_physics electrical_engineering elementary_mathematics high_school_biology "
-    "high_school_chemistry high_school_computer_science high_school_mathematics "
-    "high_school_physics high_school_statistics machine_learning"
-)
-_HUMANITIES = (
-    "formal_logic high_school_european_history high_school_us_history "
-    "high_school_world_history international_law jurisprudence logical_fallacies "
-    "moral_disputes moral_scenarios philosophy prehistory professional_law world_religions"
-)
-_SOCIAL = (
-    "econometrics high_school_geography high_school_government_and_politics "
-    "high_school_macroeconomics high_school_microeconomics high_school_psychology "
-    "human_sexuality professional_psychology public_relations security_studies sociology "
-    "us_foreign_policy"
-)
-_OTHER = (
-    "business_ethics clinical_knowledge college_medicine global_facts human_aging management "
-    "marketing medical_genetics miscellaneous nutrition professional_accounting "
-    "professional_medicine virology"
-)
-MMLU_CATEGORIES: dict[str, str] = {
-    subject: category
-    for category, names in (
-        ("stem", _STEM),
-        ("humanities", _HUMANITIES),
-        ("social_sciences", _SOCIAL),
-        ("other", _OTHER),
-    )
-    for subject in names.split()
-}
-SUBJECT_FOLDS = 5
 
 
 def _unseen_rows(prompts_dir: Path) -> list[tuple[str, str, str]]:
@@ -213,19 +178,6 @@ def leave_source_out_check(
     }
 
 
-def _escalation_groups(records: list[OutcomeRecord]) -> dict[str, list[str]]:
-    """Held-out groups: 5 folds of subjects, and MMLU's 4 categories."""
-    subjects = sorted({r.subject for r in records})
-    groups: dict[str, list[str]] = {
-        f"subjects_fold_{f}": subjects[f::SUBJECT_FOLDS] for f in range(SUBJECT_FOLDS)
-    }
-    for category in sorted(set(MMLU_CATEGORIES.values())):
-        members = [s for s in subjects if MMLU_CATEGORIES.get(s) == category]
-        if members:
-            groups[f"category_{category}"] = members
-    return groups
-
-
 def escalation_check(
     rows: TrainingRows, embedder: Embedder, log: Callable[[str], None]
 ) -> dict[str, object]:
@@ -239,9 +191,11 @@ def escalation_check(
     frontier = np.array([r.frontier_ok for r in records])
     subjects = np.array([r.subject for r in records])
     cx = np.clip(fitted.complexity.predict(x), 0.0, 1.0)  # type: ignore[attr-defined]
-    probs = fitted.task.probabilities(x)
+    probs = fitted.task.probabilities(
+        x, bag_of_tokens(embedder.token_ids([r.prompt for r in records]))
+    )
     out: dict[str, object] = {}
-    for name, members in _escalation_groups(records).items():
+    for name, members in held_out_groups(list(subjects)).items():
         held = np.isin(subjects, members)
         kept = ~held
 
@@ -258,12 +212,11 @@ def escalation_check(
             embedded.task_train.x,
         )
         p = fit.probability(x[held], log_n[held], part(held))
-        transfer_only = part(held).matrix() @ fit.transfer_weights
         report = escalation_report(
             {
                 "model": p,
                 "prompt_length": n[held].ravel(),
-                "transfer_part_alone": transfer_only,
+                "outcome_model_alone": fit.outcome.score(x[held], log_n[held]),
                 "complexity": cx[held],
             },
             local[held],
@@ -271,6 +224,7 @@ def escalation_check(
         )
         report["subjects"] = members
         report["mean_trust"] = float(fit.trust(x[held]).mean())
+        report["chosen"] = {k: fit.report[k] for k in ("alpha", "lambda", "kappa", "gamma")}
         out[name] = report
         log(
             f"  {name}: model {report['model']['apgr']:.3f}, "  # type: ignore[index]

@@ -1,7 +1,9 @@
 """The three heads on top of the sentence embedding, fitted with scikit-learn, written as ONNX.
 
-- task type: multinomial logistic regression, then temperature scaling fitted on a calibration
-  split (so the probabilities mean what they say);
+- task type: multinomial logistic regression on the embedding and three bags of wordpieces
+  (``tokens.py``: the whole window, its first and its last tokens; a Gather of a token table in
+  the graph), then temperature scaling fitted on a calibration split (so the probabilities mean
+  what they say);
 - complexity: ridge regression on the embedding, clipped to [0, 1];
 - escalation (``escalation.py`` fits it): P = sigmoid(z) with
   z = trust * outcome score + transfer weights . [log tokens, complexity, task probabilities]
@@ -22,8 +24,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from switchyard.training.encoder import HIDDEN, IR_VERSION, OPSET
+from switchyard.training.tokens import EDGE_TOKENS, SEGMENTS, VOCAB
 
-__all__ = ["Heads", "build_heads_graph", "softmax"]
+__all__ = ["HEAD_IDS", "HEAD_MASK", "Heads", "build_heads_graph", "softmax"]
+
+# The heads graph's token inputs (the encoder's input_ids / attention_mask, passed through).
+HEAD_IDS = "head.input_ids"
+HEAD_MASK = "head.attention_mask"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -50,12 +57,24 @@ class Heads:
     sim_low: float
     sim_high: float
     outcome_mix: float = 1.0  # 0: no outcome data, escalation = complexity
+    # [SEGMENTS * VOCAB, types] on ``tokens.bag_of_tokens``, divided by the temperature
+    token_weights: np.ndarray | None = None
 
-    def predict(self, embedding: np.ndarray, token_count: np.ndarray) -> dict[str, np.ndarray]:
+    def task_logits(self, embedding: np.ndarray, token_bags: object | None) -> np.ndarray:
+        logits = embedding.astype(np.float64) @ self.task_weights + self.task_bias
+        if self.token_weights is not None:
+            if token_bags is None:
+                raise ValueError("this model's task head reads token bags: pass token_bags")
+            logits = logits + np.asarray(token_bags @ self.token_weights)  # type: ignore[operator]
+        return logits
+
+    def predict(
+        self, embedding: np.ndarray, token_count: np.ndarray, token_bags: object | None = None
+    ) -> dict[str, np.ndarray]:
         """The heads in numpy (float64): the reference for the ONNX graph."""
         e = embedding.astype(np.float64)
         log_n = np.log(token_count.reshape(-1).astype(np.float64))
-        probs = softmax(e @ self.task_weights + self.task_bias)
+        probs = softmax(self.task_logits(e, token_bags))
         complexity = np.clip(e @ self.complexity_weights + self.complexity_bias, 0.0, 1.0)
         outcome = e @ self.outcome_weights + log_n * self.outcome_length_weight + self.outcome_bias
         z = (
@@ -109,6 +128,22 @@ def build_heads_graph(heads: Heads) -> onnx.ModelProto:
         scalar(1.0, "head.one", ()),
         numpy_helper.from_array(np.array([-1], np.int64), "head.flat"),
     ]
+    if heads.token_weights is not None:
+        table = heads.token_weights.reshape(SEGMENTS, VOCAB, types).transpose(1, 0, 2)
+        inits += [
+            numpy_helper.from_array(
+                np.ascontiguousarray(table.reshape(VOCAB, SEGMENTS * types)).astype(f32),
+                "head.tok_table",
+            ),
+            numpy_helper.from_array(np.array([0, 0, SEGMENTS, types], np.int64), "head.tok_shape"),
+            numpy_helper.from_array(np.array([1], np.int64), "head.ax1"),
+            numpy_helper.from_array(np.array([2], np.int64), "head.ax2"),
+            numpy_helper.from_array(np.array([3], np.int64), "head.ax3"),
+            numpy_helper.from_array(np.array([1, 2], np.int64), "head.ax12"),
+            scalar(2.0, "head.two", ()),
+            scalar(float(EDGE_TOKENS + 1), "head.edge_first", ()),
+            scalar(float(EDGE_TOKENS), "head.edge", ()),
+        ]
     n = helper.make_node
 
     def op(kind: str, inputs: list[str], out: str, **attrs: Any) -> onnx.NodeProto:
@@ -117,8 +152,50 @@ def build_heads_graph(heads: Heads) -> onnx.ModelProto:
     nodes = [
         # task type
         op("MatMul", ["embedding", "head.task_w"], "head.task_mm"),
-        op("Add", ["head.task_mm", "head.task_b"], "head.task_logits"),
-        op("Softmax", ["head.task_logits"], "task_probabilities", axis=1),
+        op("Add", ["head.task_mm", "head.task_b"], "head.task_emb_logits"),
+    ]
+    task_logits = "head.task_emb_logits"
+    if heads.token_weights is not None:
+        # Positions by running count of the mask (padding is at the end): c = 1 for [CLS],
+        # c = len for [SEP]; the body is 2 <= c <= len - 1, its first / last EDGE_TOKENS
+        # tokens c <= EDGE + 1 / c >= len - EDGE.
+        nodes += [
+            op("Cast", [HEAD_MASK], "head.mask_f", to=TensorProto.FLOAT),
+            op("ReduceSum", ["head.mask_f", "head.ax1"], "head.len", keepdims=1),
+            op("CumSum", ["head.mask_f", "head.ax1"], "head.cpos"),
+            op("Sub", ["head.len", "head.one"], "head.len_m1"),
+            op("Sub", ["head.len", "head.edge"], "head.len_me"),
+            op("GreaterOrEqual", ["head.cpos", "head.two"], "head.ge2"),
+            op("LessOrEqual", ["head.cpos", "head.len_m1"], "head.le_last"),
+            op("And", ["head.ge2", "head.le_last"], "head.body_b"),
+            op("Cast", ["head.body_b"], "head.body_raw", to=TensorProto.FLOAT),
+            op("Mul", ["head.body_raw", "head.mask_f"], "head.seg_all"),
+            op("LessOrEqual", ["head.cpos", "head.edge_first"], "head.first_b"),
+            op("Cast", ["head.first_b"], "head.first_f", to=TensorProto.FLOAT),
+            op("Mul", ["head.seg_all", "head.first_f"], "head.seg_first"),
+            op("GreaterOrEqual", ["head.cpos", "head.len_me"], "head.last_b"),
+            op("Cast", ["head.last_b"], "head.last_f", to=TensorProto.FLOAT),
+            op("Mul", ["head.seg_all", "head.last_f"], "head.seg_last"),
+        ]
+        for seg in ("all", "first", "last"):
+            nodes += [
+                op("ReduceSum", [f"head.seg_{seg}", "head.ax1"], f"head.n_{seg}", keepdims=1),
+                op("Max", [f"head.n_{seg}", "head.one"], f"head.nc_{seg}"),
+                op("Div", [f"head.seg_{seg}", f"head.nc_{seg}"], f"head.w_{seg}"),
+                op("Unsqueeze", [f"head.w_{seg}", "head.ax2"], f"head.w3_{seg}"),
+            ]
+        nodes += [
+            op("Concat", ["head.w3_all", "head.w3_first", "head.w3_last"], "head.w3", axis=2),
+            op("Unsqueeze", ["head.w3", "head.ax3"], "head.w4"),
+            op("Gather", ["head.tok_table", HEAD_IDS], "head.tok_rows", axis=0),
+            op("Reshape", ["head.tok_rows", "head.tok_shape"], "head.tok_4d"),
+            op("Mul", ["head.tok_4d", "head.w4"], "head.tok_weighted"),
+            op("ReduceSum", ["head.tok_weighted", "head.ax12"], "head.tok_logits", keepdims=0),
+            op("Add", ["head.task_emb_logits", "head.tok_logits"], "head.task_logits"),
+        ]
+        task_logits = "head.task_logits"
+    nodes += [
+        op("Softmax", [task_logits], "task_probabilities", axis=1),
         # complexity
         op("MatMul", ["embedding", "head.cx_w"], "head.cx_mm"),
         op("Add", ["head.cx_mm", "head.cx_b"], "head.cx_raw"),
@@ -158,7 +235,15 @@ def build_heads_graph(heads: Heads) -> onnx.ModelProto:
         [
             helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN]),
             helper.make_tensor_value_info("token_count", TensorProto.FLOAT, ["batch", 1]),
-        ],
+        ]
+        + (
+            []
+            if heads.token_weights is None
+            else [
+                helper.make_tensor_value_info(HEAD_IDS, TensorProto.INT64, ["batch", "tokens"]),
+                helper.make_tensor_value_info(HEAD_MASK, TensorProto.INT64, ["batch", "tokens"]),
+            ]
+        ),
         [
             helper.make_tensor_value_info(
                 "task_probabilities", TensorProto.FLOAT, ["batch", types]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 __all__ = [
     "DEBUGBENCH_LEVELS",
     "MATH_LEVELS",
+    "MMLU_CATEGORIES",
     "MMLU_SUBJECTS",
     "MappedLabel",
     "map_mmlu_subject",
@@ -344,6 +345,42 @@ def map_prompt_row(
         return MappedLabel(None, None, dataset)
     whole_task, whole_complexity = _WHOLE_DATASET[dataset]
     return MappedLabel(whole_task, whole_complexity, dataset)
+
+
+# MMLU's own four subject categories (Hendrycks et al.), for leave-category-out.
+_STEM = (
+    "abstract_algebra anatomy astronomy college_biology college_chemistry "
+    "college_computer_science college_mathematics college_physics computer_security "
+    "conceptual_physics electrical_engineering elementary_mathematics high_school_biology "
+    "high_school_chemistry high_school_computer_science high_school_mathematics "
+    "high_school_physics high_school_statistics machine_learning"
+)
+_HUMANITIES = (
+    "formal_logic high_school_european_history high_school_us_history "
+    "high_school_world_history international_law jurisprudence logical_fallacies "
+    "moral_disputes moral_scenarios philosophy prehistory professional_law world_religions"
+)
+_SOCIAL = (
+    "econometrics high_school_geography high_school_government_and_politics "
+    "high_school_macroeconomics high_school_microeconomics high_school_psychology "
+    "human_sexuality professional_psychology public_relations security_studies sociology "
+    "us_foreign_policy"
+)
+_OTHER = (
+    "business_ethics clinical_knowledge college_medicine global_facts human_aging management "
+    "marketing medical_genetics miscellaneous nutrition professional_accounting "
+    "professional_medicine virology"
+)
+MMLU_CATEGORIES: Mapping[str, str] = {
+    subject: category
+    for category, names in (
+        ("stem", _STEM),
+        ("humanities", _HUMANITIES),
+        ("social_sciences", _SOCIAL),
+        ("other", _OTHER),
+    )
+    for subject in names.split()
+}
 
 
 def map_mmlu_subject(subject: str) -> MappedLabel:

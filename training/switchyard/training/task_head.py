@@ -1,4 +1,5 @@
-"""The task-type head: multinomial logistic regression on the embedding, then temperature.
+"""The task-type head: multinomial logistic regression on the embedding and the token bags
+(``tokens.py``), then temperature.
 
 A calibration split (1 row in 6 after a fixed shuffle, never the held-out split) picks the
 temperature, and for a team's own unweighted labels also C. The shipped, source-balanced rows
@@ -15,7 +16,7 @@ import numpy as np
 
 from switchyard.training.heads import softmax
 
-__all__ = ["BALANCED_TASK_C", "TASK_SEED", "TaskHead", "fit_task_head"]
+__all__ = ["BALANCED_TASK_C", "TASK_SEED", "TaskHead", "fit_task_head", "task_features"]
 
 TASK_SEED = 20240601
 # Inverse regularisation of the task head on source-balanced rows (the shipped model), chosen
@@ -33,9 +34,22 @@ class TaskHead:
     temperature: float
     c: float
     model: object  # the fitted scikit-learn estimator (for the build test's cross-check)
+    token_weights: np.ndarray | None = None  # [SEGMENTS * VOCAB, types], / temperature
 
-    def probabilities(self, embedding: np.ndarray) -> np.ndarray:
-        return softmax(embedding.astype(np.float64) @ self.weights + self.bias)
+    def probabilities(self, embedding: np.ndarray, bags: object | None = None) -> np.ndarray:
+        logits = embedding.astype(np.float64) @ self.weights + self.bias
+        if self.token_weights is not None:
+            logits = logits + np.asarray(bags @ self.token_weights)  # type: ignore[operator]
+        return softmax(logits)
+
+
+def task_features(embedding: np.ndarray, bags: object | None) -> Any:
+    """What the head's estimator reads: the embedding, then the token bags (sparse) if any."""
+    if bags is None:
+        return embedding
+    import scipy.sparse as sp
+
+    return sp.hstack([sp.csr_matrix(embedding.astype(np.float64)), bags]).tocsr()
 
 
 def _logits(model: object, x: np.ndarray) -> np.ndarray:
@@ -51,20 +65,23 @@ def _log_loss(logits: np.ndarray, truth: np.ndarray) -> float:
 
 
 def fit_task_head(
-    x: np.ndarray,
+    embedding: np.ndarray,
     y: np.ndarray,
     classes: int,
     log: Callable[[str], None] = lambda _: None,
     sample_weight: np.ndarray | None = None,
     *,
+    bags: object | None = None,
     c: float | None = None,
     calibrate: bool = True,
 ) -> TaskHead:
-    """Fit the head. ``c`` fixes C (weighted rows default to ``BALANCED_TASK_C``; unweighted
-    rows choose from ``UNWEIGHTED_C_GRID``). With ``calibrate=False`` (validation refits) every
-    row is fitted and the temperature is 1."""
+    """Fit the head on the embedding and, when given, the token bags. ``c`` fixes C (weighted
+    rows default to ``BALANCED_TASK_C``; unweighted rows choose from ``UNWEIGHTED_C_GRID``).
+    With ``calibrate=False`` (validation refits) every row is fitted and the temperature is 1."""
     from sklearn.linear_model import LogisticRegression
 
+    hidden = embedding.shape[1]
+    x = task_features(embedding, bags)
     rng = np.random.default_rng(TASK_SEED)
     cal = rng.random(len(y)) < 1 / 6 if calibrate else np.zeros(len(y), bool)
     if c is not None:
@@ -96,7 +113,7 @@ def fit_task_head(
         temperature = float(temps[int(np.argmin(losses))])
     log(f"  task head: C={chosen}, temperature {temperature:.3f}")
     # Columns for every task type, also those absent from the data (never predicted).
-    weights = np.zeros((x.shape[1], classes))
+    weights = np.zeros((x.shape[1], classes))  # type: ignore[union-attr]
     bias = np.full(classes, -30.0)
     fitted = model.classes_  # type: ignore[attr-defined]
     coef = model.coef_  # type: ignore[attr-defined]
@@ -107,4 +124,11 @@ def fit_task_head(
     for row, cls in enumerate(fitted):
         weights[:, cls] = coef[row] / temperature
         bias[cls] = intercept[row] / temperature
-    return TaskHead(weights, bias, temperature, chosen, model)
+    return TaskHead(
+        weights[:hidden],
+        bias,
+        temperature,
+        chosen,
+        model,
+        None if bags is None else weights[hidden:],
+    )
