@@ -54,8 +54,8 @@ FRESH = Path(__file__).parent / "data" / "unseen_fresh.jsonl"
 # a fixed sample per left-out source (arena-hard: real Chatbot Arena users; self-instruct
 # user-oriented: instructions for real apps). Floors a few points under what the shipped model
 # scores (model card); v1 scored 0.538 overall (0.54 / 0.54).
-UNSEEN_ACCURACY_FLOOR = 0.60
-UNSEEN_SOURCE_FLOORS = {"arena_hard_v0.1": 0.55, "self_instruct_user_oriented": 0.55}
+UNSEEN_ACCURACY_FLOOR = 0.64
+UNSEEN_SOURCE_FLOORS = {"arena_hard_v0.1": 0.58, "self_instruct_user_oriented": 0.58}
 
 
 def test_accuracy_on_unseen_sources_above_floor(model: ClassifierModel) -> None:

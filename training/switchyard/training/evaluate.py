@@ -136,6 +136,7 @@ def leave_source_out_check(
     trainable = np.array([True] * len(train) + [False] * len(test_rows))
     labels = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in universe])
     x, _ = embedder.embed([r.prompt for r in universe], log)
+    bags = bag_of_tokens(embedder.token_ids([r.prompt for r in universe]))
 
     def recipe(fit_idx: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         fit_rows = [universe[i] for i in fit_idx]
@@ -144,9 +145,10 @@ def leave_source_out_check(
             labels[fit_idx],
             len(TASK_TYPE_NAMES),
             sample_weight=balanced_weights(fit_rows),
+            bags=bags[fit_idx],  # type: ignore[index]
             calibrate=False,
         )
-        return lambda idx: head.probabilities(x[idx]).argmax(axis=1)
+        return lambda idx: head.probabilities(x[idx], bags[idx]).argmax(axis=1)  # type: ignore[index]
 
     # Only the scored rows are reported; the training rows of a left-out source are dropped
     # from its fold's fit by leave_source_out (they belong to the left-out source).

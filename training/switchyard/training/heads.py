@@ -24,7 +24,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from switchyard.training.encoder import HIDDEN, IR_VERSION, OPSET
-from switchyard.training.tokens import EDGE_TOKENS, SEGMENTS, VOCAB
+from switchyard.training.tokens import EDGE_TOKENS, SEGMENTS, TOKEN_SCALE, VOCAB
 
 __all__ = ["HEAD_IDS", "HEAD_MASK", "Heads", "build_heads_graph", "softmax"]
 
@@ -129,7 +129,8 @@ def build_heads_graph(heads: Heads) -> onnx.ModelProto:
         numpy_helper.from_array(np.array([-1], np.int64), "head.flat"),
     ]
     if heads.token_weights is not None:
-        table = heads.token_weights.reshape(SEGMENTS, VOCAB, types).transpose(1, 0, 2)
+        # The graph's segment weights are plain term frequencies: the bags' scale goes here.
+        table = TOKEN_SCALE * heads.token_weights.reshape(SEGMENTS, VOCAB, types).transpose(1, 0, 2)
         inits += [
             numpy_helper.from_array(
                 np.ascontiguousarray(table.reshape(VOCAB, SEGMENTS * types)).astype(f32),
