@@ -167,17 +167,50 @@ def main() -> int:
         "or the shipped model)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="rounds over --models")
+    parser.add_argument(
+        "--interleaved",
+        type=int,
+        default=0,
+        help="only the model alone, in this process: N calls per model, the models' calls "
+        "interleaved one by one (so the machine's load drifts onto all alike)",
+    )
     args = parser.parse_args()
     from switchyard.classifier.model import SHIPPED_MODEL_DIR
 
     models = args.models or [
         Path(os.environ.get("SWITCHYARD_CLASSIFIER_MODEL_DIR") or SHIPPED_MODEL_DIR)
     ]
+    if args.interleaved:
+        interleaved(models, args.interleaved)
+        return 0
     for round_no in range(1, args.rounds + 1):
         for model_dir in models:
             print(f"=== round {round_no}, model dir {model_dir}", flush=True)
             run_one(model_dir, args)
     return 0
+
+
+def interleaved(models: list[Path], calls: int) -> None:
+    from switchyard.classifier.model import ClassifierModel
+
+    loaded = [ClassifierModel(m) for m in models]
+    for model in loaded:
+        for _ in range(50):
+            model.predict([SHORT])
+    times: list[list[float]] = [[] for _ in loaded]
+    for i in range(calls * len(loaded)):
+        k = i % len(loaded)
+        start = time.perf_counter()
+        loaded[k].predict([SHORT])
+        times[k].append(time.perf_counter() - start)
+    base = float(np.percentile(times[0], 50))
+    for model, t in zip(loaded, times, strict=True):
+        ms = np.array(t) * 1000
+        print(
+            f"model alone, interleaved, {model.version}: p50 {np.percentile(ms, 50):.2f} ms, "
+            f"p90 {np.percentile(ms, 90):.2f} ms, p50 ratio to the first "
+            f"{np.percentile(ms, 50) / (base * 1000):.3f}"
+        )
 
 
 def run_one(model_dir: Path, args: argparse.Namespace) -> None:
