@@ -2,11 +2,12 @@
 
 Phases (one function each): ``select_rows`` (which prompts train and evaluate each head),
 ``embed_rows`` (the int8 encoder graph embeds them, so the heads learn from what the service
-computes), ``fit_heads``, ``evaluate`` (held-out metrics for the manifest) and ``write_model``
-(encoder and heads merged into one ONNX file, ``tokenizer.json``, ``manifest.json`` with the
-hashes of every input and output file). Same inputs -> same bytes on the same CPU type and
-onnxruntime version: fixed seeds, hash-based splits, sorted inputs, and every prompt embedded
-in a batch of prompts of its own token length (no padding).
+computes), ``fit_heads``, ``evaluate`` (held-out metrics for the manifest; in
+``heldout_metrics.py``) and ``write_model`` (encoder and heads merged into one ONNX file,
+``tokenizer.json``, ``manifest.json`` with the hashes of every input and output file). Same
+inputs -> same bytes on the same CPU type and onnxruntime version: fixed seeds, hash-based
+splits, sorted inputs, and every prompt embedded in a batch of prompts of its own token length
+(no padding).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import shutil
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,6 @@ import onnx
 
 from switchyard.classifier.model import MANIFEST_NAME, MODEL_FILE, TOKENIZER_FILE
 from switchyard.classifier.taxonomy import DEFAULT_CUT_POINTS, TASK_TYPE_NAMES
-from switchyard.training import metrics
 from switchyard.training.augment import neutralise
 from switchyard.training.balance import balanced_weights, source_of
 from switchyard.training.data import (
@@ -45,11 +44,19 @@ from switchyard.training.encoder import (
 from switchyard.training.escalation import (
     EscalationFit,
     TransferFeatures,
-    escalation_report,
     fit_escalation,
 )
 from switchyard.training.formats import split_key
 from switchyard.training.heads import HEAD_IDS, HEAD_MASK, Heads, build_heads_graph
+from switchyard.training.heldout_metrics import evaluate
+from switchyard.training.phases import (
+    BuildConfig,
+    BuildResult,
+    Embedded,
+    EmbeddedRows,
+    FittedHeads,
+    TrainingRows,
+)
 from switchyard.training.records import LabeledPrompt, OutcomeRecord
 from switchyard.training.task_head import TaskHead, fit_task_head
 from switchyard.training.tokens import bag_of_tokens
@@ -85,81 +92,6 @@ MODEL_NAME = "switchyard-minilm-int8"
 CUSTOM_MODEL_NAME = "switchyard-custom-int8"
 # The recipe's version, in the manifest next to the file hash (the model version).
 RECIPE_VERSION = 2
-# Complexity targets at or above HARD / at or below EVERYDAY: the two sides of the hard vs
-# everyday AUC reported for the complexity score.
-HARD_TARGET = 0.75
-EVERYDAY_TARGET = 0.25
-
-
-@dataclass
-class BuildConfig:
-    out: Path
-    prompts_dir: Path | None = None
-    # MMLU-format outcome file whose questions become task-type rows by subject (the shipped
-    # model: the built-in outcome file); None: none.
-    mmlu_file: Path | None = None
-    outcomes_file: Path | None = None
-    labels_file: Path | None = None
-    # Training rows: at most this many per task type and source (None: all). A team's own
-    # labels count as one source.
-    train_cap: int | None = 1000
-    # Held-out rows evaluated: at most this many per task type.
-    eval_cap: int | None = 500
-    outcome_limit: int | None = None
-    threads: int = 2
-    cache_dir: Path | None = None
-    log: Callable[[str], None] = print
-
-
-@dataclass
-class TrainingRows:
-    """What each head is fitted and evaluated on."""
-
-    task_train: list[LabeledPrompt]
-    task_eval: list[LabeledPrompt]
-    complexity_train: list[LabeledPrompt]
-    complexity_eval: list[LabeledPrompt]
-    outcome_train: list[OutcomeRecord]
-    outcome_eval: list[OutcomeRecord]
-    weighted: bool  # source-balanced task rows (the built-in data), not a team's own labels
-    inputs: dict[str, str]  # input file -> sha256
-
-
-@dataclass
-class Embedded:
-    x: np.ndarray  # [n, HIDDEN]
-    n: np.ndarray  # [n, 1] token counts
-    bags: object  # [n, SEGMENTS * VOCAB] sparse token bags (tokens.bag_of_tokens)
-
-    @property
-    def log_n(self) -> np.ndarray:
-        return np.log(self.n.reshape(-1).astype(np.float64))
-
-
-@dataclass
-class EmbeddedRows:
-    task_train: Embedded
-    task_eval: Embedded
-    complexity_train: Embedded
-    complexity_eval: Embedded
-    outcome_train: Embedded
-    outcome_eval: Embedded
-
-
-@dataclass
-class FittedHeads:
-    heads: Heads
-    task: TaskHead
-    complexity: object  # scikit-learn Ridge
-    escalation: EscalationFit | None
-
-
-@dataclass
-class BuildResult:
-    out: Path
-    heads: Heads
-    report: dict[str, object]
-    sklearn: dict[str, object] = field(default_factory=dict)
 
 
 def is_held_out(row: LabeledPrompt) -> bool:
@@ -403,102 +335,6 @@ def fit_heads(
         **esc_args,  # type: ignore[arg-type]
     )
     return FittedHeads(heads, task, cx_model, escalation)
-
-
-def _task_report(heads: Heads, rows: TrainingRows, embedded: EmbeddedRows) -> dict[str, object]:
-    classes = len(TASK_TYPE_NAMES)
-    ev = embedded.task_eval
-    probs = heads.predict(ev.x, ev.n, ev.bags)["task_probabilities"]
-    truth = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in rows.task_eval])
-    pred = probs.argmax(axis=1)
-    matrix = metrics.confusion(truth, pred, classes)
-    precision, recall, f1 = metrics.per_class_precision_recall_f1(matrix)
-    present = matrix.sum(axis=1) > 0
-    conf = probs.max(axis=1)
-    correct = (pred == truth).astype(float)
-    return {
-        "held_out_rows": len(rows.task_eval),
-        "macro_f1": float(f1[present].mean()),
-        "accuracy": float(correct.mean()),
-        "per_type": {
-            TASK_TYPE_NAMES[i]: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(matrix[i].sum()),
-            }
-            for i in range(classes)
-            if present[i]
-        },
-        "confusion": matrix.tolist(),
-        "ece": metrics.expected_calibration_error(conf, correct),
-        "reliability": metrics.reliability_table(conf, correct),
-        "temperature": heads.temperature,
-    }
-
-
-def _complexity_report(
-    heads: Heads, rows: TrainingRows, embedded: EmbeddedRows
-) -> dict[str, object]:
-    x = embedded.complexity_eval.x
-    pred = np.clip(x @ heads.complexity_weights + heads.complexity_bias, 0, 1)
-    true = np.array([r.complexity for r in rows.complexity_eval])
-    report: dict[str, object] = {
-        "all_rows": {"n": len(true), "spearman": metrics.spearman(pred, true)}
-    }
-    hard, everyday = true >= HARD_TARGET, true <= EVERYDAY_TARGET
-    if hard.any() and everyday.any():
-        report["hard_vs_everyday"] = {
-            "hard_rows": int(hard.sum()),
-            "everyday_rows": int(everyday.sum()),
-            "auc": metrics.auc(pred[hard], pred[everyday]),
-        }
-    for name, groups in (
-        ("math_levels", ("math_train", "math_test")),
-        ("debugbench", ("debugbench",)),
-    ):
-        sel = np.array([r.group in groups for r in rows.complexity_eval])
-        if sel.sum() > 10:
-            report[name] = {
-                "n": int(sel.sum()),
-                "spearman": metrics.spearman(pred[sel], true[sel]),
-            }
-    return report
-
-
-def evaluate(fitted: FittedHeads, rows: TrainingRows, embedded: EmbeddedRows) -> dict[str, object]:
-    """Held-out metrics of the heads as the graph computes them (their numpy reference)."""
-    heads = fitted.heads
-    report: dict[str, object] = {
-        "task": _task_report(heads, rows, embedded),
-        "complexity": _complexity_report(heads, rows, embedded),
-    }
-    if rows.outcome_eval and fitted.escalation is not None:
-        ev = embedded.outcome_eval
-        scores = heads.predict(ev.x, ev.n, ev.bags)
-        esc = escalation_report(
-            {
-                "model": scores["escalation"],
-                "prompt_length": ev.n.ravel(),
-                "complexity": scores["complexity"],
-            },
-            np.array([o.local_ok for o in rows.outcome_eval]),
-            np.array([o.frontier_ok for o in rows.outcome_eval]),
-        )
-        esc.update(fitted.escalation.report)
-        report["escalation_random_split"] = esc
-        esc.pop("grid", None)
-        report["escalation_trust"] = {
-            "sim_low": heads.sim_low,
-            "sim_high": heads.sim_high,
-            "centroids": len(heads.centroids),
-            "transfer_length_weight": heads.transfer_length_weight,
-            "transfer_complexity_weight": heads.transfer_complexity_weight,
-            "transfer_task_weights": dict(
-                zip(TASK_TYPE_NAMES, map(float, heads.transfer_task_weights), strict=True)
-            ),
-        }
-    return report
 
 
 def write_model(
