@@ -7,6 +7,10 @@ SWITCHYARD_CLASSIFIER_MODEL_DIR is set), then measures, side by side in one run:
   - throughput with concurrent callers (unary Classify) and with ClassifyBatch;
   - the server's resident memory (VmRSS now, VmHWM peak).
 The client runs on the same machine and takes CPU from the server: numbers are conservative.
+
+To compare models side by side in one run, give ``--models DIR [DIR ...]`` and ``--rounds N``:
+each round starts a server per model in turn (alternating A, B, A, B, ...), so the machine's
+load hits both alike; every block of output names its model and round.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ async def wait_serving(address: str, timeout_s: float = 120) -> None:
     raise TimeoutError("server did not become SERVING")
 
 
-async def bench(address: str, pid: int, args: argparse.Namespace) -> None:
+async def bench(address: str, pid: int, args: argparse.Namespace, model_dir: Path) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = pb_grpc.ClassifierServiceStub(channel)
         first = await stub.Classify(pb.ClassifyRequest(prompt=SHORT))
@@ -104,11 +108,9 @@ async def bench(address: str, pid: int, args: argparse.Namespace) -> None:
             f"p99 {np.percentile(ms, 99):.2f} ms"
         )
         # And the model alone, in this process (no gRPC): the inference part of the latency.
-        from switchyard.classifier.model import SHIPPED_MODEL_DIR, ClassifierModel
+        from switchyard.classifier.model import ClassifierModel
 
-        model = ClassifierModel(
-            Path(os.environ.get("SWITCHYARD_CLASSIFIER_MODEL_DIR") or SHIPPED_MODEL_DIR)
-        )
+        model = ClassifierModel(model_dir)
         times = []
         for _ in range(args.single):
             start = time.perf_counter()
@@ -156,23 +158,78 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=500, help="sequential calls for latency")
     parser.add_argument("--callers", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--seconds", type=float, default=8.0, help="per throughput measurement")
+    parser.add_argument(
+        "--models",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="model directories to compare, alternating (default: $SWITCHYARD_CLASSIFIER_MODEL_DIR "
+        "or the shipped model)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="rounds over --models")
+    parser.add_argument(
+        "--interleaved",
+        type=int,
+        default=0,
+        help="only the model alone, in this process: N calls per model, the models' calls "
+        "interleaved one by one (so the machine's load drifts onto all alike)",
+    )
     args = parser.parse_args()
+    from switchyard.classifier.model import SHIPPED_MODEL_DIR
+
+    models = args.models or [
+        Path(os.environ.get("SWITCHYARD_CLASSIFIER_MODEL_DIR") or SHIPPED_MODEL_DIR)
+    ]
+    if args.interleaved:
+        interleaved(models, args.interleaved)
+        return 0
+    for round_no in range(1, args.rounds + 1):
+        for model_dir in models:
+            print(f"=== round {round_no}, model dir {model_dir}", flush=True)
+            run_one(model_dir, args)
+    return 0
+
+
+def interleaved(models: list[Path], calls: int) -> None:
+    from switchyard.classifier.model import ClassifierModel
+
+    loaded = [ClassifierModel(m) for m in models]
+    for model in loaded:
+        for _ in range(50):
+            model.predict([SHORT])
+    times: list[list[float]] = [[] for _ in loaded]
+    for i in range(calls * len(loaded)):
+        k = i % len(loaded)
+        start = time.perf_counter()
+        loaded[k].predict([SHORT])
+        times[k].append(time.perf_counter() - start)
+    base = float(np.percentile(times[0], 50))
+    for model, t in zip(loaded, times, strict=True):
+        ms = np.array(t) * 1000
+        print(
+            f"model alone, interleaved, {model.version}: p50 {np.percentile(ms, 50):.2f} ms, "
+            f"p90 {np.percentile(ms, 90):.2f} ms, p50 ratio to the first "
+            f"{np.percentile(ms, 50) / (base * 1000):.3f}"
+        )
+
+
+def run_one(model_dir: Path, args: argparse.Namespace) -> None:
     port = free_port()
     env = dict(
         os.environ,
         SWITCHYARD_CLASSIFIER_PORT=str(port),
         SWITCHYARD_CLASSIFIER_HOST="127.0.0.1",
         SWITCHYARD_CLASSIFIER_LOG_LEVEL="WARNING",
+        SWITCHYARD_CLASSIFIER_MODEL_DIR=str(model_dir),
     )
     server = subprocess.Popen([sys.executable, "-m", "switchyard.classifier"], env=env)
     try:
         address = f"127.0.0.1:{port}"
         asyncio.run(wait_serving(address))
-        asyncio.run(bench(address, server.pid, args))
+        asyncio.run(bench(address, server.pid, args, model_dir))
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return 0
 
 
 if __name__ == "__main__":

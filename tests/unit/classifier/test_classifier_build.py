@@ -21,9 +21,12 @@ from switchyard.classifier.model import (
 from switchyard.training.build import BuildConfig, BuildResult, build_model
 from switchyard.training.cli import DEFAULT_OUTCOMES_FILE, default_data_dir
 from switchyard.training.encoder import build_encoder_graph, locate_encoder_files
+from switchyard.training.escalation import TransferFeatures
 from switchyard.training.heads import softmax
+from switchyard.training.task_head import task_features
+from switchyard.training.tokens import bag_of_tokens
 
-DATA = default_data_dir()
+DATA = default_data_dir() or Path("/nonexistent")
 pytestmark = pytest.mark.skipif(
     not (DATA / "prompts").is_dir(), reason=f"prompt datasets not present at {DATA}"
 )
@@ -34,6 +37,8 @@ SAMPLE = [
     "def add(a, b):\n    return a - b\n\nFind and fix the bug.",
     "If 3x + 5 = 20, what is x?",
     "Summarize the following article in one sentence: The council voted to build a park.",
+    # over the window: head and tail kept; the token bags' edges read the padded batch right
+    "The council met again. " * 80 + "Which people are named above?",
 ]
 
 
@@ -42,8 +47,9 @@ def small_build(out: Path) -> BuildResult:
         BuildConfig(
             out=out,
             prompts_dir=DATA / "prompts",
+            mmlu_file=DATA / DEFAULT_OUTCOMES_FILE,
             outcomes_file=DATA / DEFAULT_OUTCOMES_FILE,
-            train_cap=12,
+            train_cap=4,
             eval_cap=4,
             outcome_limit=150,
             threads=1,
@@ -82,7 +88,9 @@ def test_merged_graph_equals_two_step_pipeline(built: BuildResult, tmp_path: Pat
     onnx.save(build_encoder_graph(files.weights, int8=True), encoder_path)
     encoder = ort.InferenceSession(str(encoder_path), providers=["CPUExecutionProvider"])
     merged = ort.InferenceSession(str(built.out / MODEL_FILE), providers=["CPUExecutionProvider"])
-    ids, mask, _ = PromptTokenizer(files.tokenizer, 256).encode(SAMPLE)
+    tokenizer = PromptTokenizer(files.tokenizer, 256, 128)
+    ids, mask, _ = tokenizer.encode(SAMPLE)
+    bags = bag_of_tokens([t for t, _ in tokenizer.encode_each(SAMPLE)])
     feed = {"input_ids": ids, "attention_mask": mask}
     embedding, count = encoder.run(None, feed)
     probs, complexity, escalation = merged.run(
@@ -96,15 +104,17 @@ def test_merged_graph_equals_two_step_pipeline(built: BuildResult, tmp_path: Pat
     )
     expected = np.zeros_like(probs, dtype=np.float64)
     expected[:, task.classes_] = softmax(
-        task.decision_function(embedding) / built.heads.temperature
+        task.decision_function(task_features(embedding, bags)) / built.heads.temperature
     )
     np.testing.assert_allclose(probs, expected, atol=2e-5)
     expected_cx = np.clip(ridge.predict(embedding), 0, 1)
     np.testing.assert_allclose(complexity, expected_cx, atol=2e-5)
-    p = esc.predict_proba(np.hstack([embedding, np.log(count)]))
-    h = built.heads
-    weight = np.clip((h.similarity(embedding) - h.sim_low) / (h.sim_high - h.sim_low), 0, 1)
-    np.testing.assert_allclose(escalation, weight * p + (1 - weight) * expected_cx, atol=2e-5)
+    log_n = np.log(count.reshape(-1).astype(np.float64))
+    p = esc.probability(embedding, log_n, TransferFeatures(log_n, expected_cx, expected))
+    np.testing.assert_allclose(escalation, p, atol=2e-5)
+    # the numpy reference the build evaluates with is the graph too
+    reference = built.heads.predict(embedding, count, bags)
+    np.testing.assert_allclose(escalation, reference["escalation"], atol=2e-5)
 
 
 def test_corrupt_or_missing_model_names_file_and_hash(built: BuildResult, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,17 @@ from switchyard.classifier.taxonomy import (
 )
 from switchyard.training.authored import authored_prompts
 from switchyard.training.cli import default_data_dir
-from switchyard.training.mapping import DEBUGBENCH_LEVELS, MATH_LEVELS, map_prompt_row
+from switchyard.training.data import read_outcome_file
+from switchyard.training.everyday import everyday_prompts
+from switchyard.training.mapping import (
+    DEBUGBENCH_LEVELS,
+    MATH_LEVELS,
+    MMLU_SUBJECTS,
+    map_mmlu_subject,
+    map_prompt_row,
+)
+
+DATA = default_data_dir() or Path("/nonexistent")
 
 
 def test_math_levels_are_increasing_and_map_to_math() -> None:
@@ -77,7 +88,7 @@ def test_unknown_dataset_or_template_is_refused() -> None:
 
 
 def test_every_shared_row_maps() -> None:
-    prompts = default_data_dir() / "prompts"
+    prompts = DATA / "prompts"
     if not prompts.is_dir():
         pytest.skip(f"datasets not present at {prompts}")
     for path in sorted(prompts.glob("*.jsonl")):
@@ -126,3 +137,34 @@ def test_self_instruct_seed_rows_by_task_name() -> None:
         ).task_type
         is None
     )
+
+
+def test_mmlu_subject_table_covers_all_57_subjects() -> None:
+    assert len(MMLU_SUBJECTS) == 57
+    assert map_mmlu_subject("high_school_chemistry").task_type == "science"
+    assert map_mmlu_subject("abstract_algebra").task_type == "math"
+    assert map_mmlu_subject("high_school_us_history").task_type == "chat"
+    assert map_mmlu_subject("formal_logic").task_type == "reasoning"
+    assert map_mmlu_subject("elementary_mathematics").group == "mmlu/elementary_mathematics"
+    easy, hard = (
+        map_mmlu_subject(s).complexity for s in ("elementary_mathematics", "college_physics")
+    )
+    assert easy is not None and hard is not None and easy < hard
+    with pytest.raises(KeyError):
+        map_mmlu_subject("astrology")
+
+
+def test_every_outcome_subject_maps() -> None:
+    path = DATA / "outcomes" / "mmlu_mixtral_vs_gpt4.jsonl"
+    if not path.is_file():
+        pytest.skip(f"outcome data not present at {path}")
+    assert {r.subject for r in read_outcome_file(path)} <= set(MMLU_SUBJECTS)
+
+
+def test_everyday_prompts_are_ours_unique_and_labelled() -> None:
+    items = list(everyday_prompts())
+    assert len({i.prompt for i in items}) == len(items)
+    assert all(i.id.startswith("authored/everyday_") and i.group == i.id for i in items)
+    assert all(i.task_type in TASK_TYPE_NAMES for i in items)
+    greetings = [i for i in items if i.id.startswith("authored/everyday_greeting/")]
+    assert greetings and {i.task_type for i in greetings} == {"chat"}

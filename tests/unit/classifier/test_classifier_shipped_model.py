@@ -50,9 +50,12 @@ def test_accuracy_on_fixed_held_out_sample(model: ClassifierModel) -> None:
 
 
 FRESH = Path(__file__).parent / "data" / "unseen_fresh.jsonl"
-# Prompts from sources the model never trains on, labelled before any tuning (data/README.md).
-# The shipped model scores 0.538; the previous, artefact-prone one 0.484.
-UNSEEN_ACCURACY_FLOOR = 0.50
+# Prompts from sources the model never trains on, labelled before any tuning (data/README.md):
+# a fixed sample per left-out source (arena-hard: real Chatbot Arena users; self-instruct
+# user-oriented: instructions for real apps). Floors a few points under what the shipped model
+# scores (model card); v1 scored 0.538 overall (0.54 / 0.54).
+UNSEEN_ACCURACY_FLOOR = 0.64
+UNSEEN_SOURCE_FLOORS = {"arena_hard_v0.1": 0.58, "self_instruct_user_oriented": 0.58}
 
 
 def test_accuracy_on_unseen_sources_above_floor(model: ClassifierModel) -> None:
@@ -65,3 +68,31 @@ def test_accuracy_on_unseen_sources_above_floor(model: ClassifierModel) -> None:
     ]
     accuracy = float(np.mean(correct))
     assert accuracy >= UNSEEN_ACCURACY_FLOOR, f"accuracy {accuracy:.3f} on {len(rows)} prompts"
+    for source, floor in UNSEEN_SOURCE_FLOORS.items():
+        mine = [c for c, r in zip(correct, rows, strict=True) if r["id"].startswith(source + "/")]
+        assert len(mine) >= 30
+        assert np.mean(mine) >= floor, f"{source}: {np.mean(mine):.3f} on {len(mine)} prompts"
+
+
+GREETINGS = ["hello", "hi there!", "thanks!", "good morning :)", "hey, how are you?"]
+# Hard problems of several kinds (written for this test; none is in the training data).
+HARD = [
+    "Let G be a finite group and H a subgroup of index 2. Prove that H is normal in G.",
+    "Find all functions f: R -> R with f(x + y) + f(x - y) = 2 f(x) cos(y) for all real x, y.",
+    "Prove that a ring in which x^2 = x for every x is commutative.",
+    "How many ordered triples of positive integers (a, b, c) satisfy a + b + c = 20 and "
+    "a < b < c? Justify your count.",
+    "A uniform rod of length L pivots about one end and is released from horizontal. Derive the "
+    "angular velocity as a function of angle and the reaction force at the pivot.",
+    "Implement a lock-free multi-producer multi-consumer queue in C++ with std::atomic, "
+    "explain the ABA problem and how your design avoids it.",
+    "Evaluate the integral of x^2 e^(-x) sin(x) from 0 to infinity and show every step.",
+]
+
+
+def test_greetings_score_below_hard_problems(model: ClassifierModel) -> None:
+    hard = [p.escalation for p in model.predict(HARD)]
+    median = float(np.median(hard))
+    for text, p in zip(GREETINGS, model.predict(GREETINGS), strict=True):
+        assert p.escalation < median, f"{text!r}: {p.escalation:.3f} >= median {median:.3f}"
+        assert model.manifest.task_types[int(np.argmax(p.task_probabilities))] == "chat", text

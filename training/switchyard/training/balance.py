@@ -1,7 +1,8 @@
 """Sample weights that stop one dataset from defining a task type.
 
 Each task type gets the same total weight, and within a task type each *source* (a dataset, a P3
-template, an authored template family, the user-voice prompts) gets the same share, split evenly
+template, an authored template family or everyday kind, the user-voice prompts, a derived
+format, MMLU) gets the same share, split evenly
 among its rows. Without this, 2,500 SimpleQA trivia questions taught the head that "chat" means
 "short factual question" and BIG-Bench Hard's layout taught it what "reasoning" looks like; a
 source with 30 hand-written prompts had no say. Used for the shipped model only: a team's own
@@ -24,7 +25,7 @@ def source_of(group: str) -> str:
     """The source a row's split group belongs to (coarser than the group)."""
     if group.startswith("authored/voice_"):
         return "authored/voice"
-    if group.startswith(("authored/", "p3/")):
+    if group.startswith(("authored/", "p3/", "derived/")):
         return "/".join(group.split("/")[:2])
     return group.split("/")[0]
 

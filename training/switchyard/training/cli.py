@@ -9,17 +9,56 @@ from pathlib import Path
 
 from switchyard.training.data import DataFileError
 
-__all__ = ["DEFAULT_OUTCOMES_FILE", "default_data_dir", "main"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "DEFAULT_OUTCOMES_FILE",
+    "DataDirError",
+    "checkout_root",
+    "default_data_dir",
+    "main",
+    "resolve_data_dir",
+]
 
 DEFAULT_OUTCOMES_FILE = "outcomes/mmlu_mixtral_vs_gpt4.jsonl"
 DATA_DIR_ENV = "SWITCHYARD_CLASSIFIER_DATA_DIR"
 
 
-def default_data_dir() -> Path:
-    """``$SWITCHYARD_CLASSIFIER_DATA_DIR``, else ``<repo>/../shared/datasets`` (a checkout's)."""
+class DataDirError(ValueError):
+    """The built-in datasets' directory is not given or not there."""
+
+
+def checkout_root() -> Path | None:
+    """The repository this module runs from, when it runs from a checkout (an editable
+    install); None when it is installed as a package."""
+    root = Path(__file__).resolve().parents[3]
+    if (root / "training" / "pyproject.toml").is_file() and (root / ".git").exists():
+        return root
+    return None
+
+
+def default_data_dir() -> Path | None:
+    """``$SWITCHYARD_CLASSIFIER_DATA_DIR``; else, run from a checkout, the checkout's
+    ``../shared/datasets``; else None (the caller must be given ``--data-dir``)."""
     if os.environ.get(DATA_DIR_ENV):
         return Path(os.environ[DATA_DIR_ENV])
-    return Path(__file__).resolve().parents[3].parent / "shared" / "datasets"
+    root = checkout_root()
+    return None if root is None else root.parent / "shared" / "datasets"
+
+
+def resolve_data_dir(given: Path | None) -> Path:
+    """The built-in datasets' directory, or ``DataDirError`` naming the flag and variable."""
+    data_dir = given or default_data_dir()
+    if data_dir is None:
+        raise DataDirError(
+            "no built-in datasets directory: pass --data-dir DIR (a folder with prompts/ and "
+            f"outcomes/) or set ${DATA_DIR_ENV}, or pass --no-builtin-data with --labels"
+        )
+    if not (data_dir / "prompts").is_dir():
+        raise DataDirError(
+            f"built-in datasets not found at {data_dir} (no prompts/ folder): pass --data-dir "
+            f"DIR or set ${DATA_DIR_ENV}, or pass --no-builtin-data with --labels"
+        )
+    return data_dir
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         default=None,
-        help=f"built-in datasets (prompts/, outcomes/); default ${DATA_DIR_ENV} "
-        "or ../shared/datasets next to the checkout",
+        help=f"built-in datasets (prompts/, outcomes/); default ${DATA_DIR_ENV}, or "
+        "../shared/datasets next to the checkout when run from one",
     )
     parser.add_argument(
         "--no-builtin-data",
@@ -45,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
         help="use only --labels / --outcomes, not the built-in datasets",
     )
     parser.add_argument(
-        "--train-cap", type=int, default=2500, help="max training rows per task type"
+        "--train-cap",
+        type=int,
+        default=1000,
+        help="max training rows per task type and source (your --labels: per task type)",
     )
     parser.add_argument("--eval-cap", type=int, default=500, help="max held-out rows per task type")
     parser.add_argument(
@@ -67,24 +109,26 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     prompts_dir: Path | None = None
     outcomes = args.outcomes
+    mmlu_file: Path | None = None
     if not args.no_builtin_data:
-        data_dir = args.data_dir or default_data_dir()
-        if not (data_dir / "prompts").is_dir():
-            print(
-                f"error: built-in datasets not found at {data_dir} (set --data-dir or "
-                f"${DATA_DIR_ENV}, or pass --no-builtin-data with --labels)",
-                file=sys.stderr,
-            )
+        try:
+            data_dir = resolve_data_dir(args.data_dir)
+        except DataDirError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
         prompts_dir = data_dir / "prompts"
+        builtin_outcomes = data_dir / DEFAULT_OUTCOMES_FILE
+        if builtin_outcomes.is_file():
+            mmlu_file = builtin_outcomes  # its questions are task-type rows too (by subject)
         if outcomes is None and args.labels is None:
-            outcomes = data_dir / DEFAULT_OUTCOMES_FILE
+            outcomes = builtin_outcomes
     if prompts_dir is None and args.labels is None:
         print("error: --no-builtin-data needs --labels", file=sys.stderr)
         return 2
     config = BuildConfig(
         out=args.out,
         prompts_dir=prompts_dir,
+        mmlu_file=mmlu_file,
         outcomes_file=outcomes,
         labels_file=args.labels,
         train_cap=args.train_cap,

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from switchyard.classifier.taxonomy import TASK_TYPE_NAMES
 from switchyard.training.authored import authored_prompts
-from switchyard.training.mapping import map_prompt_row
+from switchyard.training.everyday import everyday_prompts
+from switchyard.training.formats import derived_rows
+from switchyard.training.mapping import map_mmlu_subject, map_prompt_row
+from switchyard.training.records import LabeledPrompt, OutcomeRecord
 from switchyard.training.voices import voice_prompts
 
 __all__ = [
@@ -36,29 +38,6 @@ class DataFileError(ValueError):
     """A training file has problems; the message lists them as ``FILE:LINE: field: problem``."""
 
 
-@dataclass(frozen=True, slots=True)
-class LabeledPrompt:
-    id: str
-    prompt: str
-    task_type: str | None
-    complexity: float | None
-    group: str
-
-
-@dataclass(frozen=True, slots=True)
-class OutcomeRecord:
-    id: str
-    prompt: str
-    subject: str
-    local_ok: bool
-    frontier_ok: bool
-
-    @property
-    def escalate(self) -> bool:
-        """Escalation pays off: the local model failed where the frontier model succeeded."""
-        return (not self.local_ok) and self.frontier_ok
-
-
 def held_out(key: str, percent: int, salt: str = "switchyard-heldout-v1") -> bool:
     """Deterministic split: True for about ``percent``% of keys, independent of file order."""
     digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
@@ -70,15 +49,29 @@ def _normalised(text: str) -> str:
 
 
 def load_dataset_prompts(
-    prompts_dir: Path, *, include_authored: bool = True
+    prompts_dir: Path,
+    *,
+    include_authored: bool = True,
+    mmlu_file: Path | None = None,
+    include_derived: bool = True,
 ) -> list[LabeledPrompt]:
-    """Every row of ``prompts_dir/*.jsonl`` with our labels, plus the authored prompts
-    (templated ones from ``authored.py``, user-voice ones from ``voices.py``).
+    """Every row of ``prompts_dir/*.jsonl`` with our labels; then, in this order, the MMLU
+    questions of ``mmlu_file`` (an outcome file; task type by subject, ``mapping.MMLU_SUBJECTS``),
+    the authored prompts (templated ones from ``authored.py``, user-voice ones from ``voices.py``,
+    everyday formats from ``everyday.py``) and the formats derived from dataset rows
+    (``formats.py``).
 
     Rows are de-duplicated on the normalised prompt (first occurrence wins, files in name order).
     """
     rows: list[LabeledPrompt] = []
     seen: set[str] = set()
+
+    def add(row: LabeledPrompt) -> None:
+        key = _normalised(row.prompt)
+        if key and key not in seen:
+            seen.add(key)
+            rows.append(row)
+
     files = sorted(prompts_dir.glob("*.jsonl"))
     if not files:
         raise DataFileError(f"{prompts_dir}: no *.jsonl prompt files")
@@ -92,11 +85,7 @@ def load_dataset_prompts(
                     )
                 except KeyError as exc:
                     raise DataFileError(f"{path}:{line_no}: no label mapping for {exc}") from None
-                key = _normalised(record["prompt"])
-                if not key or key in seen:
-                    continue
-                seen.add(key)
-                rows.append(
+                add(
                     LabeledPrompt(
                         record["id"],
                         record["prompt"],
@@ -105,15 +94,23 @@ def load_dataset_prompts(
                         label.group,
                     )
                 )
-    if include_authored:
-        for item in (*authored_prompts(), *voice_prompts()):
-            key = _normalised(item.prompt)
-            if key in seen:
-                continue
-            seen.add(key)
-            rows.append(
-                LabeledPrompt(item.id, item.prompt, item.task_type, item.complexity, item.group)
+    if mmlu_file is not None:
+        for outcome in read_outcome_file(mmlu_file):
+            try:
+                label = map_mmlu_subject(outcome.subject)
+            except KeyError as exc:
+                raise DataFileError(f"{mmlu_file}: {outcome.id}: no MMLU subject {exc}") from None
+            add(
+                LabeledPrompt(
+                    outcome.id, outcome.prompt, label.task_type, label.complexity, label.group
+                )
             )
+    if include_authored:
+        for item in (*authored_prompts(), *voice_prompts(), *everyday_prompts()):
+            add(LabeledPrompt(item.id, item.prompt, item.task_type, item.complexity, item.group))
+    if include_derived:
+        for row in list(derived_rows(rows)):
+            add(row)
     return rows
 
 

@@ -1,17 +1,18 @@
-"""Extra checks for the model card, beyond the build's held-out metrics.
+"""The model card's generalisation checks, beyond the build's held-out metrics.
 
     python -m switchyard.training.evaluate --model DIR [--data-dir D] [--cache-dir C]
 
 1. Unseen sources: accuracy of the model in DIR on hand-labelled prompts from datasets the task
-   head never trains on: ``unseen.UNSEEN_LABELS`` (47 prompts; looked at while choosing the
+   head never trains on: ``unseen.UNSEEN_LABELS`` (47 prompts; looked at while choosing the v1
    recipe) and ``tests/unit/classifier/data/unseen_fresh.jsonl`` (91 prompts, labelled before
    any tuning and never used to choose anything; the cleaner number).
-2. Whole sources held out: the task head's recipe (boilerplate rewriting, source balancing)
-   refitted without some whole datasets / templates, scored on exactly those (how well it
-   generalises beyond its sources). Two folds: ``HELD_OUT_SOURCES`` and ``HELD_OUT_SOURCES_B``;
-   the recipe's C was chosen on these folds, so they are cross-validation, not a test.
-3. Escalation split by subject: the escalation recipe refitted without ~20% of MMLU subjects,
-   scored on those subjects, next to random and prompt-length ordering.
+2. Leave-source-out (``validation.py``): the shipped task recipe refitted with whole sources
+   left out (5 folds, every source left out once), accuracy per left-out source and the worst.
+   The recipe (C) was chosen on this check, so it is cross-validation, not a test.
+3. Escalation by held-out group: the escalation recipe refitted without a group of MMLU
+   subjects and scored on it, next to prompt length and random ordering: each of 5 folds of
+   subjects (leave-subject-out) and each of MMLU's 4 subject categories (leave-category-out,
+   the nearest to a new dataset the outcome data allows).
 Prints one JSON object.
 """
 
@@ -22,81 +23,51 @@ import json
 import random
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from switchyard.classifier.model import ClassifierModel
 from switchyard.classifier.taxonomy import TASK_TYPE_NAMES
-from switchyard.training import metrics
 from switchyard.training.balance import balanced_weights
 from switchyard.training.build import (
-    HELD_OUT_PERCENT,
     SEED,
-    Embedder,
-    _cap,
-    _fit_escalation,
-    _fit_task_head,
-    neutralised_rows,
+    BuildConfig,
+    TrainingRows,
+    embed_rows,
+    fit_heads,
+    make_embedder,
+    outcome_group,
+    select_rows,
+    select_training_task_rows,
 )
-from switchyard.training.cli import DEFAULT_OUTCOMES_FILE, default_data_dir
-from switchyard.training.data import (
-    held_out,
-    load_dataset_prompts,
-    read_outcome_file,
+from switchyard.training.cli import DEFAULT_OUTCOMES_FILE, checkout_root, resolve_data_dir
+from switchyard.training.data import load_dataset_prompts
+from switchyard.training.embedder import Embedder
+from switchyard.training.encoder import locate_encoder_files
+from switchyard.training.escalation import (
+    TransferFeatures,
+    escalation_report,
+    fit_escalation,
+    held_out_groups,
 )
-from switchyard.training.encoder import (
-    build_encoder_graph,
-    locate_encoder_files,
-    sha256_file,
-)
-from switchyard.training.heads import softmax
+from switchyard.training.task_head import fit_task_head
+from switchyard.training.tokens import bag_of_tokens
 from switchyard.training.unseen import UNSEEN_LABELS
+from switchyard.training.validation import leave_source_out
 
-__all__ = ["FRESH_UNSEEN_FILE", "HELD_OUT_SOURCES", "HELD_OUT_SOURCES_B", "main"]
+__all__ = ["FRESH_UNSEEN_FILE", "main"]
 
-# Whole datasets / templates left out of the refit in check 2.
-HELD_OUT_SOURCES = (
-    "college_math",
-    "mbpp",
-    "scibench/atkins",
-    "theoremqa/EECS",
-    "bbh/navigate",
-    "bbh/web_of_lies",
-    "p3/xsum_DOC_tldr",
-    "p3/quoref_Read_And_Extract_",
-    "p3/trec_which_category_best_describes",
-    "p3/kilt_tasks_hotpotqa_straighforward_qa",
-    "authored/creative_poem/0",
-    "authored/review_diff/0",
-)
-# A second fold of whole sources.
-HELD_OUT_SOURCES_B = (
-    "simpleqa",
-    "debugbench",
-    "gsm8k_train",
-    "p3/dbpedia_14_pick_one_category_for_the_following_text",
-    "p3/cnn_dailymail_3_0_0_sum_in_brief",
-    "p3/wiki_bio_key_content",
-    "bbh/date_understanding",
-    "bbh/word_sorting",
-    "humaneval",
-    "olympiadbench/Physics",
-    "authored/chat_howto",
-    "authored/creative_story",
-    "eqbench_creative_writing",
-    "authored/summ_request",
-)
+_root = checkout_root()
 # The fresh unseen-source set (see tests/unit/classifier/data/README.md), in the checkout.
 FRESH_UNSEEN_FILE = (
-    Path(__file__).resolve().parents[3]
-    / "tests"
-    / "unit"
-    / "classifier"
-    / "data"
-    / "unseen_fresh.jsonl"
+    None
+    if _root is None
+    else _root / "tests" / "unit" / "classifier" / "data" / "unseen_fresh.jsonl"
 )
+# Rows scored per left-out source in the leave-source-out check (a seeded sample).
+LSO_ROWS_PER_SOURCE = 300
 
 
 def _unseen_rows(prompts_dir: Path) -> list[tuple[str, str, str]]:
@@ -130,7 +101,7 @@ def _unseen(model: ClassifierModel, rows: list[tuple[str, str, str]]) -> dict[st
         if g != label
     ]
     by_source = {}
-    for stem in ("arena_hard_v0.1", "self_instruct_user_oriented"):
+    for stem in sorted({s for s, _, _ in rows}):
         sel = [g == label for (s, _, label), g in zip(rows, got, strict=True) if s == stem]
         by_source[stem] = {"n": len(sel), "accuracy": float(np.mean(sel))}
     correct = [g == label for (_, _, label), g in zip(rows, got, strict=True)]
@@ -142,114 +113,170 @@ def _unseen(model: ClassifierModel, rows: list[tuple[str, str, str]]) -> dict[st
     }
 
 
-def _held_sources(
-    embedder: Embedder, prompts_dir: Path, sources: tuple[str, ...]
+def leave_source_out_check(
+    embedder: Embedder, prompts_dir: Path, mmlu_file: Path | None, log: Callable[[str], None]
 ) -> dict[str, object]:
-    rows = [r for r in load_dataset_prompts(prompts_dir) if r.task_type is not None]
+    """Check 2: the shipped task recipe with whole sources left out."""
+    from switchyard.training.balance import source_of
 
-    def in_held(group: str) -> bool:
-        return any(group == g or group.startswith(g + "/") for g in sources)
-
+    rows = [r for r in load_dataset_prompts(prompts_dir, mmlu_file=mmlu_file) if r.task_type]
     rng = random.Random(SEED)
-    train = _cap(
-        [
-            r
-            for r in rows
-            if not in_held(r.group)
-            and not held_out(r.group if r.group.startswith("authored/") else r.id, HELD_OUT_PERCENT)
-        ],
-        2500,
-        rng,
+    train = select_training_task_rows(rows, 1000, rng)
+    # Scored: up to LSO_ROWS_PER_SOURCE rows of each source, in the datasets' own text.
+    by_source: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_source.setdefault(source_of(r.group), []).append(i)
+    scored = sorted(
+        i
+        for idx in by_source.values()
+        for i in (idx if len(idx) <= LSO_ROWS_PER_SOURCE else rng.sample(idx, LSO_ROWS_PER_SOURCE))
     )
-    train = neutralised_rows(train)
-    test = [r for r in rows if in_held(r.group)]
-    test = sorted(rng.sample(test, min(len(test), 1500)), key=lambda r: r.id)
-    x, _ = embedder.embed([r.prompt for r in train], lambda _: None)
-    y = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in train])
-    weights, bias, _, _ = _fit_task_head(
-        x, y, len(TASK_TYPE_NAMES), lambda _: None, balanced_weights(train)
-    )
-    xt, _ = embedder.embed([r.prompt for r in test], lambda _: None)
-    pred = softmax(xt @ weights + bias).argmax(axis=1)
-    out: dict[str, object] = {}
-    for source in sources:
-        sel = [
-            i for i, r in enumerate(test) if r.group == source or r.group.startswith(source + "/")
-        ]
-        if sel:
-            truth = TASK_TYPE_NAMES.index(test[sel[0]].task_type)
-            out[source] = {
-                "label": TASK_TYPE_NAMES[truth],
-                "n": len(sel),
-                "accuracy": float(np.mean(pred[sel] == truth)),
+    test_rows = [rows[i] for i in scored]
+    universe = train + test_rows
+    trainable = np.array([True] * len(train) + [False] * len(test_rows))
+    labels = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in universe])
+    x, _ = embedder.embed([r.prompt for r in universe], log)
+    bags = bag_of_tokens(embedder.token_ids([r.prompt for r in universe]))
+
+    def recipe(fit_idx: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        fit_rows = [universe[i] for i in fit_idx]
+        head = fit_task_head(  # every row fitted: a temperature does not change the argmax
+            x[fit_idx],
+            labels[fit_idx],
+            len(TASK_TYPE_NAMES),
+            sample_weight=balanced_weights(fit_rows),
+            bags=bags[fit_idx],  # type: ignore[index]
+            calibrate=False,
+        )
+        return lambda idx: head.probabilities(x[idx], bags[idx]).argmax(axis=1)  # type: ignore[index]
+
+    # Only the scored rows are reported; the training rows of a left-out source are dropped
+    # from its fold's fit by leave_source_out (they belong to the left-out source).
+    result = leave_source_out(universe, labels, trainable, recipe, log=log)
+    keep = ~trainable
+    predicted = np.asarray(result.pop("predicted"))
+    correct = predicted[keep] == labels[keep]
+    sources = np.array([source_of(r.group) for r in test_rows])
+    per_source: dict[str, dict[str, object]] = {}
+    for source in sorted(set(sources)):
+        sel = sources == source
+        entry: dict[str, object] = {"n": int(sel.sum()), "accuracy": float(correct[sel].mean())}
+        kinds = sorted({test_rows[i].task_type for i in np.nonzero(sel)[0]}, key=str)
+        if len(kinds) > 1:
+            entry["by_task_type"] = {
+                str(k): float(correct[sel & np.array([r.task_type == k for r in test_rows])].mean())
+                for k in kinds
             }
-    truth_all = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in test])
-    out["all"] = {"n": len(test), "accuracy": float(np.mean(pred == truth_all))}
-    per_source = [v["accuracy"] for v in out.values() if isinstance(v, dict) and "label" in v]
-    out["mean_over_sources"] = float(np.mean(per_source))
+        per_source[source] = entry
+    accuracies = {s: float(v["accuracy"]) for s, v in per_source.items()}  # type: ignore[arg-type]
+    worst = min(accuracies, key=lambda s: accuracies[s])
+    return {
+        "folds": result["folds"],
+        "rows_scored": len(test_rows),
+        "pooled_accuracy": float(correct.mean()),
+        "mean_over_sources": float(np.mean(list(accuracies.values()))),
+        "worst_source": {"source": worst, "accuracy": accuracies[worst]},
+        "per_source": per_source,
+    }
+
+
+def escalation_check(
+    rows: TrainingRows, embedder: Embedder, log: Callable[[str], None]
+) -> dict[str, object]:
+    """Check 3: the escalation recipe refitted without each held-out group of subjects."""
+    embedded = embed_rows(rows, embedder, lambda _: None)
+    fitted = fit_heads(rows, embedded, lambda _: None)
+    records = rows.outcome_train + rows.outcome_eval
+    x, n = embedder.embed([r.prompt for r in records])
+    log_n = np.log(n.reshape(-1).astype(np.float64))
+    local = np.array([r.local_ok for r in records])
+    frontier = np.array([r.frontier_ok for r in records])
+    subjects = np.array([r.subject for r in records])
+    cx = np.clip(fitted.complexity.predict(x), 0.0, 1.0)  # type: ignore[attr-defined]
+    probs = fitted.task.probabilities(
+        x, bag_of_tokens(embedder.token_ids([r.prompt for r in records]))
+    )
+    out: dict[str, object] = {}
+    for name, members in held_out_groups(list(subjects)).items():
+        held = np.isin(subjects, members)
+        kept = ~held
+
+        def part(sel: np.ndarray) -> TransferFeatures:
+            return TransferFeatures(log_n[sel], cx[sel], probs[sel])
+
+        fit = fit_escalation(
+            x[kept],
+            log_n[kept],
+            local[kept],
+            frontier[kept],
+            [outcome_group(r) for r, k in zip(records, kept, strict=True) if k],
+            part(kept),
+            embedded.task_train.x,
+        )
+        p = fit.probability(x[held], log_n[held], part(held))
+        report = escalation_report(
+            {
+                "model": p,
+                "prompt_length": n[held].ravel(),
+                "outcome_model_alone": fit.outcome.score(x[held], log_n[held]),
+                "complexity": cx[held],
+            },
+            local[held],
+            frontier[held],
+        )
+        report["subjects"] = members
+        report["mean_trust"] = float(fit.trust(x[held]).mean())
+        report["chosen"] = {k: fit.report[k] for k in ("alpha", "lambda", "kappa", "gamma")}
+        out[name] = report
+        log(
+            f"  {name}: model {report['model']['apgr']:.3f}, "  # type: ignore[index]
+            f"length {report['prompt_length']['apgr']:.3f}"  # type: ignore[index]
+        )
     return out
 
 
-def _by_subject(embedder: Embedder, outcomes_file: Path) -> dict[str, object]:
-    records = read_outcome_file(outcomes_file)
-    held = [o for o in records if held_out("subject:" + o.subject, 20)]
-    kept = [o for o in records if not held_out("subject:" + o.subject, 20)]
-    x, n = embedder.embed([o.prompt for o in kept], lambda _: None)
-    xt, nt = embedder.embed([o.prompt for o in held], lambda _: None)
-    model = _fit_escalation(
-        x,
-        np.log(n),
-        np.array([o.local_ok for o in kept]),
-        np.array([o.frontier_ok for o in kept]),
-        lambda _: None,
-    )
-    scores = model.predict_proba(np.hstack([xt, np.log(nt)]))
-    local = np.array([o.local_ok for o in held])
-    frontier = np.array([o.frontier_ok for o in held])
-    result: dict[str, object] = {
-        "held_out_subjects": sorted({o.subject for o in held}),
-        "held_out_rows": len(held),
-    }
-    draws = np.random.default_rng(SEED).random((100, len(held)))
-    runs = [metrics.apgr_and_cpt(d, local, frontier) for d in draws]
-    result["random_mean_of_100"] = {
-        "apgr": float(np.mean([r[0] for r in runs])),
-        "cpt50": float(np.mean([r[1] for r in runs])),
-    }
-    for name, s in (("model", scores), ("prompt_length", nt.ravel())):
-        apgr, cpt = metrics.apgr_and_cpt(s, local, frontier)
-        result[name] = {"apgr": apgr, "cpt50": cpt}
-    return result
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fresh", type=Path, default=FRESH_UNSEEN_FILE)
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["unseen", "sources", "escalation"]
+    )
     args = parser.parse_args(argv)
-    data_dir = args.data_dir or default_data_dir()
-    model = ClassifierModel(args.model)
-    files = locate_encoder_files()
+    data_dir = resolve_data_dir(args.data_dir)
+    outcomes_file = data_dir / DEFAULT_OUTCOMES_FILE
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    report: dict[str, object] = {}
+    if "unseen" not in args.skip:
+        model = ClassifierModel(args.model)
+        report["unseen_sources"] = _unseen(model, _unseen_rows(data_dir / "prompts"))
+        if args.fresh is not None:
+            report["unseen_sources_fresh"] = _unseen(model, _fresh_rows(args.fresh))
     with tempfile.TemporaryDirectory() as tmp:
-        encoder_path = Path(tmp) / "encoder.onnx"
-        onnx.save(build_encoder_graph(files.weights, int8=True), encoder_path)
-        embedder = Embedder(
-            encoder_path, files.tokenizer, args.threads, args.cache_dir, sha256_file(encoder_path)
-        )
-        report = {
-            "unseen_sources": _unseen(model, _unseen_rows(data_dir / "prompts")),
-            "unseen_sources_fresh": _unseen(model, _fresh_rows(args.fresh)),
-            "whole_sources_held_out": _held_sources(
-                embedder, data_dir / "prompts", HELD_OUT_SOURCES
-            ),
-            "whole_sources_held_out_b": _held_sources(
-                embedder, data_dir / "prompts", HELD_OUT_SOURCES_B
-            ),
-            "escalation_by_subject": _by_subject(embedder, data_dir / DEFAULT_OUTCOMES_FILE),
-        }
+        _, embedder = make_embedder(locate_encoder_files(), Path(tmp), args.threads, args.cache_dir)
+        if "sources" not in args.skip:
+            log("leave-source-out ...")
+            report["leave_source_out"] = leave_source_out_check(
+                embedder, data_dir / "prompts", outcomes_file, log
+            )
+        if "escalation" not in args.skip:
+            log("escalation by held-out group ...")
+            config = BuildConfig(
+                out=Path(tmp),
+                prompts_dir=data_dir / "prompts",
+                mmlu_file=outcomes_file,
+                outcomes_file=outcomes_file,
+                log=lambda _: None,
+            )
+            report["escalation_held_out_groups"] = escalation_check(
+                select_rows(config, {}), embedder, log
+            )
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0

@@ -1,25 +1,36 @@
 """The three heads on top of the sentence embedding, fitted with scikit-learn, written as ONNX.
 
-- task type: multinomial logistic regression, then temperature scaling fitted on a calibration
-  split (so the probabilities mean what they say);
+- task type: multinomial logistic regression on the embedding and three bags of wordpieces
+  (``tokens.py``: the whole window, its first and its last tokens; a Gather of a token table in
+  the graph), then temperature scaling fitted on a calibration split (so the probabilities mean
+  what they say);
 - complexity: ridge regression on the embedding, clipped to [0, 1];
-- escalation: logistic regression on the embedding and log(token count), fitted on outcome
-  records; blended towards the complexity score for prompts unlike the outcome data (cosine
-  similarity to the nearest outcome-data centroid below ``sim_low`` gives the complexity score
-  alone, above ``sim_high`` the outcome model alone, linear in between).
+- escalation (``escalation.py`` fits it): P = sigmoid(z) with
+  z = trust * outcome score + transfer weights . [log tokens, complexity, task probabilities]
+  + bias, where the outcome score is a linear model of [embedding, log tokens] learned from
+  outcome records and trust (0..1) is how like the outcome data the prompt is (cosine
+  similarity to the nearest outcome-data centroid, 0 at or below ``sim_low``, 1 at or above
+  ``sim_high``). A model built without outcome records (``outcome_mix`` 0) reports the
+  complexity score as its escalation score.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from switchyard.training.encoder import HIDDEN, IR_VERSION, OPSET
+from switchyard.training.tokens import EDGE_TOKENS, SEGMENTS, TOKEN_SCALE, VOCAB
 
-__all__ = ["Heads", "build_heads_graph", "softmax"]
+__all__ = ["HEAD_IDS", "HEAD_MASK", "Heads", "build_heads_graph", "softmax"]
+
+# The heads graph's token inputs (the encoder's input_ids / attention_mask, passed through).
+HEAD_IDS = "head.input_ids"
+HEAD_MASK = "head.attention_mask"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -35,107 +46,205 @@ class Heads:
     temperature: float
     complexity_weights: np.ndarray  # [HIDDEN]
     complexity_bias: float
-    escalation_weights: np.ndarray  # [HIDDEN]
-    escalation_length_weight: float  # on log(token count)
+    outcome_weights: np.ndarray  # [HIDDEN], the outcome score's (scaled into logit units)
+    outcome_length_weight: float  # on log(token count)
+    outcome_bias: float
+    transfer_length_weight: float  # on log(token count)
+    transfer_complexity_weight: float
+    transfer_task_weights: np.ndarray  # [types], on the task probabilities
     escalation_bias: float
     centroids: np.ndarray  # [k, HIDDEN], unit length
     sim_low: float
     sim_high: float
+    outcome_mix: float = 1.0  # 0: no outcome data, escalation = complexity
+    # [SEGMENTS * VOCAB, types] on ``tokens.bag_of_tokens``, divided by the temperature
+    token_weights: np.ndarray | None = None
 
-    def predict(self, embedding: np.ndarray, token_count: np.ndarray) -> dict[str, np.ndarray]:
+    def task_logits(self, embedding: np.ndarray, token_bags: object | None) -> np.ndarray:
+        logits = embedding.astype(np.float64) @ self.task_weights + self.task_bias
+        if self.token_weights is not None:
+            if token_bags is None:
+                raise ValueError("this model's task head reads token bags: pass token_bags")
+            logits = logits + np.asarray(token_bags @ self.token_weights)  # type: ignore[operator]
+        return logits
+
+    def predict(
+        self, embedding: np.ndarray, token_count: np.ndarray, token_bags: object | None = None
+    ) -> dict[str, np.ndarray]:
         """The heads in numpy (float64): the reference for the ONNX graph."""
         e = embedding.astype(np.float64)
-        probs = softmax(e @ self.task_weights + self.task_bias)
+        log_n = np.log(token_count.reshape(-1).astype(np.float64))
+        probs = softmax(self.task_logits(e, token_bags))
         complexity = np.clip(e @ self.complexity_weights + self.complexity_bias, 0.0, 1.0)
+        outcome = e @ self.outcome_weights + log_n * self.outcome_length_weight + self.outcome_bias
         z = (
-            e @ self.escalation_weights
-            + np.log(token_count.reshape(-1)) * self.escalation_length_weight
+            self.trust(e) * outcome
+            + log_n * self.transfer_length_weight
+            + complexity * self.transfer_complexity_weight
+            + probs @ self.transfer_task_weights
             + self.escalation_bias
         )
-        outcome_p = 1.0 / (1.0 + np.exp(-z))
-        weight = np.clip(
-            (self.similarity(e) - self.sim_low) / (self.sim_high - self.sim_low), 0.0, 1.0
-        )
+        p = 1.0 / (1.0 + np.exp(-z))
         return {
             "task_probabilities": probs,
             "complexity": complexity,
-            "escalation": weight * outcome_p + (1.0 - weight) * complexity,
+            "escalation": complexity + self.outcome_mix * (p - complexity),
         }
 
-    def similarity(self, embedding: np.ndarray) -> np.ndarray:
-        return (embedding.astype(np.float64) @ self.centroids.T).max(axis=1)
+    def trust(self, embedding: np.ndarray) -> np.ndarray:
+        sim = (embedding.astype(np.float64) @ self.centroids.T).max(axis=1)
+        return np.clip((sim - self.sim_low) / (self.sim_high - self.sim_low), 0.0, 1.0)
 
 
 def build_heads_graph(heads: Heads) -> onnx.ModelProto:
     f32 = np.float32
+    types = heads.task_bias.shape[0]
+
+    def vec(values: np.ndarray, name: str) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(values, f32).reshape(-1, 1), name)
+
+    def scalar(value: float, name: str, shape: tuple[int, ...] = (1,)) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.full(shape, value, f32), name)
+
     inits = [
         numpy_helper.from_array(heads.task_weights.astype(f32), "head.task_w"),
         numpy_helper.from_array(heads.task_bias.astype(f32), "head.task_b"),
-        numpy_helper.from_array(
-            heads.complexity_weights.astype(f32).reshape(HIDDEN, 1), "head.cx_w"
-        ),
-        numpy_helper.from_array(np.array([heads.complexity_bias], f32), "head.cx_b"),
-        numpy_helper.from_array(
-            heads.escalation_weights.astype(f32).reshape(HIDDEN, 1), "head.esc_w"
-        ),
-        numpy_helper.from_array(np.array([heads.escalation_length_weight], f32), "head.esc_len_w"),
-        numpy_helper.from_array(np.array([heads.escalation_bias], f32), "head.esc_b"),
+        vec(heads.complexity_weights, "head.cx_w"),
+        scalar(heads.complexity_bias, "head.cx_b"),
+        vec(heads.outcome_weights, "head.out_w"),
+        scalar(heads.outcome_length_weight, "head.out_len_w"),
+        scalar(heads.outcome_bias, "head.out_b"),
+        scalar(heads.transfer_length_weight, "head.tr_len_w"),
+        scalar(heads.transfer_complexity_weight, "head.tr_cx_w"),
+        vec(heads.transfer_task_weights, "head.tr_task_w"),
+        scalar(heads.escalation_bias, "head.esc_b"),
         numpy_helper.from_array(
             np.ascontiguousarray(heads.centroids.T).astype(f32), "head.centroids_t"
         ),
-        numpy_helper.from_array(np.array(heads.sim_low, f32), "head.sim_low"),
-        numpy_helper.from_array(
-            np.array(1.0 / (heads.sim_high - heads.sim_low), f32), "head.sim_inv_range"
-        ),
-        numpy_helper.from_array(np.array(0.0, f32), "head.zero"),
-        numpy_helper.from_array(np.array(1.0, f32), "head.one"),
+        scalar(heads.sim_low, "head.sim_low", ()),
+        scalar(1.0 / (heads.sim_high - heads.sim_low), "head.sim_inv_range", ()),
+        scalar(heads.outcome_mix, "head.mix", ()),
+        scalar(0.0, "head.zero", ()),
+        scalar(1.0, "head.one", ()),
         numpy_helper.from_array(np.array([-1], np.int64), "head.flat"),
     ]
+    if heads.token_weights is not None:
+        # The graph's segment weights are plain term frequencies: the bags' scale goes here.
+        table = TOKEN_SCALE * heads.token_weights.reshape(SEGMENTS, VOCAB, types).transpose(1, 0, 2)
+        inits += [
+            numpy_helper.from_array(
+                np.ascontiguousarray(table.reshape(VOCAB, SEGMENTS * types)).astype(f32),
+                "head.tok_table",
+            ),
+            numpy_helper.from_array(np.array([0, 0, SEGMENTS, types], np.int64), "head.tok_shape"),
+            numpy_helper.from_array(np.array([1], np.int64), "head.ax1"),
+            numpy_helper.from_array(np.array([2], np.int64), "head.ax2"),
+            numpy_helper.from_array(np.array([3], np.int64), "head.ax3"),
+            numpy_helper.from_array(np.array([1, 2], np.int64), "head.ax12"),
+            scalar(2.0, "head.two", ()),
+            scalar(float(EDGE_TOKENS + 1), "head.edge_first", ()),
+            scalar(float(EDGE_TOKENS), "head.edge", ()),
+        ]
     n = helper.make_node
+
+    def op(kind: str, inputs: list[str], out: str, **attrs: Any) -> onnx.NodeProto:
+        return n(kind, inputs, [out], name=out, **attrs)
+
     nodes = [
-        n("MatMul", ["embedding", "head.task_w"], ["head.task_mm"], name="head.task_mm"),
-        n("Add", ["head.task_mm", "head.task_b"], ["head.task_logits"], name="head.task_logits"),
-        n(
-            "Softmax",
-            ["head.task_logits"],
-            ["task_probabilities"],
-            name="task_probabilities",
-            axis=1,
-        ),
-        n("MatMul", ["embedding", "head.cx_w"], ["head.cx_mm"], name="head.cx_mm"),
-        n("Add", ["head.cx_mm", "head.cx_b"], ["head.cx_raw"], name="head.cx_raw"),
-        n(
-            "Clip",
-            ["head.cx_raw", "head.zero", "head.one"],
-            ["head.cx_clipped"],
-            name="head.cx_clipped",
-        ),
-        n("Reshape", ["head.cx_clipped", "head.flat"], ["complexity"], name="complexity"),
-        n("MatMul", ["embedding", "head.esc_w"], ["head.esc_mm"], name="head.esc_mm"),
-        n("Log", ["token_count"], ["head.log_count"], name="head.log_count"),
-        n("Mul", ["head.log_count", "head.esc_len_w"], ["head.esc_len"], name="head.esc_len"),
-        n("Add", ["head.esc_mm", "head.esc_len"], ["head.esc_sum"], name="head.esc_sum"),
-        n("Add", ["head.esc_sum", "head.esc_b"], ["head.esc_z"], name="head.esc_z"),
-        n("Sigmoid", ["head.esc_z"], ["head.esc_p2d"], name="head.esc_p2d"),
-        n("Reshape", ["head.esc_p2d", "head.flat"], ["head.esc_p"], name="head.esc_p"),
-        n("MatMul", ["embedding", "head.centroids_t"], ["head.sims"], name="head.sims"),
-        n("ReduceMax", ["head.sims"], ["head.sim"], name="head.sim", axes=[1], keepdims=0),
-        n("Sub", ["head.sim", "head.sim_low"], ["head.sim_shift"], name="head.sim_shift"),
-        n("Mul", ["head.sim_shift", "head.sim_inv_range"], ["head.w_raw"], name="head.w_raw"),
-        n("Clip", ["head.w_raw", "head.zero", "head.one"], ["head.w"], name="head.w"),
-        # escalation = complexity + w * (p - complexity)
-        n("Sub", ["head.esc_p", "complexity"], ["head.esc_delta"], name="head.esc_delta"),
-        n("Mul", ["head.w", "head.esc_delta"], ["head.esc_blend"], name="head.esc_blend"),
-        n("Add", ["complexity", "head.esc_blend"], ["escalation"], name="escalation"),
+        # task type
+        op("MatMul", ["embedding", "head.task_w"], "head.task_mm"),
+        op("Add", ["head.task_mm", "head.task_b"], "head.task_emb_logits"),
     ]
-    types = heads.task_bias.shape[0]
+    task_logits = "head.task_emb_logits"
+    if heads.token_weights is not None:
+        # Positions by running count of the mask (padding is at the end): c = 1 for [CLS],
+        # c = len for [SEP]; the body is 2 <= c <= len - 1, its first / last EDGE_TOKENS
+        # tokens c <= EDGE + 1 / c >= len - EDGE.
+        nodes += [
+            op("Cast", [HEAD_MASK], "head.mask_f", to=TensorProto.FLOAT),
+            op("ReduceSum", ["head.mask_f", "head.ax1"], "head.len", keepdims=1),
+            op("CumSum", ["head.mask_f", "head.ax1"], "head.cpos"),
+            op("Sub", ["head.len", "head.one"], "head.len_m1"),
+            op("Sub", ["head.len", "head.edge"], "head.len_me"),
+            op("GreaterOrEqual", ["head.cpos", "head.two"], "head.ge2"),
+            op("LessOrEqual", ["head.cpos", "head.len_m1"], "head.le_last"),
+            op("And", ["head.ge2", "head.le_last"], "head.body_b"),
+            op("Cast", ["head.body_b"], "head.body_raw", to=TensorProto.FLOAT),
+            op("Mul", ["head.body_raw", "head.mask_f"], "head.seg_all"),
+            op("LessOrEqual", ["head.cpos", "head.edge_first"], "head.first_b"),
+            op("Cast", ["head.first_b"], "head.first_f", to=TensorProto.FLOAT),
+            op("Mul", ["head.seg_all", "head.first_f"], "head.seg_first"),
+            op("GreaterOrEqual", ["head.cpos", "head.len_me"], "head.last_b"),
+            op("Cast", ["head.last_b"], "head.last_f", to=TensorProto.FLOAT),
+            op("Mul", ["head.seg_all", "head.last_f"], "head.seg_last"),
+        ]
+        for seg in ("all", "first", "last"):
+            nodes += [
+                op("ReduceSum", [f"head.seg_{seg}", "head.ax1"], f"head.n_{seg}", keepdims=1),
+                op("Max", [f"head.n_{seg}", "head.one"], f"head.nc_{seg}"),
+                op("Div", [f"head.seg_{seg}", f"head.nc_{seg}"], f"head.w_{seg}"),
+                op("Unsqueeze", [f"head.w_{seg}", "head.ax2"], f"head.w3_{seg}"),
+            ]
+        nodes += [
+            op("Concat", ["head.w3_all", "head.w3_first", "head.w3_last"], "head.w3", axis=2),
+            op("Unsqueeze", ["head.w3", "head.ax3"], "head.w4"),
+            op("Gather", ["head.tok_table", HEAD_IDS], "head.tok_rows", axis=0),
+            op("Reshape", ["head.tok_rows", "head.tok_shape"], "head.tok_4d"),
+            op("Mul", ["head.tok_4d", "head.w4"], "head.tok_weighted"),
+            op("ReduceSum", ["head.tok_weighted", "head.ax12"], "head.tok_logits", keepdims=0),
+            op("Add", ["head.task_emb_logits", "head.tok_logits"], "head.task_logits"),
+        ]
+        task_logits = "head.task_logits"
+    nodes += [
+        op("Softmax", [task_logits], "task_probabilities", axis=1),
+        # complexity
+        op("MatMul", ["embedding", "head.cx_w"], "head.cx_mm"),
+        op("Add", ["head.cx_mm", "head.cx_b"], "head.cx_raw"),
+        op("Clip", ["head.cx_raw", "head.zero", "head.one"], "head.cx_2d"),
+        op("Reshape", ["head.cx_2d", "head.flat"], "complexity"),
+        # escalation: outcome score, weighted by trust
+        op("Log", ["token_count"], "head.log_n"),
+        op("MatMul", ["embedding", "head.out_w"], "head.out_mm"),
+        op("Mul", ["head.log_n", "head.out_len_w"], "head.out_len"),
+        op("Add", ["head.out_mm", "head.out_len"], "head.out_sum"),
+        op("Add", ["head.out_sum", "head.out_b"], "head.out_2d"),
+        op("Reshape", ["head.out_2d", "head.flat"], "head.outcome"),
+        op("MatMul", ["embedding", "head.centroids_t"], "head.sims"),
+        op("ReduceMax", ["head.sims"], "head.sim", axes=[1], keepdims=0),
+        op("Sub", ["head.sim", "head.sim_low"], "head.sim_shift"),
+        op("Mul", ["head.sim_shift", "head.sim_inv_range"], "head.trust_raw"),
+        op("Clip", ["head.trust_raw", "head.zero", "head.one"], "head.trust"),
+        op("Mul", ["head.trust", "head.outcome"], "head.trusted"),
+        # escalation: the part that transfers
+        op("Mul", ["head.log_n", "head.tr_len_w"], "head.tr_len"),
+        op("Mul", ["head.cx_2d", "head.tr_cx_w"], "head.tr_cx"),
+        op("MatMul", ["task_probabilities", "head.tr_task_w"], "head.tr_task"),
+        op("Add", ["head.tr_len", "head.tr_cx"], "head.tr_a"),
+        op("Add", ["head.tr_a", "head.tr_task"], "head.tr_b"),
+        op("Add", ["head.tr_b", "head.esc_b"], "head.tr_2d"),
+        op("Reshape", ["head.tr_2d", "head.flat"], "head.transfer"),
+        op("Add", ["head.trusted", "head.transfer"], "head.z"),
+        op("Sigmoid", ["head.z"], "head.p"),
+        # escalation = complexity + mix * (p - complexity)
+        op("Sub", ["head.p", "complexity"], "head.delta"),
+        op("Mul", ["head.mix", "head.delta"], "head.mixed"),
+        op("Add", ["complexity", "head.mixed"], "escalation"),
+    ]
     graph = helper.make_graph(
         nodes,
         "classifier_heads",
         [
             helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN]),
             helper.make_tensor_value_info("token_count", TensorProto.FLOAT, ["batch", 1]),
-        ],
+        ]
+        + (
+            []
+            if heads.token_weights is None
+            else [
+                helper.make_tensor_value_info(HEAD_IDS, TensorProto.INT64, ["batch", "tokens"]),
+                helper.make_tensor_value_info(HEAD_MASK, TensorProto.INT64, ["batch", "tokens"]),
+            ]
+        ),
         [
             helper.make_tensor_value_info(
                 "task_probabilities", TensorProto.FLOAT, ["batch", types]

@@ -19,7 +19,10 @@ from dataclasses import dataclass
 __all__ = [
     "DEBUGBENCH_LEVELS",
     "MATH_LEVELS",
+    "MMLU_CATEGORIES",
+    "MMLU_SUBJECTS",
     "MappedLabel",
+    "map_mmlu_subject",
     "map_prompt_row",
 ]
 
@@ -195,6 +198,102 @@ _SEED_TASKS: Mapping[str, tuple[str, float]] = {
 }
 
 
+# MMLU subjects (the multiple-choice questions of shared/datasets/outcomes/) -> (task type,
+# complexity). All 57 subjects are listed so any MMLU-format outcome file maps; 38 are in the
+# outcome file. The rule: what the question asks the model to do, as a user would see it.
+# - math: computing or proving (algebra, arithmetic, statistics, econometrics' estimators);
+# - science: natural science, medicine and computer-science knowledge (a question about what a
+#   gene, a reaction or an algorithm does, not a request to write code);
+# - reasoning: deciding what follows from given premises or facts (formal logic, fallacies,
+#   moral scenarios, applying law to a fact pattern);
+# - chat: knowledge questions of the humanities and social sciences (history, geography,
+#   economics, psychology, business, policy, philosophy), answered from what one knows.
+# Complexity: elementary 0.30, high school 0.40, college / professional / abstract 0.55, others
+# 0.45 (ordinal anchors like the rest of this module).
+_MMLU_MATH = (
+    "abstract_algebra",
+    "college_mathematics",
+    "elementary_mathematics",
+    "high_school_mathematics",
+    "high_school_statistics",
+    "econometrics",
+    "professional_accounting",
+)
+_MMLU_SCIENCE = (
+    "anatomy",
+    "astronomy",
+    "clinical_knowledge",
+    "college_biology",
+    "college_chemistry",
+    "college_computer_science",
+    "college_medicine",
+    "college_physics",
+    "computer_security",
+    "conceptual_physics",
+    "electrical_engineering",
+    "high_school_biology",
+    "high_school_chemistry",
+    "high_school_computer_science",
+    "high_school_physics",
+    "human_aging",
+    "machine_learning",
+    "medical_genetics",
+    "nutrition",
+    "professional_medicine",
+    "virology",
+)
+_MMLU_REASONING = ("formal_logic", "logical_fallacies", "moral_scenarios", "professional_law")
+_MMLU_CHAT = (
+    "business_ethics",
+    "global_facts",
+    "high_school_european_history",
+    "high_school_geography",
+    "high_school_government_and_politics",
+    "high_school_macroeconomics",
+    "high_school_microeconomics",
+    "high_school_psychology",
+    "high_school_us_history",
+    "high_school_world_history",
+    "human_sexuality",
+    "international_law",
+    "jurisprudence",
+    "management",
+    "marketing",
+    "miscellaneous",
+    "moral_disputes",
+    "philosophy",
+    "prehistory",
+    "professional_psychology",
+    "public_relations",
+    "security_studies",
+    "sociology",
+    "us_foreign_policy",
+    "world_religions",
+)
+
+
+def _mmlu_complexity(subject: str) -> float:
+    if subject.startswith("elementary_"):
+        return 0.30
+    if subject.startswith("high_school_"):
+        return 0.40
+    if subject.startswith(("college_", "professional_", "abstract_")):
+        return 0.55
+    return 0.45
+
+
+MMLU_SUBJECTS: Mapping[str, tuple[str, float]] = {
+    subject: (task, _mmlu_complexity(subject))
+    for task, subjects in (
+        ("math", _MMLU_MATH),
+        ("science", _MMLU_SCIENCE),
+        ("reasoning", _MMLU_REASONING),
+        ("chat", _MMLU_CHAT),
+    )
+    for subject in subjects
+}
+
+
 @dataclass(frozen=True, slots=True)
 class MappedLabel:
     """Our labels for one dataset row."""
@@ -246,3 +345,45 @@ def map_prompt_row(
         return MappedLabel(None, None, dataset)
     whole_task, whole_complexity = _WHOLE_DATASET[dataset]
     return MappedLabel(whole_task, whole_complexity, dataset)
+
+
+# MMLU's own four subject categories (Hendrycks et al.), for leave-category-out.
+_STEM = (
+    "abstract_algebra anatomy astronomy college_biology college_chemistry "
+    "college_computer_science college_mathematics college_physics computer_security "
+    "conceptual_physics electrical_engineering elementary_mathematics high_school_biology "
+    "high_school_chemistry high_school_computer_science high_school_mathematics "
+    "high_school_physics high_school_statistics machine_learning"
+)
+_HUMANITIES = (
+    "formal_logic high_school_european_history high_school_us_history "
+    "high_school_world_history international_law jurisprudence logical_fallacies "
+    "moral_disputes moral_scenarios philosophy prehistory professional_law world_religions"
+)
+_SOCIAL = (
+    "econometrics high_school_geography high_school_government_and_politics "
+    "high_school_macroeconomics high_school_microeconomics high_school_psychology "
+    "human_sexuality professional_psychology public_relations security_studies sociology "
+    "us_foreign_policy"
+)
+_OTHER = (
+    "business_ethics clinical_knowledge college_medicine global_facts human_aging management "
+    "marketing medical_genetics miscellaneous nutrition professional_accounting "
+    "professional_medicine virology"
+)
+MMLU_CATEGORIES: Mapping[str, str] = {
+    subject: category
+    for category, names in (
+        ("stem", _STEM),
+        ("humanities", _HUMANITIES),
+        ("social_sciences", _SOCIAL),
+        ("other", _OTHER),
+    )
+    for subject in names.split()
+}
+
+
+def map_mmlu_subject(subject: str) -> MappedLabel:
+    """Our labels for an MMLU question of ``subject``; ``KeyError`` for an unknown subject."""
+    task, complexity = MMLU_SUBJECTS[subject]
+    return MappedLabel(task, complexity, f"mmlu/{subject}")

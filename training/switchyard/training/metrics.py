@@ -6,6 +6,7 @@ import numpy as np
 
 __all__ = [
     "apgr_and_cpt",
+    "auc",
     "confusion",
     "expected_calibration_error",
     "per_class_precision_recall_f1",
@@ -43,6 +44,14 @@ def _ranks(values: np.ndarray) -> np.ndarray:
         ranks[order[i : j + 1]] = (i + j) / 2.0
         i = j + 1
     return ranks
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a random positive scores above a random negative), ties counted half (Mann-Whitney)."""
+    pos, neg = np.asarray(positive, float), np.asarray(negative, float)
+    ranks = _ranks(np.concatenate([pos, neg])) + 1.0
+    u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0
+    return float(u / (len(pos) * len(neg)))
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,9 +1,10 @@
 """Loading and running the classifier model: one ONNX file, a tokenizer and a manifest.
 
-A model directory holds ``manifest.json`` (name, version, labels, cut points, window, and the
-sha256 of every file), ``classifier.onnx`` (encoder + heads in one graph) and
-``tokenizer.json``. Loading checks every file against its manifest hash and raises
-``ModelLoadError`` naming the file and the expected hash when one is missing or differs.
+A model directory holds ``manifest.json`` (name, version, labels, cut points, window, how a
+prompt longer than the window is cut, and the sha256 of every file), ``classifier.onnx``
+(encoder + heads in one graph) and ``tokenizer.json``. Loading checks every file against its
+manifest hash and raises ``ModelLoadError`` naming the file and the expected hash when one is
+missing or differs.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class ModelManifest:
     task_types: tuple[str, ...]
     cut_points: tuple[float, float]
     max_tokens: int
+    # A prompt over the window keeps its first ``head_tokens`` tokens and its last ones (the ask
+    # of a long pasted document is usually at one end); None: the first ``max_tokens`` only
+    # (models built before v2, whose manifests do not say).
+    head_tokens: int | None
     files: dict[str, str]  # file name -> sha256
     raw: dict[str, object]
 
@@ -65,6 +70,7 @@ class ModelManifest:
                 task_types=tuple(data["task_types"]),
                 cut_points=(float(cuts[0]), float(cuts[1])),
                 max_tokens=int(data["max_tokens"]),
+                head_tokens=None if data.get("head_tokens") is None else int(data["head_tokens"]),
                 files={str(k): str(v) for k, v in data["files"].items()},
                 raw=data,
             )
@@ -83,32 +89,56 @@ def _sha256(path: Path) -> str:
 
 
 class PromptTokenizer:
-    """WordPiece tokenisation with explicit truncation to the window, padded to the longest."""
+    """WordPiece tokenisation cut to the window, padded to the longest prompt of a batch.
 
-    def __init__(self, tokenizer_file: Path, max_tokens: int) -> None:
+    A prompt over ``max_tokens`` keeps its first ``head_tokens`` tokens (``[CLS]`` included) and
+    its last ``max_tokens - head_tokens`` (``[SEP]`` included), so the ask survives whether it
+    comes before or after a long pasted text; with ``head_tokens=None`` only the first
+    ``max_tokens`` (the window of models built before v2).
+    """
+
+    def __init__(
+        self, tokenizer_file: Path, max_tokens: int, head_tokens: int | None = None
+    ) -> None:
         from tokenizers import Tokenizer
 
+        if head_tokens is not None and not 1 <= head_tokens < max_tokens:
+            raise ValueError(f"head_tokens must be in [1, {max_tokens}), got {head_tokens}")
         self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
         # The shipped tokenizer.json pads and truncates everything to 128: override both.
         self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length=max_tokens)
+        if head_tokens is None:
+            self._tokenizer.enable_truncation(max_length=max_tokens)
+        else:
+            self._tokenizer.no_truncation()
         self.max_tokens = max_tokens
+        self.head_tokens = head_tokens
 
     def encode_each(self, prompts: Sequence[str]) -> list[tuple[list[int], bool]]:
         """(token ids, truncated) for each prompt, unpadded."""
         encodings = self._tokenizer.encode_batch(list(prompts))
-        return [(list(e.ids), bool(e.overflowing)) for e in encodings]
+        if self.head_tokens is None:
+            return [(list(e.ids), bool(e.overflowing)) for e in encodings]
+        out = []
+        for e in encodings:
+            ids = list(e.ids)
+            if len(ids) > self.max_tokens:
+                tail = self.max_tokens - self.head_tokens
+                out.append((ids[: self.head_tokens] + ids[len(ids) - tail :], True))
+            else:
+                out.append((ids, False))
+        return out
 
     def encode(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
         """(input_ids, attention_mask, truncated) for a batch, padded to its longest prompt."""
-        encodings = self._tokenizer.encode_batch(list(prompts))
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros((len(encodings), width), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
-        return ids, mask, [bool(e.overflowing) for e in encodings]
+        encoded = self.encode_each(prompts)
+        width = max(len(ids) for ids, _ in encoded)
+        ids = np.zeros((len(encoded), width), dtype=np.int64)
+        mask = np.zeros((len(encoded), width), dtype=np.int64)
+        for row, (tokens, _) in enumerate(encoded):
+            ids[row, : len(tokens)] = tokens
+            mask[row, : len(tokens)] = 1
+        return ids, mask, [truncated for _, truncated in encoded]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +174,9 @@ class ClassifierModel:
                 raise ModelLoadError(
                     f"model file {path} is corrupt: sha256 {actual}, expected {expected}"
                 )
-        self.tokenizer = PromptTokenizer(directory / TOKENIZER_FILE, self.manifest.max_tokens)
+        self.tokenizer = PromptTokenizer(
+            directory / TOKENIZER_FILE, self.manifest.max_tokens, self.manifest.head_tokens
+        )
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1

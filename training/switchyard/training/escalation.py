@@ -1,0 +1,419 @@
+"""Learning the escalation score from outcome records (did the local / the frontier model succeed).
+
+Two parts, fitted here and written into the graph by ``heads.py``:
+
+- the **outcome model**: ridge regression of the gain ``frontier_ok - local_ok`` on
+  [embedding, log token count]. It knows the outcome data's own kind of request well (MMLU
+  subjects it was fitted on), less so new subjects, and nothing about requests unlike them.
+- the **blend**: z = length term + lambda * trust * outcome score + kappa * complexity term +
+  gamma * task-type prior, every term standardised on the outcome data, then
+  P(escalation pays off) = sigmoid(scale * z + offset) (a Platt fit, monotone in z). Trust is
+  how like the outcome data the prompt is (cosine similarity to the nearest outcome-data
+  centroid, 0 at or below ``sim_low``, 1 at or above ``sim_high``), so a request unlike it (a
+  greeting, a code request, a grade-school word problem) is scored by the terms that transfer:
+  its length, complexity and task type. The task-type prior is each type's escalation rate
+  on the outcome rows (as a log-odds difference, read through the task probabilities).
+  lambda, kappa and gamma are chosen by **held-out-group validation** on the outcome data
+  (``held_out_groups``: folds of whole subjects, and for MMLU its four subject categories,
+  the nearest thing to a new dataset it has): the setting whose worst group beats prompt
+  length by the most (mean margin breaks ties). Prompt length alone is in the grid
+  (lambda = kappa = gamma = 0), so the chosen blend is never below length on the groups it was
+  chosen on.
+
+Everything a team needs to fit its own escalation data (``train --outcomes``) goes through
+``fit_escalation``; ``escalation_report`` scores any escalation score against prompt length
+and random ordering (APGR and CPT(50%), RouteLLM's definitions), per held-out group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from switchyard.training import metrics
+
+__all__ = [
+    "ESCALATION_SEED",
+    "Blend",
+    "EscalationFit",
+    "held_out_groups",
+    "OutcomeModel",
+    "TransferFeatures",
+    "escalation_report",
+    "fit_escalation",
+    "fit_outcome_model",
+    "out_of_group_scores",
+]
+
+ESCALATION_SEED = 20240601
+# Ridge penalties tried for the outcome model (chosen by out-of-group APGR).
+OUTCOME_ALPHAS = (10.0, 30.0, 100.0, 300.0, 1000.0)
+# Groups (subjects) folded together when scoring out of group: each fold leaves out ~1/5.
+OUT_OF_GROUP_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class TransferFeatures:
+    """Per-request inputs of the stacker that mean the same on any dataset."""
+
+    log_tokens: np.ndarray  # [n]
+    complexity: np.ndarray  # [n]
+    task_probabilities: np.ndarray  # [n, types]
+
+    def matrix(self) -> np.ndarray:
+        return np.hstack(
+            [
+                self.log_tokens.reshape(-1, 1),
+                self.complexity.reshape(-1, 1),
+                self.task_probabilities,
+            ]
+        )
+
+
+@dataclass
+class OutcomeModel:
+    """Ridge regression of the outcome gain on [embedding, log token count]."""
+
+    weights: np.ndarray  # [hidden]
+    length_weight: float
+    bias: float
+    alpha: float
+
+    def score(self, embedding: np.ndarray, log_tokens: np.ndarray) -> np.ndarray:
+        return (
+            embedding.astype(np.float64) @ self.weights
+            + log_tokens.reshape(-1) * self.length_weight
+            + self.bias
+        )
+
+
+def fit_outcome_model(
+    embedding: np.ndarray, log_tokens: np.ndarray, gain: np.ndarray, alpha: float
+) -> OutcomeModel:
+    from sklearn.linear_model import Ridge
+
+    features = np.hstack([embedding, log_tokens.reshape(-1, 1)])
+    ridge = Ridge(alpha=alpha).fit(features, gain)
+    coef = np.asarray(ridge.coef_, dtype=np.float64)
+    return OutcomeModel(coef[:-1], float(coef[-1]), float(ridge.intercept_), alpha)
+
+
+def _group_folds(groups: Sequence[str], folds: int) -> list[np.ndarray]:
+    """Row indices of each fold; every group in exactly one fold (groups dealt round-robin in
+    sorted order, so the folds are fixed by the data)."""
+    names = sorted(set(groups))
+    fold_of = {name: i % folds for i, name in enumerate(names)}
+    assignment = np.array([fold_of[g] for g in groups])
+    return [np.nonzero(assignment == f)[0] for f in range(min(folds, len(names)))]
+
+
+def out_of_group_scores(
+    embedding: np.ndarray,
+    log_tokens: np.ndarray,
+    gain: np.ndarray,
+    groups: Sequence[str],
+    alpha: float,
+    folds: int = OUT_OF_GROUP_FOLDS,
+) -> np.ndarray:
+    """Each row's outcome-model score from a model fitted without the row's group."""
+    scores = np.zeros(len(gain))
+    for held in _group_folds(groups, folds):
+        keep = np.ones(len(gain), bool)
+        keep[held] = False
+        model = fit_outcome_model(embedding[keep], log_tokens[keep], gain[keep], alpha)
+        scores[held] = model.score(embedding[held], log_tokens[held])
+    return scores
+
+
+# The grid the blend is chosen from (see the module docstring).
+LAMBDAS = (0.0, 0.25, 0.5, 1.0, 2.0)
+KAPPAS = (0.0, 0.25, 0.5)
+GAMMAS = (0.0, 0.5, 1.0)
+
+
+def held_out_groups(records_subjects: Sequence[str]) -> dict[str, list[str]]:
+    """Named groups of subjects to hold out: ``OUT_OF_GROUP_FOLDS`` folds of whole subjects
+    (dealt in sorted order), plus, for MMLU subjects, MMLU's four subject categories."""
+    from switchyard.training.mapping import MMLU_CATEGORIES
+
+    subjects = sorted(set(records_subjects))
+    groups: dict[str, list[str]] = {
+        f"subjects_fold_{f}": subjects[f::OUT_OF_GROUP_FOLDS]
+        for f in range(min(OUT_OF_GROUP_FOLDS, len(subjects)))
+    }
+    for category in sorted(set(MMLU_CATEGORIES.values())):
+        members = [s for s in subjects if MMLU_CATEGORIES.get(s) == category]
+        if members and len(members) < len(subjects):
+            groups[f"category_{category}"] = members
+    return groups
+
+
+@dataclass(frozen=True)
+class Blend:
+    """The standardised terms' weights and the statistics that standardise them."""
+
+    lam: float
+    kappa: float
+    gamma: float
+    length_mean: float
+    length_std: float
+    outcome_std: float
+    complexity_mean: float
+    complexity_std: float
+    task_prior: np.ndarray  # [types], log-odds of escalation per type minus the overall
+
+    def z(self, outcome: np.ndarray, trust: np.ndarray, transfer: TransferFeatures) -> np.ndarray:
+        return (
+            (transfer.log_tokens - self.length_mean) / self.length_std
+            + self.lam * trust * outcome / self.outcome_std
+            + self.kappa * (transfer.complexity - self.complexity_mean) / self.complexity_std
+            + self.gamma * transfer.task_probabilities @ self.task_prior
+        )
+
+
+def _task_prior(probs: np.ndarray, escalate: np.ndarray) -> np.ndarray:
+    """Per task type, the log-odds of escalation among rows weighted by P(type), minus the
+    overall log-odds (smoothed by one pseudo-row each way)."""
+    overall = (escalate.sum() + 1) / (len(escalate) + 2)
+    mass = probs.sum(axis=0)
+    rate = (probs.T @ escalate + overall) / (mass + 1)
+    return np.log(rate / (1 - rate)) - np.log(overall / (1 - overall))
+
+
+def _blend_stats(
+    log_tokens: np.ndarray,
+    outcome_scores: np.ndarray,
+    transfer: TransferFeatures,
+    escalate: np.ndarray,
+    lam: float,
+    kappa: float,
+    gamma: float,
+) -> Blend:
+    return Blend(
+        lam=lam,
+        kappa=kappa,
+        gamma=gamma,
+        length_mean=float(log_tokens.mean()),
+        length_std=float(log_tokens.std()) or 1.0,
+        outcome_std=float(outcome_scores.std()) or 1.0,
+        complexity_mean=float(transfer.complexity.mean()),
+        complexity_std=float(transfer.complexity.std()) or 1.0,
+        task_prior=_task_prior(transfer.task_probabilities, escalate),
+    )
+
+
+@dataclass
+class EscalationFit:
+    """The fitted escalation score: P = sigmoid(scale * blend.z + offset)."""
+
+    outcome: OutcomeModel
+    blend: Blend
+    scale: float
+    offset: float
+    centroids: np.ndarray  # [k, hidden], unit length
+    sim_low: float
+    sim_high: float
+    report: dict[str, object]
+
+    def trust(self, embedding: np.ndarray) -> np.ndarray:
+        sim = (embedding.astype(np.float64) @ self.centroids.T).max(axis=1)
+        return np.clip((sim - self.sim_low) / (self.sim_high - self.sim_low), 0.0, 1.0)
+
+    def logit(
+        self, embedding: np.ndarray, log_tokens: np.ndarray, transfer: TransferFeatures
+    ) -> np.ndarray:
+        outcome = self.outcome.score(embedding, log_tokens)
+        return self.scale * self.blend.z(outcome, self.trust(embedding), transfer) + self.offset
+
+    def probability(
+        self, embedding: np.ndarray, log_tokens: np.ndarray, transfer: TransferFeatures
+    ) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logit(embedding, log_tokens, transfer)))
+
+    def linear(self) -> dict[str, object]:
+        """The logit as the graph computes it: trust * (w . embedding + w_len * log n + b_out)
+        + len_w * log n + cx_w * complexity + task_w . probabilities + bias."""
+        b, s = self.blend, self.scale
+        k_out = s * b.lam / b.outcome_std
+        return {
+            "outcome_weights": self.outcome.weights * k_out,
+            "outcome_length_weight": self.outcome.length_weight * k_out,
+            "outcome_bias": self.outcome.bias * k_out,
+            "transfer_length_weight": s / b.length_std,
+            "transfer_complexity_weight": s * b.kappa / b.complexity_std,
+            "transfer_task_weights": s * b.gamma * b.task_prior,
+            "escalation_bias": self.offset
+            - s * b.length_mean / b.length_std
+            - s * b.kappa * b.complexity_mean / b.complexity_std,
+        }
+
+
+def _centroids(
+    embedding: np.ndarray, other: np.ndarray, seed: int
+) -> tuple[np.ndarray, float, float]:
+    """k-means centroids of the outcome prompts and the trust cut points: full trust at or above
+    the 2nd percentile of the outcome prompts' own similarity, none at or below the median
+    similarity of other training prompts (or 0.05 under the high cut)."""
+    from sklearn.cluster import KMeans
+
+    k = min(32, max(1, len(embedding) // 50))
+    km = KMeans(n_clusters=k, random_state=seed, n_init=1).fit(embedding)
+    centroids = km.cluster_centers_ / np.linalg.norm(km.cluster_centers_, axis=1, keepdims=True)
+    sim_own = (embedding @ centroids.T).max(axis=1)
+    sim_high = float(np.percentile(sim_own, 2))
+    if len(other):
+        sim_other = float(np.percentile((other @ centroids.T).max(axis=1), 50))
+    else:
+        sim_other = sim_high - 0.05
+    return centroids, float(min(sim_other, sim_high - 0.05)), sim_high
+
+
+def _trust(embedding: np.ndarray, centroids: np.ndarray, low: float, high: float) -> np.ndarray:
+    sim = (embedding.astype(np.float64) @ centroids.T).max(axis=1)
+    return np.clip((sim - low) / (high - low), 0.0, 1.0)
+
+
+def _choose_alpha(
+    embedding: np.ndarray,
+    log_tokens: np.ndarray,
+    gain: np.ndarray,
+    groups: Sequence[str],
+    local_ok: np.ndarray,
+    frontier_ok: np.ndarray,
+    log: Callable[[str], None],
+) -> float:
+    best: tuple[float, float] | None = None
+    for alpha in OUTCOME_ALPHAS:
+        oog = out_of_group_scores(embedding, log_tokens, gain, groups, alpha)
+        apgr, _ = metrics.apgr_and_cpt(oog, local_ok, frontier_ok)
+        log(f"  escalation outcome model alpha={alpha}: out-of-group APGR {apgr:.4f}")
+        if best is None or apgr > best[0]:
+            best = (apgr, alpha)
+    assert best is not None
+    return best[1]
+
+
+def fit_escalation(
+    embedding: np.ndarray,
+    log_tokens: np.ndarray,
+    local_ok: np.ndarray,
+    frontier_ok: np.ndarray,
+    groups: Sequence[str],
+    transfer: TransferFeatures,
+    other_embedding: np.ndarray,
+    log: Callable[[str], None] = lambda _: None,
+) -> EscalationFit:
+    """Fit the escalation score on outcome records. ``groups`` are the units held out together
+    (MMLU subjects; a team's file without subjects counts each row as its own group). The
+    outcome model's alpha is chosen by out-of-group APGR, the blend (lambda, kappa, gamma) by
+    held-out-group validation, the Platt scale on all rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    local_ok, frontier_ok = local_ok.astype(bool), frontier_ok.astype(bool)
+    gain = frontier_ok.astype(float) - local_ok.astype(float)
+    escalate = ((~local_ok) & frontier_ok).astype(float)
+    group_arr = np.asarray(groups)
+    alpha = _choose_alpha(embedding, log_tokens, gain, groups, local_ok, frontier_ok, log)
+    centroids, sim_low, sim_high = _centroids(embedding, other_embedding, ESCALATION_SEED)
+    trust = _trust(embedding, centroids, sim_low, sim_high)
+
+    def part(sel: np.ndarray) -> TransferFeatures:
+        return TransferFeatures(
+            transfer.log_tokens[sel], transfer.complexity[sel], transfer.task_probabilities[sel]
+        )
+
+    # Held-out-group validation of the blend: per group, everything refitted without it.
+    folds = []
+    for name, members in held_out_groups(list(group_arr)).items():
+        held = np.isin(group_arr, members)
+        kept = ~held
+        model = fit_outcome_model(embedding[kept], log_tokens[kept], gain[kept], alpha)
+        kept_scores = model.score(embedding[kept], log_tokens[kept])
+        held_scores = model.score(embedding[held], log_tokens[held])
+        length_apgr, _ = metrics.apgr_and_cpt(log_tokens[held], local_ok[held], frontier_ok[held])
+        folds.append((name, kept, held, kept_scores, held_scores, length_apgr))
+    table: dict[str, dict[str, float]] = {}
+    best: tuple[float, float, tuple[float, float, float]] | None = None
+    for lam in LAMBDAS:
+        for kappa in KAPPAS:
+            for gamma in GAMMAS:
+                margins = []
+                for _, kept, held, kept_scores, held_scores, length_apgr in folds:
+                    blend = _blend_stats(
+                        log_tokens[kept],
+                        kept_scores,
+                        part(kept),
+                        escalate[kept],
+                        lam,
+                        kappa,
+                        gamma,
+                    )
+                    z = blend.z(held_scores, trust[held], part(held))
+                    apgr, _ = metrics.apgr_and_cpt(z, local_ok[held], frontier_ok[held])
+                    margins.append(apgr - length_apgr)
+                key = (min(margins), float(np.mean(margins)))
+                table[f"lambda={lam},kappa={kappa},gamma={gamma}"] = {
+                    "worst_margin_over_length": key[0],
+                    "mean_margin_over_length": key[1],
+                }
+                if best is None or key > (best[0], best[1]):
+                    best = (key[0], key[1], (lam, kappa, gamma))
+    assert best is not None
+    lam, kappa, gamma = best[2]
+    outcome = fit_outcome_model(embedding, log_tokens, gain, alpha)
+    blend = _blend_stats(
+        log_tokens,
+        outcome.score(embedding, log_tokens),
+        transfer,
+        escalate,
+        lam,
+        kappa,
+        gamma,
+    )
+    z = blend.z(outcome.score(embedding, log_tokens), trust, transfer)
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(z.reshape(-1, 1), escalate.astype(int))
+    log(
+        f"  escalation: alpha={alpha}, lambda={lam}, kappa={kappa}, gamma={gamma} (worst "
+        f"held-out group {best[0]:+.4f} APGR over length, mean {best[1]:+.4f})"
+    )
+    return EscalationFit(
+        outcome=outcome,
+        blend=blend,
+        scale=float(platt.coef_[0][0]),
+        offset=float(platt.intercept_[0]),
+        centroids=centroids,
+        sim_low=sim_low,
+        sim_high=sim_high,
+        report={
+            "alpha": alpha,
+            "lambda": lam,
+            "kappa": kappa,
+            "gamma": gamma,
+            "groups": [name for name, *_ in folds],
+            "worst_margin_over_length": best[0],
+            "mean_margin_over_length": best[1],
+            "grid": table,
+        },
+    )
+
+
+def escalation_report(
+    scores: dict[str, np.ndarray],
+    local_ok: np.ndarray,
+    frontier_ok: np.ndarray,
+    seed: int = ESCALATION_SEED,
+) -> dict[str, object]:
+    """APGR and CPT(50%) of each named score, plus random ordering (mean of 100 draws)."""
+    out: dict[str, object] = {"rows": len(local_ok)}
+    draws = np.random.default_rng(seed).random((100, len(local_ok)))
+    runs = [metrics.apgr_and_cpt(d, local_ok, frontier_ok) for d in draws]
+    out["random_mean_of_100"] = {
+        "apgr": float(np.mean([r[0] for r in runs])),
+        "cpt50": float(np.mean([r[1] for r in runs])),
+    }
+    for name, s in scores.items():
+        apgr, cpt = metrics.apgr_and_cpt(s, local_ok, frontier_ok)
+        out[name] = {"apgr": apgr, "cpt50": cpt}
+    return out

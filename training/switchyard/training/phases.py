@@ -1,0 +1,94 @@
+"""What the build's phases hand each other (``build.py`` runs them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from switchyard.training.escalation import EscalationFit
+from switchyard.training.heads import Heads
+from switchyard.training.records import LabeledPrompt, OutcomeRecord
+from switchyard.training.task_head import TaskHead
+
+__all__ = [
+    "BuildConfig",
+    "BuildResult",
+    "Embedded",
+    "EmbeddedRows",
+    "FittedHeads",
+    "TrainingRows",
+]
+
+
+@dataclass
+class BuildConfig:
+    out: Path
+    prompts_dir: Path | None = None
+    # MMLU-format outcome file whose questions become task-type rows by subject (the shipped
+    # model: the built-in outcome file); None: none.
+    mmlu_file: Path | None = None
+    outcomes_file: Path | None = None
+    labels_file: Path | None = None
+    # Training rows: at most this many per task type and source (None: all). A team's own
+    # labels count as one source.
+    train_cap: int | None = 1000
+    # Held-out rows evaluated: at most this many per task type.
+    eval_cap: int | None = 500
+    outcome_limit: int | None = None
+    threads: int = 2
+    cache_dir: Path | None = None
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class TrainingRows:
+    """What each head is fitted and evaluated on."""
+
+    task_train: list[LabeledPrompt]
+    task_eval: list[LabeledPrompt]
+    complexity_train: list[LabeledPrompt]
+    complexity_eval: list[LabeledPrompt]
+    outcome_train: list[OutcomeRecord]
+    outcome_eval: list[OutcomeRecord]
+    weighted: bool  # source-balanced task rows (the built-in data), not a team's own labels
+    inputs: dict[str, str]  # input file -> sha256
+
+
+@dataclass
+class Embedded:
+    x: np.ndarray  # [n, HIDDEN]
+    n: np.ndarray  # [n, 1] token counts
+    bags: object  # [n, SEGMENTS * VOCAB] sparse token bags (tokens.bag_of_tokens)
+
+    @property
+    def log_n(self) -> np.ndarray:
+        return np.log(self.n.reshape(-1).astype(np.float64))
+
+
+@dataclass
+class EmbeddedRows:
+    task_train: Embedded
+    task_eval: Embedded
+    complexity_train: Embedded
+    complexity_eval: Embedded
+    outcome_train: Embedded
+    outcome_eval: Embedded
+
+
+@dataclass
+class FittedHeads:
+    heads: Heads
+    task: TaskHead
+    complexity: object  # scikit-learn Ridge
+    escalation: EscalationFit | None
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    heads: Heads
+    report: dict[str, object]
+    sklearn: dict[str, object] = field(default_factory=dict)
