@@ -55,10 +55,10 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hop_profile  # noqa: E402
 from bench_router import pct  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 MODEL = "gpt-4o-mini"
 KEY = "sy-bench-front-door-key-0123456789"
 LITELLM_KEY = "sk-bench-litellm-master-0123456789abcdef"
@@ -427,8 +427,31 @@ def wait_grpc(address: str, timeout_s: float, process: subprocess.Popen[bytes], 
     raise RuntimeError(f"{address} not SERVING after {timeout_s} s")
 
 
-def start_switchyard(procs: Processes, upstream: dict[str, str]) -> list[Target]:
-    work = procs.workdir
+def tree_env(tree: Path | None) -> dict[str, str]:
+    """PYTHONPATH putting another tree's services first (the `before` stack), or nothing."""
+    if tree is None:
+        return {}
+    parts = ("router", "runtime", "api", "classifier", "frontier-proxy")
+    return {"PYTHONPATH": ":".join(str(tree / "services" / part) for part in parts)}
+
+
+def start_switchyard(
+    procs: Processes, upstream: dict[str, str], *, tree: Path | None = None, prefix: str = ""
+) -> list[Target]:
+    """Router, frontier proxy and classifier as processes; from `tree` (an older checkout of
+    this repository: its services first on PYTHONPATH) when given, with target names prefixed
+    `prefix` (`before:`)."""
+    work = procs.workdir / (prefix.rstrip(":") or "this")
+    work.mkdir(parents=True, exist_ok=True)
+    tree_vars = tree_env(tree)
+
+    def service(name: str, module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        return procs.start(
+            f"{prefix}{name}".replace(":", "-"),
+            [sys.executable, "-m", module],
+            clean_env(**tree_vars, **env),
+        )
+
     catalog = work / "catalog.yaml"
     catalog.write_text(
         yaml.safe_dump(
@@ -446,10 +469,10 @@ def start_switchyard(procs: Processes, upstream: dict[str, str]) -> list[Target]
         )
     )
     ports = {n: free_port() for n in ("proxy", "classifier", "router", "http")}
-    proxy = procs.start(
+    proxy = service(
         "frontier-proxy",
-        [str(BIN / "switchyard-frontier-proxy")],
-        clean_env(
+        "switchyard.frontier_proxy",
+        dict(
             SWITCHYARD_FRONTIER_PROXY_HOST="127.0.0.1",
             SWITCHYARD_FRONTIER_PROXY_PORT=str(ports["proxy"]),
             SWITCHYARD_FRONTIER_PROXY_CATALOG=str(catalog),
@@ -457,17 +480,19 @@ def start_switchyard(procs: Processes, upstream: dict[str, str]) -> list[Target]
             OPENAI_API_KEY=upstream["key"],
         ),
     )
-    classifier = procs.start(
+    classifier = service(
         "classifier",
-        [str(BIN / "switchyard-classifier")],
-        clean_env(
+        "switchyard.classifier",
+        dict(
             SWITCHYARD_CLASSIFIER_HOST="127.0.0.1",
             SWITCHYARD_CLASSIFIER_PORT=str(ports["classifier"]),
             SWITCHYARD_CLASSIFIER_LOG_LEVEL="WARNING",
         ),
     )
-    wait_grpc(f"127.0.0.1:{ports['proxy']}", 120, proxy, work / "frontier-proxy.log")
-    wait_grpc(f"127.0.0.1:{ports['classifier']}", 180, classifier, work / "classifier.log")
+    logs = procs.workdir
+    tag = prefix.replace(":", "-")
+    wait_grpc(f"127.0.0.1:{ports['proxy']}", 120, proxy, logs / f"{tag}frontier-proxy.log")
+    wait_grpc(f"127.0.0.1:{ports['classifier']}", 180, classifier, logs / f"{tag}classifier.log")
     proxy_address = f"127.0.0.1:{ports['proxy']}"
     config = {
         "classifier": {"address": f"127.0.0.1:{ports['classifier']}", "timeout_ms": 2000},
@@ -497,28 +522,28 @@ def start_switchyard(procs: Processes, upstream: dict[str, str]) -> list[Target]
         "ledger": {"url": f"sqlite:{work / 'ledger.db'}"},
     }
     (work / "router.yaml").write_text(yaml.safe_dump(config))
-    router = procs.start(
+    router = service(
         "router",
-        [str(BIN / "switchyard-router")],
-        clean_env(
+        "switchyard.router",
+        dict(
             SWITCHYARD_ROUTER_HOST="127.0.0.1",
             SWITCHYARD_ROUTER_PORT=str(ports["router"]),
             SWITCHYARD_ROUTER_HTTP_HOST="127.0.0.1",
             SWITCHYARD_ROUTER_HTTP_PORT=str(ports["http"]),
             SWITCHYARD_ROUTER_CONFIG=str(work / "router.yaml"),
-            SWITCHYARD_ROUTER_LEDGER_SPILL_PATH=str(work / "spill.jsonl"),
+            SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR=str(work / "journal"),
             SWITCHYARD_ROUTER_LOG_LEVEL="WARNING",
         ),
     )
-    wait_http(f"http://127.0.0.1:{ports['http']}/health", 120, router, work / "router.log")
+    wait_http(f"http://127.0.0.1:{ports['http']}/health", 120, router, logs / f"{tag}router.log")
     pids = {"router": router.pid, "proxy": proxy.pid, "classifier": classifier.pid}
     path = "/v1/chat/completions"
     grpc_address = f"127.0.0.1:{ports['router']}"
     return [
-        Target("sy-forced", ports["http"], path, "frontier-mini", pids, KEY),
-        Target("sy-routed", ports["http"], path, "switchyard/auto", pids, KEY),
-        Target("sy-grpc-forced", 0, "", "frontier-mini", pids, KEY, grpc_address),
-        Target("sy-grpc-routed", 0, "", "switchyard/auto", pids, KEY, grpc_address),
+        Target(f"{prefix}sy-forced", ports["http"], path, "frontier-mini", pids, KEY),
+        Target(f"{prefix}sy-routed", ports["http"], path, "switchyard/auto", pids, KEY),
+        Target(f"{prefix}sy-grpc-forced", 0, "", "frontier-mini", pids, KEY, grpc_address),
+        Target(f"{prefix}sy-grpc-routed", 0, "", "switchyard/auto", pids, KEY, grpc_address),
     ]
 
 
@@ -619,6 +644,68 @@ def report(summary: dict[str, Any]) -> None:
                 f"{routed['cpu_ms'] / lite['cpu_ms']:.2f}x LiteLLM's (floor <= 0.5x); "
                 f"req/s routed / LiteLLM {routed['rps'] / lite['rps']:.2f}x"
             )
+    report_hops(summary)
+
+
+def report_hops(summary: dict[str, Any]) -> None:
+    """Issue 17's floors for every Switchyard row (the classifier deciding), and each row
+    against the same row of the `before` tree when one ran."""
+    floors = {"unary": (1.0, 1.0), "stream": (2.0, None)}  # router, proxy ms per request
+    for key, row in summary.items():
+        name, mode, callers = row["system"], row["mode"], row["callers"]
+        lite = summary.get(f"litellm|{mode}|{callers}")
+        if "sy-" not in name:
+            continue
+        split = row["cpu_split_ms"]
+        router_floor, proxy_floor = floors[mode]
+        parts = [f"router {split['router']:.2f} ms (floor <= {router_floor})"]
+        if proxy_floor is not None:
+            parts.append(f"proxy {split['proxy']:.2f} ms (floor <= {proxy_floor})")
+        if lite is not None and name.endswith("routed"):
+            parts.append(f"CPU {row['cpu_ms'] / lite['cpu_ms']:.2f}x LiteLLM's (floor <= 0.5x)")
+            if callers >= 50:
+                parts.append(f"req/s {row['rps'] / lite['rps']:.2f}x LiteLLM's (floor >= 3x)")
+        before = summary.get(f"before:{key}")
+        if before is not None:
+            ratios = ", ".join(
+                f"{proc} {split[proc] / before['cpu_split_ms'][proc]:.2f}x"
+                for proc in split
+                if before["cpu_split_ms"].get(proc)
+            )
+            parts.append(
+                f"vs before: CPU {row['cpu_ms'] / before['cpu_ms']:.2f}x ({ratios}), "
+                f"added p50 {row['added_p50_ms']:.2f} vs {before['added_p50_ms']:.2f} ms, "
+                f"req/s {row['rps'] / before['rps']:.2f}x"
+            )
+        print(f"{mode} c={callers} {name}: " + "; ".join(parts))
+
+
+async def profile(args: argparse.Namespace, targets: list[Target], summary: dict[str, Any]) -> None:
+    """`--profile-load SYSTEM:MODE:CALLERS`: load that system for `--profile-seconds` while
+    py-spy samples its processes; print each process's CPU by component (hop_profile.py), in
+    ms per request from the benchmark's own row (py-spy's pauses do not inflate it)."""
+    by_name = {t.name: t for t in targets}
+    results: dict[str, dict[str, Any]] = {}
+    for spec in args.profile_load:
+        name, mode, callers = spec.rsplit(":", 2)
+        target = by_name.get(name)
+        if target is None or not target.pids:
+            print(f"profile {spec}: no such Switchyard system in this run", flush=True)
+            continue
+        directory = args.profile / spec.replace(":", "_")
+        recorders = hop_profile.record(target.pids, args.profile_seconds, directory)
+        await asyncio.sleep(1.0)  # py-spy attaches
+        measured = await load(target, mode == "stream", int(callers), args.profile_seconds)
+        for recorder in recorders.values():
+            await asyncio.to_thread(recorder.wait)
+        row = summary.get(f"{name}|{mode}|{callers}")
+        cpu = (row or measured)["cpu_split_ms"]
+        results[spec] = {}
+        for proc in target.pids:
+            shares, samples = hop_profile.summarise(directory / f"{proc}.txt")
+            results[spec][proc] = {"samples": samples, "cpu_ms": cpu[proc], "shares": shares}
+    hop_profile.report(results)
+    (args.profile / "profile.json").write_text(json.dumps(results, indent=2))
 
 
 def main() -> int:
@@ -636,6 +723,21 @@ def main() -> int:
     parser.add_argument("--litellm-venv", type=Path, default=Path("/work/cache/litellm-venv"))
     parser.add_argument("--install-litellm", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="an older checkout of this repository (a worktree of the commit to compare with): "
+        "each sy-* system also runs on a second stack from its services, as before:sy-...",
+    )
+    parser.add_argument("--profile", type=Path, help="write py-spy profiles into this folder")
+    parser.add_argument(
+        "--profile-load",
+        nargs="+",
+        default=[],
+        metavar="SYSTEM:MODE:CALLERS",
+        help="what to profile after the rounds, e.g. sy-grpc-routed:unary:50",
+    )
+    parser.add_argument("--profile-seconds", type=float, default=8.0)
     args = parser.parse_args()
     if args.serve_upstream is not None:
         serve_upstream(args.serve_upstream)
@@ -674,12 +776,22 @@ def main() -> int:
                     targets.append(lite)
             if any(name.startswith("sy-") for name in args.systems):
                 targets += [t for t in start_switchyard(procs, upstream) if t.name in args.systems]
+                if args.before is not None:
+                    targets += [
+                        t
+                        for t in start_switchyard(
+                            procs, upstream, tree=args.before.resolve(), prefix="before:"
+                        )
+                        if t.name.removeprefix("before:") in args.systems
+                    ]
             print(
                 f"systems: {[t.name for t in targets]}; load average "
                 f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
                 flush=True,
             )
             summary = asyncio.run(run(args, targets))
+            if args.profile is not None and args.profile_load:
+                asyncio.run(profile(args, targets, summary))
         finally:
             procs.stop()
     report(summary)

@@ -2,6 +2,10 @@
 
 A reload that moves a backend to a new address opens a channel to it on its first request;
 channels to old addresses stay open (idle) until the router stops.
+
+The channels are bare (no interceptors): the router's classify and generate spans are the
+CLIENT spans of their calls, and every call passes its timeout and `outgoing_metadata()` (trace
+context and baggage) itself (switchyard.runtime.channels explains why).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Connections:
                 default_timeout_s=self._default_timeout_s,
                 retry_attempts=retry_attempts,
                 max_message_bytes=64 * 1024 * 1024,
+                intercepted=False,
             )
             self._channels[key] = channel
         return channel
