@@ -693,17 +693,39 @@ async def profile(args: argparse.Namespace, targets: list[Target], summary: dict
             print(f"profile {spec}: no such Switchyard system in this run", flush=True)
             continue
         directory = args.profile / spec.replace(":", "_")
+        # first without py-spy: CPU per request by thread, then sampled
+        threads_before = {p: hop_profile.thread_cpu(pid) for p, pid in target.pids.items()}
+        plain = await load(target, mode == "stream", int(callers), args.profile_seconds)
+        threads = {
+            p: {
+                name: (cpu - threads_before[p].get(name, 0.0)) * 1000 / max(1, plain["requests"])
+                for name, cpu in hop_profile.thread_cpu(pid).items()
+            }
+            for p, pid in target.pids.items()
+        }
         recorders = hop_profile.record(target.pids, args.profile_seconds, directory)
         await asyncio.sleep(1.0)  # py-spy attaches
         measured = await load(target, mode == "stream", int(callers), args.profile_seconds)
         for recorder in recorders.values():
             await asyncio.to_thread(recorder.wait)
+        for proc, by_thread in threads.items():
+            busy = ", ".join(
+                f"{n} {ms:.2f}"
+                for n, ms in sorted(by_thread.items(), key=lambda x: -x[1])
+                if ms >= 0.01
+            )
+            print(f"profile {spec} {proc}: CPU ms per request by thread: {busy}", flush=True)
         row = summary.get(f"{name}|{mode}|{callers}")
         cpu = (row or measured)["cpu_split_ms"]
         results[spec] = {}
         for proc in target.pids:
             shares, samples = hop_profile.summarise(directory / f"{proc}.txt")
-            results[spec][proc] = {"samples": samples, "cpu_ms": cpu[proc], "shares": shares}
+            results[spec][proc] = {
+                "samples": samples,
+                "cpu_ms": cpu[proc],
+                "shares": shares,
+                "threads_ms": threads[proc],
+            }
     hop_profile.report(results)
     (args.profile / "profile.json").write_text(json.dumps(results, indent=2))
 

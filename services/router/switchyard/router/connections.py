@@ -10,16 +10,35 @@ context and baggage) itself (switchyard.runtime.channels explains why).
 
 from __future__ import annotations
 
-from switchyard.api.classifier.v1 import classifier_pb2_grpc
+from collections.abc import Sequence
+from typing import Protocol
+
+from switchyard.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2_grpc
 from switchyard.runtime.channels import open_channel
 
-__all__ = ["Connections"]
+__all__ = ["Classifier", "Connections"]
+
+
+class Classifier(Protocol):
+    """What the router calls to classify: the service's stub, or the in-process classifier."""
+
+    async def Classify(  # noqa: N802 - the stub's method name
+        self,
+        request: classifier_pb2.ClassifyRequest,
+        *,
+        timeout: float | None = ...,
+        metadata: Sequence[tuple[str, str]] = ...,
+    ) -> classifier_pb2.ClassifyResponse: ...
 
 
 class Connections:
-    def __init__(self, *, default_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, *, default_timeout_s: float = 120.0, in_process_classifier: Classifier | None = None
+    ) -> None:
+        """`in_process_classifier`: answers every classify call (local_classifier.py)."""
         self._default_timeout_s = default_timeout_s
+        self._in_process = in_process_classifier
         self._channels: dict[tuple[str, int], object] = {}
         self._classifiers: dict[str, classifier_pb2_grpc.ClassifierServiceStub] = {}
         self._backends: dict[str, inference_pb2_grpc.InferenceServiceStub] = {}
@@ -38,13 +57,15 @@ class Connections:
             self._channels[key] = channel
         return channel
 
-    def classifier(self, address: str) -> classifier_pb2_grpc.ClassifierServiceStub:
+    def classifier(self, address: str) -> Classifier:
+        if self._in_process is not None:
+            return self._in_process
         stub = self._classifiers.get(address)
         if stub is None:
             # No retries: the classifier has a tight deadline and the router has a default route.
             stub = classifier_pb2_grpc.ClassifierServiceStub(self._channel(address, 1))
             self._classifiers[address] = stub
-        return stub
+        return stub  # type: ignore[return-value]  # the generated stub is untyped
 
     def backend(self, address: str) -> inference_pb2_grpc.InferenceServiceStub:
         stub = self._backends.get(address)
