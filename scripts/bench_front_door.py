@@ -17,7 +17,17 @@ one keep-alive connection each, httptools parsing) with the same Chat Completion
                 request reaches the same upstream);
 - `sy-grpc-forced`, `sy-grpc-routed` (with `--systems`): the same two through the router's
                 gRPC RouterService instead of the HTTP door (grpc.aio caller), to see what the
-                door itself costs.
+                door itself costs;
+- `sy-grpc-inproc` (with `--systems`): `sy-grpc-routed` on a second router that runs the
+                classifier's model in process (SWITCHYARD_ROUTER_CLASSIFIER_IN_PROCESS=true):
+                no classifier hop.
+
+With `--before DIR` (a worktree of an older commit) every `sy-*` system also runs on a second
+stack of the three services from that tree (`before:sy-...`), in the same alternating rounds,
+and the report adds each row against its `before:` row and issue 17's floors. With `--profile
+DIR --profile-load SYSTEM:MODE:CALLERS ...` each listed load is run once more afterwards for CPU
+per thread (/proc) and once under py-spy (scripts/hop_profile.py): each process's CPU per
+request by component (gRPC, protobuf, OpenTelemetry, logging, ledger, HTTP, model, ours).
 
 For each round (alternating systems within the round), each mode (unary; stream, timed to the
 first content delta) and each concurrency (default 1 and 50 callers) a system gets `--seconds`
@@ -28,7 +38,12 @@ proxy and classifier, also split), and requests per second. Medians over the rou
 
 Usage (one benchmark at a time on a shared machine):
   flock /tmp/switchyard-bench.lock .venv/bin/python scripts/bench_front_door.py \
-      [--install-litellm] [--rounds 3] [--seconds 4] [--concurrency 1 50] [--json out.json]
+      [--install-litellm] [--rounds 3] [--seconds 4] [--concurrency 1 50] [--json out.json] \
+      [--systems direct litellm sy-grpc-routed sy-grpc-inproc ...] [--before DIR] \
+      [--profile DIR --profile-load sy-grpc-routed:unary:50 before:sy-grpc-routed:unary:50]
+
+Longer than ~500 lines on purpose: one harness drives every system side by side in the same
+rounds (the brief of issue 17: not two benchmarks).
 """
 
 from __future__ import annotations
@@ -436,11 +451,17 @@ def tree_env(tree: Path | None) -> dict[str, str]:
 
 
 def start_switchyard(
-    procs: Processes, upstream: dict[str, str], *, tree: Path | None = None, prefix: str = ""
+    procs: Processes,
+    upstream: dict[str, str],
+    *,
+    tree: Path | None = None,
+    prefix: str = "",
+    in_process: bool = False,
 ) -> list[Target]:
     """Router, frontier proxy and classifier as processes; from `tree` (an older checkout of
     this repository: its services first on PYTHONPATH) when given, with target names prefixed
-    `prefix` (`before:`)."""
+    `prefix` (`before:`). `in_process`: also a router running the classifier's model itself
+    (`sy-grpc-inproc`, classifier deciding)."""
     work = procs.workdir / (prefix.rstrip(":") or "this")
     work.mkdir(parents=True, exist_ok=True)
     tree_vars = tree_env(tree)
@@ -522,29 +543,52 @@ def start_switchyard(
         "ledger": {"url": f"sqlite:{work / 'ledger.db'}"},
     }
     (work / "router.yaml").write_text(yaml.safe_dump(config))
-    router = service(
-        "router",
-        "switchyard.router",
-        dict(
-            SWITCHYARD_ROUTER_HOST="127.0.0.1",
-            SWITCHYARD_ROUTER_PORT=str(ports["router"]),
-            SWITCHYARD_ROUTER_HTTP_HOST="127.0.0.1",
-            SWITCHYARD_ROUTER_HTTP_PORT=str(ports["http"]),
-            SWITCHYARD_ROUTER_CONFIG=str(work / "router.yaml"),
-            SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR=str(work / "journal"),
-            SWITCHYARD_ROUTER_LOG_LEVEL="WARNING",
-        ),
-    )
-    wait_http(f"http://127.0.0.1:{ports['http']}/health", 120, router, logs / f"{tag}router.log")
-    pids = {"router": router.pid, "proxy": proxy.pid, "classifier": classifier.pid}
+
+    def start_router(name: str, port: int, http_port: int, **extra: str) -> int:
+        process = service(
+            name,
+            "switchyard.router",
+            dict(
+                SWITCHYARD_ROUTER_HOST="127.0.0.1",
+                SWITCHYARD_ROUTER_PORT=str(port),
+                SWITCHYARD_ROUTER_HTTP_HOST="127.0.0.1",
+                SWITCHYARD_ROUTER_HTTP_PORT=str(http_port),
+                SWITCHYARD_ROUTER_CONFIG=str(work / "router.yaml"),
+                SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR=str(work / f"{name}-journal"),
+                SWITCHYARD_ROUTER_LOG_LEVEL="WARNING",
+                **extra,
+            ),
+        )
+        url = f"http://127.0.0.1:{http_port}/health"
+        wait_http(url, 120, process, logs / f"{tag}{name}.log")
+        return process.pid
+
+    pids = {
+        "router": start_router("router", ports["router"], ports["http"]),
+        "proxy": proxy.pid,
+        "classifier": classifier.pid,
+    }
     path = "/v1/chat/completions"
     grpc_address = f"127.0.0.1:{ports['router']}"
-    return [
+    targets = [
         Target(f"{prefix}sy-forced", ports["http"], path, "frontier-mini", pids, KEY),
         Target(f"{prefix}sy-routed", ports["http"], path, "switchyard/auto", pids, KEY),
         Target(f"{prefix}sy-grpc-forced", 0, "", "frontier-mini", pids, KEY, grpc_address),
         Target(f"{prefix}sy-grpc-routed", 0, "", "switchyard/auto", pids, KEY, grpc_address),
     ]
+    if in_process:  # a second router with the classifier's model in process (no classifier hop)
+        port, http_port = free_port(), free_port()
+        inproc = {
+            "router": start_router(
+                "router-inproc", port, http_port, SWITCHYARD_ROUTER_CLASSIFIER_IN_PROCESS="true"
+            ),
+            "proxy": proxy.pid,
+        }
+        address = f"127.0.0.1:{port}"
+        targets.append(
+            Target(f"{prefix}sy-grpc-inproc", 0, "", "switchyard/auto", inproc, KEY, address)
+        )
+    return targets
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -661,7 +705,15 @@ def report_hops(summary: dict[str, Any]) -> None:
         parts = [f"router {split['router']:.2f} ms (floor <= {router_floor})"]
         if proxy_floor is not None:
             parts.append(f"proxy {split['proxy']:.2f} ms (floor <= {proxy_floor})")
-        if lite is not None and name.endswith("routed"):
+        if name.endswith("inproc"):
+            remote = summary.get(f"sy-grpc-routed|{mode}|{callers}")
+            if remote is not None:
+                parts.append(
+                    f"vs the classifier service (sy-grpc-routed): CPU "
+                    f"{row['cpu_ms'] / remote['cpu_ms']:.2f}x, added p50 "
+                    f"{row['added_p50_ms']:.2f} vs {remote['added_p50_ms']:.2f} ms"
+                )
+        if lite is not None and name.endswith(("routed", "inproc")):
             parts.append(f"CPU {row['cpu_ms'] / lite['cpu_ms']:.2f}x LiteLLM's (floor <= 0.5x)")
             if callers >= 50:
                 parts.append(f"req/s {row['rps'] / lite['rps']:.2f}x LiteLLM's (floor >= 3x)")
@@ -797,7 +849,12 @@ def main() -> int:
                 if lite is not None:
                     targets.append(lite)
             if any(name.startswith("sy-") for name in args.systems):
-                targets += [t for t in start_switchyard(procs, upstream) if t.name in args.systems]
+                inproc = "sy-grpc-inproc" in args.systems
+                targets += [
+                    t
+                    for t in start_switchyard(procs, upstream, in_process=inproc)
+                    if t.name in args.systems
+                ]
                 if args.before is not None:
                     targets += [
                         t
