@@ -735,7 +735,8 @@ def report_hops(summary: dict[str, Any]) -> None:
 async def profile(args: argparse.Namespace, targets: list[Target], summary: dict[str, Any]) -> None:
     """`--profile-load SYSTEM:MODE:CALLERS`: load that system for `--profile-seconds` while
     py-spy samples its processes; print each process's CPU by component (hop_profile.py), in
-    ms per request from the benchmark's own row (py-spy's pauses do not inflate it)."""
+    ms per request from the benchmark's own row, or from a run of the same load without py-spy
+    just before (py-spy's pauses do not inflate it)."""
     by_name = {t.name: t for t in targets}
     results: dict[str, dict[str, Any]] = {}
     for spec in args.profile_load:
@@ -757,7 +758,7 @@ async def profile(args: argparse.Namespace, targets: list[Target], summary: dict
         }
         recorders = hop_profile.record(target.pids, args.profile_seconds, directory)
         await asyncio.sleep(1.0)  # py-spy attaches
-        measured = await load(target, mode == "stream", int(callers), args.profile_seconds)
+        await load(target, mode == "stream", int(callers), args.profile_seconds)
         for recorder in recorders.values():
             await asyncio.to_thread(recorder.wait)
         for proc, by_thread in threads.items():
@@ -768,7 +769,7 @@ async def profile(args: argparse.Namespace, targets: list[Target], summary: dict
             )
             print(f"profile {spec} {proc}: CPU ms per request by thread: {busy}", flush=True)
         row = summary.get(f"{name}|{mode}|{callers}")
-        cpu = (row or measured)["cpu_split_ms"]
+        cpu = (row or plain)["cpu_split_ms"]  # never the sampled run's: py-spy pauses it
         results[spec] = {}
         for proc in target.pids:
             shares, samples = hop_profile.summarise(directory / f"{proc}.txt")
