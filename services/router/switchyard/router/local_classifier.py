@@ -55,8 +55,7 @@ class InProcessClassifier:
     async def open(cls) -> InProcessClassifier:
         """Load the model (SWITCHYARD_CLASSIFIER_* settings) and start its micro-batcher."""
         try:
-            from switchyard.classifier.batching import MicroBatcher
-            from switchyard.classifier.service import WARMUP_PROMPTS, load_model
+            from switchyard.classifier.service import WARMUP_PROMPTS, load_model, make_batcher
             from switchyard.classifier.servicer import ClassifierServicer
             from switchyard.classifier.settings import ClassifierSettings
         except ImportError:
@@ -68,12 +67,7 @@ class InProcessClassifier:
         except SettingsError as error:
             raise FailedPrecondition(error.message) from None
         model = await asyncio.to_thread(load_model, settings)
-        batcher = MicroBatcher(
-            model.predict,
-            max_batch_size=settings.max_batch_size,
-            max_wait_s=settings.max_batch_wait_ms / 1000.0,
-            threads_per_run=settings.intra_op_threads,
-        )
+        batcher = make_batcher(model, settings)
         await batcher.start()
         servicer = ClassifierServicer(
             batcher,
