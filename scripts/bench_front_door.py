@@ -17,7 +17,17 @@ one keep-alive connection each, httptools parsing) with the same Chat Completion
                 request reaches the same upstream);
 - `sy-grpc-forced`, `sy-grpc-routed` (with `--systems`): the same two through the router's
                 gRPC RouterService instead of the HTTP door (grpc.aio caller), to see what the
-                door itself costs.
+                door itself costs;
+- `sy-grpc-inproc` (with `--systems`): `sy-grpc-routed` on a second router that runs the
+                classifier's model in process (SWITCHYARD_ROUTER_CLASSIFIER_IN_PROCESS=true):
+                no classifier hop.
+
+With `--before DIR` (a worktree of an older commit) every `sy-*` system also runs on a second
+stack of the three services from that tree (`before:sy-...`), in the same alternating rounds,
+and the report adds each row against its `before:` row and issue 17's floors. With `--profile
+DIR --profile-load SYSTEM:MODE:CALLERS ...` each listed load is run once more afterwards for CPU
+per thread (/proc) and once under py-spy (scripts/hop_profile.py): each process's CPU per
+request by component (gRPC, protobuf, OpenTelemetry, logging, ledger, HTTP, model, ours).
 
 For each round (alternating systems within the round), each mode (unary; stream, timed to the
 first content delta) and each concurrency (default 1 and 50 callers) a system gets `--seconds`
@@ -28,7 +38,12 @@ proxy and classifier, also split), and requests per second. Medians over the rou
 
 Usage (one benchmark at a time on a shared machine):
   flock /tmp/switchyard-bench.lock .venv/bin/python scripts/bench_front_door.py \
-      [--install-litellm] [--rounds 3] [--seconds 4] [--concurrency 1 50] [--json out.json]
+      [--install-litellm] [--rounds 3] [--seconds 4] [--concurrency 1 50] [--json out.json] \
+      [--systems direct litellm sy-grpc-routed sy-grpc-inproc ...] [--before DIR] \
+      [--profile DIR --profile-load sy-grpc-routed:unary:50 before:sy-grpc-routed:unary:50]
+
+Longer than ~500 lines on purpose: one harness drives every system side by side in the same
+rounds (the brief of issue 17: not two benchmarks).
 """
 
 from __future__ import annotations
@@ -55,10 +70,10 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hop_profile  # noqa: E402
 from bench_router import pct  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 MODEL = "gpt-4o-mini"
 KEY = "sy-bench-front-door-key-0123456789"
 LITELLM_KEY = "sk-bench-litellm-master-0123456789abcdef"
@@ -427,8 +442,37 @@ def wait_grpc(address: str, timeout_s: float, process: subprocess.Popen[bytes], 
     raise RuntimeError(f"{address} not SERVING after {timeout_s} s")
 
 
-def start_switchyard(procs: Processes, upstream: dict[str, str]) -> list[Target]:
-    work = procs.workdir
+def tree_env(tree: Path | None) -> dict[str, str]:
+    """PYTHONPATH putting another tree's services first (the `before` stack), or nothing."""
+    if tree is None:
+        return {}
+    parts = ("router", "runtime", "api", "classifier", "frontier-proxy")
+    return {"PYTHONPATH": ":".join(str(tree / "services" / part) for part in parts)}
+
+
+def start_switchyard(
+    procs: Processes,
+    upstream: dict[str, str],
+    *,
+    tree: Path | None = None,
+    prefix: str = "",
+    in_process: bool = False,
+) -> list[Target]:
+    """Router, frontier proxy and classifier as processes; from `tree` (an older checkout of
+    this repository: its services first on PYTHONPATH) when given, with target names prefixed
+    `prefix` (`before:`). `in_process`: also a router running the classifier's model itself
+    (`sy-grpc-inproc`, classifier deciding)."""
+    work = procs.workdir / (prefix.rstrip(":") or "this")
+    work.mkdir(parents=True, exist_ok=True)
+    tree_vars = tree_env(tree)
+
+    def service(name: str, module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        return procs.start(
+            f"{prefix}{name}".replace(":", "-"),
+            [sys.executable, "-m", module],
+            clean_env(**tree_vars, **env),
+        )
+
     catalog = work / "catalog.yaml"
     catalog.write_text(
         yaml.safe_dump(
@@ -446,10 +490,10 @@ def start_switchyard(procs: Processes, upstream: dict[str, str]) -> list[Target]
         )
     )
     ports = {n: free_port() for n in ("proxy", "classifier", "router", "http")}
-    proxy = procs.start(
+    proxy = service(
         "frontier-proxy",
-        [str(BIN / "switchyard-frontier-proxy")],
-        clean_env(
+        "switchyard.frontier_proxy",
+        dict(
             SWITCHYARD_FRONTIER_PROXY_HOST="127.0.0.1",
             SWITCHYARD_FRONTIER_PROXY_PORT=str(ports["proxy"]),
             SWITCHYARD_FRONTIER_PROXY_CATALOG=str(catalog),
@@ -457,17 +501,19 @@ def start_switchyard(procs: Processes, upstream: dict[str, str]) -> list[Target]
             OPENAI_API_KEY=upstream["key"],
         ),
     )
-    classifier = procs.start(
+    classifier = service(
         "classifier",
-        [str(BIN / "switchyard-classifier")],
-        clean_env(
+        "switchyard.classifier",
+        dict(
             SWITCHYARD_CLASSIFIER_HOST="127.0.0.1",
             SWITCHYARD_CLASSIFIER_PORT=str(ports["classifier"]),
             SWITCHYARD_CLASSIFIER_LOG_LEVEL="WARNING",
         ),
     )
-    wait_grpc(f"127.0.0.1:{ports['proxy']}", 120, proxy, work / "frontier-proxy.log")
-    wait_grpc(f"127.0.0.1:{ports['classifier']}", 180, classifier, work / "classifier.log")
+    logs = procs.workdir
+    tag = prefix.replace(":", "-")
+    wait_grpc(f"127.0.0.1:{ports['proxy']}", 120, proxy, logs / f"{tag}frontier-proxy.log")
+    wait_grpc(f"127.0.0.1:{ports['classifier']}", 180, classifier, logs / f"{tag}classifier.log")
     proxy_address = f"127.0.0.1:{ports['proxy']}"
     config = {
         "classifier": {"address": f"127.0.0.1:{ports['classifier']}", "timeout_ms": 2000},
@@ -497,29 +543,52 @@ def start_switchyard(procs: Processes, upstream: dict[str, str]) -> list[Target]
         "ledger": {"url": f"sqlite:{work / 'ledger.db'}"},
     }
     (work / "router.yaml").write_text(yaml.safe_dump(config))
-    router = procs.start(
-        "router",
-        [str(BIN / "switchyard-router")],
-        clean_env(
-            SWITCHYARD_ROUTER_HOST="127.0.0.1",
-            SWITCHYARD_ROUTER_PORT=str(ports["router"]),
-            SWITCHYARD_ROUTER_HTTP_HOST="127.0.0.1",
-            SWITCHYARD_ROUTER_HTTP_PORT=str(ports["http"]),
-            SWITCHYARD_ROUTER_CONFIG=str(work / "router.yaml"),
-            SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR=str(work / "journal"),
-            SWITCHYARD_ROUTER_LOG_LEVEL="WARNING",
-        ),
-    )
-    wait_http(f"http://127.0.0.1:{ports['http']}/health", 120, router, work / "router.log")
-    pids = {"router": router.pid, "proxy": proxy.pid, "classifier": classifier.pid}
+
+    def start_router(name: str, port: int, http_port: int, **extra: str) -> int:
+        process = service(
+            name,
+            "switchyard.router",
+            dict(
+                SWITCHYARD_ROUTER_HOST="127.0.0.1",
+                SWITCHYARD_ROUTER_PORT=str(port),
+                SWITCHYARD_ROUTER_HTTP_HOST="127.0.0.1",
+                SWITCHYARD_ROUTER_HTTP_PORT=str(http_port),
+                SWITCHYARD_ROUTER_CONFIG=str(work / "router.yaml"),
+                SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR=str(work / f"{name}-journal"),
+                SWITCHYARD_ROUTER_LOG_LEVEL="WARNING",
+                **extra,
+            ),
+        )
+        url = f"http://127.0.0.1:{http_port}/health"
+        wait_http(url, 120, process, logs / f"{tag}{name}.log")
+        return process.pid
+
+    pids = {
+        "router": start_router("router", ports["router"], ports["http"]),
+        "proxy": proxy.pid,
+        "classifier": classifier.pid,
+    }
     path = "/v1/chat/completions"
     grpc_address = f"127.0.0.1:{ports['router']}"
-    return [
-        Target("sy-forced", ports["http"], path, "frontier-mini", pids, KEY),
-        Target("sy-routed", ports["http"], path, "switchyard/auto", pids, KEY),
-        Target("sy-grpc-forced", 0, "", "frontier-mini", pids, KEY, grpc_address),
-        Target("sy-grpc-routed", 0, "", "switchyard/auto", pids, KEY, grpc_address),
+    targets = [
+        Target(f"{prefix}sy-forced", ports["http"], path, "frontier-mini", pids, KEY),
+        Target(f"{prefix}sy-routed", ports["http"], path, "switchyard/auto", pids, KEY),
+        Target(f"{prefix}sy-grpc-forced", 0, "", "frontier-mini", pids, KEY, grpc_address),
+        Target(f"{prefix}sy-grpc-routed", 0, "", "switchyard/auto", pids, KEY, grpc_address),
     ]
+    if in_process:  # a second router with the classifier's model in process (no classifier hop)
+        port, http_port = free_port(), free_port()
+        inproc = {
+            "router": start_router(
+                "router-inproc", port, http_port, SWITCHYARD_ROUTER_CLASSIFIER_IN_PROCESS="true"
+            ),
+            "proxy": proxy.pid,
+        }
+        address = f"127.0.0.1:{port}"
+        targets.append(
+            Target(f"{prefix}sy-grpc-inproc", 0, "", "switchyard/auto", inproc, KEY, address)
+        )
+    return targets
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -619,6 +688,99 @@ def report(summary: dict[str, Any]) -> None:
                 f"{routed['cpu_ms'] / lite['cpu_ms']:.2f}x LiteLLM's (floor <= 0.5x); "
                 f"req/s routed / LiteLLM {routed['rps'] / lite['rps']:.2f}x"
             )
+    report_hops(summary)
+
+
+def report_hops(summary: dict[str, Any]) -> None:
+    """Issue 17's floors for every Switchyard row (the classifier deciding), and each row
+    against the same row of the `before` tree when one ran."""
+    floors = {"unary": (1.0, 1.0), "stream": (2.0, None)}  # router, proxy ms per request
+    for key, row in summary.items():
+        name, mode, callers = row["system"], row["mode"], row["callers"]
+        lite = summary.get(f"litellm|{mode}|{callers}")
+        if "sy-" not in name:
+            continue
+        split = row["cpu_split_ms"]
+        router_floor, proxy_floor = floors[mode]
+        parts = [f"router {split['router']:.2f} ms (floor <= {router_floor})"]
+        if proxy_floor is not None:
+            parts.append(f"proxy {split['proxy']:.2f} ms (floor <= {proxy_floor})")
+        if name.endswith("inproc"):
+            remote = summary.get(f"sy-grpc-routed|{mode}|{callers}")
+            if remote is not None:
+                parts.append(
+                    f"vs the classifier service (sy-grpc-routed): CPU "
+                    f"{row['cpu_ms'] / remote['cpu_ms']:.2f}x, added p50 "
+                    f"{row['added_p50_ms']:.2f} vs {remote['added_p50_ms']:.2f} ms"
+                )
+        if lite is not None and name.endswith(("routed", "inproc")):
+            parts.append(f"CPU {row['cpu_ms'] / lite['cpu_ms']:.2f}x LiteLLM's (floor <= 0.5x)")
+            if callers >= 50:
+                parts.append(f"req/s {row['rps'] / lite['rps']:.2f}x LiteLLM's (floor >= 3x)")
+        before = summary.get(f"before:{key}")
+        if before is not None:
+            ratios = ", ".join(
+                f"{proc} {split[proc] / before['cpu_split_ms'][proc]:.2f}x"
+                for proc in split
+                if before["cpu_split_ms"].get(proc)
+            )
+            parts.append(
+                f"vs before: CPU {row['cpu_ms'] / before['cpu_ms']:.2f}x ({ratios}), "
+                f"added p50 {row['added_p50_ms']:.2f} vs {before['added_p50_ms']:.2f} ms, "
+                f"req/s {row['rps'] / before['rps']:.2f}x"
+            )
+        print(f"{mode} c={callers} {name}: " + "; ".join(parts))
+
+
+async def profile(args: argparse.Namespace, targets: list[Target], summary: dict[str, Any]) -> None:
+    """`--profile-load SYSTEM:MODE:CALLERS`: load that system for `--profile-seconds` while
+    py-spy samples its processes; print each process's CPU by component (hop_profile.py), in
+    ms per request from the benchmark's own row, or from a run of the same load without py-spy
+    just before (py-spy's pauses do not inflate it)."""
+    by_name = {t.name: t for t in targets}
+    results: dict[str, dict[str, Any]] = {}
+    for spec in args.profile_load:
+        name, mode, callers = spec.rsplit(":", 2)
+        target = by_name.get(name)
+        if target is None or not target.pids:
+            print(f"profile {spec}: no such Switchyard system in this run", flush=True)
+            continue
+        directory = args.profile / spec.replace(":", "_")
+        # first without py-spy: CPU per request by thread, then sampled
+        threads_before = {p: hop_profile.thread_cpu(pid) for p, pid in target.pids.items()}
+        plain = await load(target, mode == "stream", int(callers), args.profile_seconds)
+        threads = {
+            p: {
+                name: (cpu - threads_before[p].get(name, 0.0)) * 1000 / max(1, plain["requests"])
+                for name, cpu in hop_profile.thread_cpu(pid).items()
+            }
+            for p, pid in target.pids.items()
+        }
+        recorders = hop_profile.record(target.pids, args.profile_seconds, directory)
+        await asyncio.sleep(1.0)  # py-spy attaches
+        await load(target, mode == "stream", int(callers), args.profile_seconds)
+        for recorder in recorders.values():
+            await asyncio.to_thread(recorder.wait)
+        for proc, by_thread in threads.items():
+            busy = ", ".join(
+                f"{n} {ms:.2f}"
+                for n, ms in sorted(by_thread.items(), key=lambda x: -x[1])
+                if ms >= 0.01
+            )
+            print(f"profile {spec} {proc}: CPU ms per request by thread: {busy}", flush=True)
+        row = summary.get(f"{name}|{mode}|{callers}")
+        cpu = (row or plain)["cpu_split_ms"]  # never the sampled run's: py-spy pauses it
+        results[spec] = {}
+        for proc in target.pids:
+            shares, samples = hop_profile.summarise(directory / f"{proc}.txt")
+            results[spec][proc] = {
+                "samples": samples,
+                "cpu_ms": cpu[proc],
+                "shares": shares,
+                "threads_ms": threads[proc],
+            }
+    hop_profile.report(results)
+    (args.profile / "profile.json").write_text(json.dumps(results, indent=2))
 
 
 def main() -> int:
@@ -636,6 +798,21 @@ def main() -> int:
     parser.add_argument("--litellm-venv", type=Path, default=Path("/work/cache/litellm-venv"))
     parser.add_argument("--install-litellm", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="an older checkout of this repository (a worktree of the commit to compare with): "
+        "each sy-* system also runs on a second stack from its services, as before:sy-...",
+    )
+    parser.add_argument("--profile", type=Path, help="write py-spy profiles into this folder")
+    parser.add_argument(
+        "--profile-load",
+        nargs="+",
+        default=[],
+        metavar="SYSTEM:MODE:CALLERS",
+        help="what to profile after the rounds, e.g. sy-grpc-routed:unary:50",
+    )
+    parser.add_argument("--profile-seconds", type=float, default=8.0)
     args = parser.parse_args()
     if args.serve_upstream is not None:
         serve_upstream(args.serve_upstream)
@@ -673,13 +850,28 @@ def main() -> int:
                 if lite is not None:
                     targets.append(lite)
             if any(name.startswith("sy-") for name in args.systems):
-                targets += [t for t in start_switchyard(procs, upstream) if t.name in args.systems]
+                inproc = "sy-grpc-inproc" in args.systems
+                targets += [
+                    t
+                    for t in start_switchyard(procs, upstream, in_process=inproc)
+                    if t.name in args.systems
+                ]
+                if args.before is not None:
+                    targets += [
+                        t
+                        for t in start_switchyard(
+                            procs, upstream, tree=args.before.resolve(), prefix="before:"
+                        )
+                        if t.name.removeprefix("before:") in args.systems
+                    ]
             print(
                 f"systems: {[t.name for t in targets]}; load average "
                 f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
                 flush=True,
             )
             summary = asyncio.run(run(args, targets))
+            if args.profile is not None and args.profile_load:
+                asyncio.run(profile(args, targets, summary))
         finally:
             procs.stop()
     report(summary)

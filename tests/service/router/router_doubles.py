@@ -8,7 +8,7 @@ break after N deltas).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,10 +31,17 @@ class FakeClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
     #: Longer prompts are refused INVALID_ARGUMENT, as the real classifier's limit does.
     max_prompt_bytes: int = 256 * 1024
     prompts: list[str] = field(default_factory=list)
+    #: When set, each call waits for it before answering (a backend call can open it).
+    gate: asyncio.Event | None = None
+    #: Each call's invocation metadata (trace context, baggage).
+    metadata: list[dict[str, str]] = field(default_factory=list)
 
     async def Classify(self, request, context):  # noqa: N802
         self.calls += 1
         self.prompts.append(request.prompt)
+        self.metadata.append(dict(context.invocation_metadata()))
+        if self.gate is not None:
+            await self.gate.wait()
         size = len(request.prompt.encode("utf-8"))
         if size > self.max_prompt_bytes:
             await context.abort(
@@ -86,6 +93,10 @@ class FakeBackend(inference_pb2_grpc.InferenceServiceServicer):
     #: ListModels answers UNAVAILABLE this many times first (a backend still starting).
     list_fail: int = 0
     list_calls: int = 0
+    #: Each generation call's invocation metadata (trace context, baggage).
+    metadata: list[dict[str, str]] = field(default_factory=list)
+    #: Called as each generation call arrives (say, to open the classifier's gate).
+    on_call: Callable[[], None] | None = None
 
     async def ListModels(self, request, context):  # noqa: N802
         self.list_calls += 1
@@ -107,6 +118,9 @@ class FakeBackend(inference_pb2_grpc.InferenceServiceServicer):
         )
 
     async def _maybe_fail(self, context) -> None:
+        self.metadata.append(dict(context.invocation_metadata()))
+        if self.on_call is not None:
+            self.on_call()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.fail:

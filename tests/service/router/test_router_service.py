@@ -14,6 +14,7 @@ import grpc
 import pytest
 import yaml
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from router_doubles import (
     CLASSIFY_COST,
     FakeBackend,
@@ -214,6 +215,41 @@ async def test_request_overrides(suite: Suite) -> None:
     assert low.decision.reason == router_pb2.DECISION_REASON_ESCALATED
     ceiling = await suite.stub.Complete(ask("CHAT 0.9 x", max_cost_usd=0.001), timeout=10)
     assert ceiling.decision.reason == router_pb2.DECISION_REASON_COST_CEILING
+
+
+async def test_a_forced_target_is_called_while_the_classifier_still_works(suite: Suite) -> None:
+    # The classifier answers only once the backend has been called: had the router waited for
+    # it first, it would time out (300 ms) and the request would carry no task type.
+    for streamed in (False, True):
+        gate = asyncio.Event()
+        suite.classifier.gate = gate
+        suite.frontier.on_call = gate.set
+        if streamed:
+            events = [
+                e
+                async for e in suite.stub.CompleteStream(
+                    stream_req("MATH 0.7 x", force_target="frontier-strong"), timeout=10
+                )
+            ]
+            decision, cost = events[-1].summary.decision, events[-1].summary.cost
+        else:
+            reply = await suite.stub.Complete(
+                ask("MATH 0.7 x", force_target="frontier-strong"), timeout=10
+            )
+            decision, cost = reply.decision, reply.cost
+        assert decision.reason == router_pb2.DECISION_REASON_FORCED
+        assert decision.target == "frontier-strong"
+        assert decision.classification.task_type == 6  # TASK_TYPE_MATH
+        assert decision.escalation_score == pytest.approx(0.7)
+        assert [(router_pb2.HopKind.Name(h.kind), h.status) for h in cost.hops] == [
+            ("HOP_KIND_CLASSIFY", "OK"),
+            ("HOP_KIND_GENERATE", "OK"),
+        ]
+    records = await suite.records()
+    assert [(r.task_type, r.complexity, r.reason) for r in records] == [
+        ("MATH", 0.5, "FORCED"),
+        ("MATH", 0.5, "FORCED"),
+    ]
 
 
 async def test_bad_requests_get_clear_codes(suite: Suite) -> None:
@@ -652,6 +688,42 @@ async def test_spans_carry_tenant_task_type_and_cost(
     assert [s.attributes[attr.ROUTER_STATUS] for s in generate] == ["UNAVAILABLE", "OK"]
     assert root.attributes[attr.COST_USD] == pytest.approx(reply.cost.total_cost_usd)
     assert root.attributes[attr.TASK_TYPE] == "CODE_GENERATION"
+
+
+async def test_hop_spans_are_the_client_spans_their_calls_continue(
+    suite: Suite, spans: InMemorySpanExporter
+) -> None:
+    # No gRPC client interceptor: the classify and generate spans are the CLIENT spans, and
+    # the called services receive them as the parent in their trace context, with the baggage.
+    await suite.stub.Complete(ask("CHAT 0.1 hi"), timeout=10)
+    await asyncio.sleep(0.05)
+    finished = spans.get_finished_spans()
+    root = next(s for s in finished if s.attributes.get(attr.REQUEST_ID))
+    trace_spans = [s for s in finished if s.context.trace_id == root.context.trace_id]
+    classify = next(s for s in trace_spans if s.name == attr.SPAN_ROUTER_CLASSIFY)
+    generate = next(s for s in trace_spans if s.name == attr.SPAN_ROUTER_GENERATE)
+    assert classify.kind == generate.kind == SpanKind.CLIENT
+    assert [s.name for s in trace_spans if s.kind == SpanKind.CLIENT] == [
+        attr.SPAN_ROUTER_CLASSIFY,
+        attr.SPAN_ROUTER_GENERATE,
+    ]  # one span per call, not two
+    for span, service, method in (
+        (classify, "switchyard.classifier.v1.ClassifierService", "Classify"),
+        (generate, "switchyard.inference.v1.InferenceService", "Generate"),
+    ):
+        assert span.attributes[attr.RPC_SYSTEM] == "grpc"
+        assert span.attributes[attr.RPC_SERVICE] == service
+        assert span.attributes[attr.RPC_METHOD] == method
+        assert span.attributes[attr.RPC_GRPC_STATUS_CODE] == 0
+    trace_id = format(root.context.trace_id, "032x")
+    for metadata, span in (
+        (suite.classifier.metadata[-1], classify),
+        (suite.local.metadata[-1], generate),
+    ):
+        version, sent_trace, parent, _ = metadata["traceparent"].split("-")
+        assert (sent_trace, parent) == (trace_id, format(span.context.span_id, "016x"))
+        assert f"{attr.BAGGAGE_TENANT}=dev" in metadata["baggage"]
+    assert f"{attr.BAGGAGE_TASK_TYPE}=CHAT" in suite.local.metadata[-1]["baggage"]
 
 
 async def test_metrics_by_model_task_type_tenant(suite: Suite, metric_reader) -> None:

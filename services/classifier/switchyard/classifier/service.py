@@ -22,7 +22,7 @@ from switchyard.runtime.errors import FailedPrecondition
 from switchyard.runtime.logging import get_logger
 from switchyard.runtime.server import ServiceDefinition, ServiceRuntime
 
-__all__ = ["SERVICE_NAME", "ClassifierResources", "build_service", "serve"]
+__all__ = ["SERVICE_NAME", "ClassifierResources", "build_service", "make_batcher", "serve"]
 
 SERVICE_NAME = "switchyard-classifier"
 log = get_logger(__name__)
@@ -44,17 +44,23 @@ def load_model(settings: ClassifierSettings) -> ClassifierModel:
         raise FailedPrecondition(f"classifier model not loaded: {exc}") from None
 
 
+def make_batcher(model: ClassifierModel, settings: ClassifierSettings) -> MicroBatcher:
+    """The micro-batcher over `model` as `settings` configure it (the service's and the
+    router's in-process classifier's)."""
+    return MicroBatcher(
+        model.predict,
+        max_batch_size=settings.max_batch_size,
+        max_wait_s=settings.max_batch_wait_ms / 1000.0,
+        threads_per_run=settings.intra_op_threads,
+    )
+
+
 def build_service(settings: ClassifierSettings) -> ServiceDefinition[ClassifierResources]:
     @contextlib.asynccontextmanager
     async def resources(runtime: ServiceRuntime) -> AsyncIterator[ClassifierResources]:
         model = await asyncio.to_thread(load_model, settings)
         log.info("model loaded", model_version=model.version, directory=str(model.directory))
-        batcher = MicroBatcher(
-            model.predict,
-            max_batch_size=settings.max_batch_size,
-            max_wait_s=settings.max_batch_wait_ms / 1000.0,
-            threads_per_run=settings.intra_op_threads,
-        )
+        batcher = make_batcher(model, settings)
         await batcher.start()
         try:
             yield ClassifierResources(model, batcher)

@@ -21,7 +21,6 @@ import time
 import grpc
 
 from switchyard.router.budget import SpendTracker
-from switchyard.router.conversion import classified
 from switchyard.router.ledger import AttemptRecord, RequestRecord
 from switchyard.router.ledger.writer import LedgerWriter
 from switchyard.router.policy import bind, price
@@ -59,17 +58,19 @@ class RequestAccounting:
         future resolves when the record is durable (None when no record could be built)."""
         latency_ms = (time.perf_counter() - req.started) * 1000
         total = math.fsum(h.cost_usd for h in req.hops)
-        span = req.span
-        span.set_attribute(attr.COST_USD, total)
-        span.set_attribute(attr.GEN_AI_USAGE_COST, total)
-        span.set_attribute(attr.ROUTER_STATUS, req.status)
+        attributes: dict[str, str | float | int] = {
+            attr.COST_USD: total,
+            attr.GEN_AI_USAGE_COST: total,
+            attr.ROUTER_STATUS: req.status,
+        }
         if req.usage is not None:
-            span.set_attribute(attr.GEN_AI_USAGE_INPUT_TOKENS, req.usage.input_tokens)
-            span.set_attribute(attr.GEN_AI_USAGE_OUTPUT_TOKENS, req.usage.output_tokens)
+            attributes[attr.GEN_AI_USAGE_INPUT_TOKENS] = req.usage.input_tokens
+            attributes[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = req.usage.output_tokens
         if req.served_model:
-            span.set_attribute(attr.GEN_AI_RESPONSE_MODEL, req.served_model)
+            attributes[attr.GEN_AI_RESPONSE_MODEL] = req.served_model
         if req.served is not None:
-            span.set_attribute(attr.ROUTER_TARGET, req.served.name)
+            attributes[attr.ROUTER_TARGET] = req.served.name
+        req.span.set_attributes(attributes)
         task_type = req.task_type
         config = req.config
         decision = req.decision
@@ -122,7 +123,7 @@ class RequestAccounting:
             for h in req.hops
             if h.kind == "GENERATE"
         )
-        c = classified(req.classification) if req.classification is not None else None
+        c = req.classified
         try:
             record = RequestRecord(
                 request_id=req.request_id,

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from opentelemetry.trace import Span, SpanKind
@@ -59,6 +59,11 @@ FALLBACK_CODES = frozenset(
         grpc.StatusCode.DEADLINE_EXCEEDED,
     }
 )
+
+_INFERENCE_SERVICE = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
+#: gRPC status name -> its number (rpc.grpc.status_code on the attempt's span).
+_STATUS_CODES = {code.name: code.value[0] for code in grpc.StatusCode}
+_UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
 
 _ERROR_BY_CODE: dict[grpc.StatusCode, type[SwitchyardError]] = {
     cls.code: cls
@@ -147,9 +152,11 @@ class AttemptRunner:
                 skipped.append((target.name, refusal))
                 continue
             with self._tracer.start_as_current_span(
-                attr.SPAN_ROUTER_GENERATE, kind=SpanKind.INTERNAL
+                attr.SPAN_ROUTER_GENERATE,
+                kind=SpanKind.CLIENT,
+                attributes=self._span_attributes(req, target, index),
             ) as span:
-                attempt = self._start(span, req, target, index)
+                attempt = Attempt(req, target, index, span, started=time.perf_counter())
                 try:
                     async with aclosing(call(attempt)) as items:
                         async for item in items:
@@ -227,13 +234,19 @@ class AttemptRunner:
             cost_estimated=estimated,
         )
         req.hops.append(hop)
-        span.set_attribute(attr.ROUTER_STATUS, status)
-        span.set_attribute(attr.COST_USD, cost)
-        span.set_attribute(attr.GEN_AI_USAGE_COST, cost)
-        span.set_attribute(attr.GEN_AI_USAGE_INPUT_TOKENS, in_tok)
-        span.set_attribute(attr.GEN_AI_USAGE_OUTPUT_TOKENS, out_tok)
+        task_type = req.task_type
+        attributes: dict[str, str | int | float] = {
+            attr.ROUTER_STATUS: status,
+            attr.RPC_GRPC_STATUS_CODE: _STATUS_CODES.get(status, _UNKNOWN),
+            attr.COST_USD: cost,
+            attr.GEN_AI_USAGE_COST: cost,
+            attr.GEN_AI_USAGE_INPUT_TOKENS: in_tok,
+            attr.GEN_AI_USAGE_OUTPUT_TOKENS: out_tok,
+            attr.TASK_TYPE: task_type,  # a forced target's classification may come in late
+        }
         if model:
-            span.set_attribute(attr.GEN_AI_RESPONSE_MODEL, model)
+            attributes[attr.GEN_AI_RESPONSE_MODEL] = model
+        span.set_attributes(attributes)
         if status != "OK":
             span.set_status(SpanStatus.ERROR, status)
         metric_attrs = {
@@ -241,7 +254,7 @@ class AttemptRunner:
             attr.GEN_AI_REQUEST_MODEL: target.model or hop.model,
             attr.GEN_AI_PROVIDER_NAME: provider or target.backend,
             attr.TENANT: req.tenant,
-            attr.TASK_TYPE: req.task_type,
+            attr.TASK_TYPE: task_type,
             attr.ROUTER_TARGET: target.name,
         }
         duration_attrs = dict(metric_attrs)
@@ -253,16 +266,22 @@ class AttemptRunner:
             self._tokens.record(out_tok, {**metric_attrs, attr.GEN_AI_TOKEN_TYPE: "output"})
         return hop
 
-    def _start(self, span: Span, req: RoutedRequest, target: BoundTarget, index: int) -> Attempt:
-        span.set_attribute(attr.GEN_AI_OPERATION_NAME, attr.GEN_AI_OPERATION_CHAT)
-        span.set_attribute(attr.GEN_AI_REQUEST_MODEL, target.model)
-        span.set_attribute(attr.ROUTER_TARGET, target.name)
-        span.set_attribute(attr.ROUTER_TARGET_KIND, target.kind.value)
-        span.set_attribute(attr.ROUTER_BACKEND, target.backend)
-        span.set_attribute(attr.ROUTER_ATTEMPT, index)
-        span.set_attribute(attr.TENANT, req.tenant)
-        span.set_attribute(attr.TASK_TYPE, req.task_type)
-        return Attempt(req, target, index, span, started=time.perf_counter())
+    @staticmethod
+    def _span_attributes(req: RoutedRequest, target: BoundTarget, index: int) -> dict[str, Any]:
+        """The attempt span's attributes at its start (it is the CLIENT span of the call)."""
+        return {
+            attr.RPC_SYSTEM: "grpc",
+            attr.RPC_SERVICE: _INFERENCE_SERVICE,
+            attr.RPC_METHOD: "GenerateStream" if req.operation == "complete_stream" else "Generate",
+            attr.GEN_AI_OPERATION_NAME: attr.GEN_AI_OPERATION_CHAT,
+            attr.GEN_AI_REQUEST_MODEL: target.model,
+            attr.ROUTER_TARGET: target.name,
+            attr.ROUTER_TARGET_KIND: target.kind.value,
+            attr.ROUTER_BACKEND: target.backend,
+            attr.ROUTER_ATTEMPT: index,
+            attr.TENANT: req.tenant,
+            attr.TASK_TYPE: req.task_type,
+        }
 
     @staticmethod
     def _falls_back(req: RoutedRequest, target: BoundTarget, code: grpc.StatusCode) -> bool:

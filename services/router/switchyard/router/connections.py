@@ -2,20 +2,43 @@
 
 A reload that moves a backend to a new address opens a channel to it on its first request;
 channels to old addresses stay open (idle) until the router stops.
+
+The channels are bare (no interceptors): the router's classify and generate spans are the
+CLIENT spans of their calls, and every call passes its timeout and `outgoing_metadata()` (trace
+context and baggage) itself (switchyard.runtime.channels explains why).
 """
 
 from __future__ import annotations
 
-from switchyard.api.classifier.v1 import classifier_pb2_grpc
+from collections.abc import Sequence
+from typing import Protocol
+
+from switchyard.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2_grpc
 from switchyard.runtime.channels import open_channel
 
-__all__ = ["Connections"]
+__all__ = ["Classifier", "Connections"]
+
+
+class Classifier(Protocol):
+    """What the router calls to classify: the service's stub, or the in-process classifier."""
+
+    async def Classify(  # noqa: N802 - the stub's method name
+        self,
+        request: classifier_pb2.ClassifyRequest,
+        *,
+        timeout: float | None = ...,
+        metadata: Sequence[tuple[str, str]] = ...,
+    ) -> classifier_pb2.ClassifyResponse: ...
 
 
 class Connections:
-    def __init__(self, *, default_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, *, default_timeout_s: float = 120.0, in_process_classifier: Classifier | None = None
+    ) -> None:
+        """`in_process_classifier`: answers every classify call (local_classifier.py)."""
         self._default_timeout_s = default_timeout_s
+        self._in_process = in_process_classifier
         self._channels: dict[tuple[str, int], object] = {}
         self._classifiers: dict[str, classifier_pb2_grpc.ClassifierServiceStub] = {}
         self._backends: dict[str, inference_pb2_grpc.InferenceServiceStub] = {}
@@ -29,17 +52,20 @@ class Connections:
                 default_timeout_s=self._default_timeout_s,
                 retry_attempts=retry_attempts,
                 max_message_bytes=64 * 1024 * 1024,
+                intercepted=False,
             )
             self._channels[key] = channel
         return channel
 
-    def classifier(self, address: str) -> classifier_pb2_grpc.ClassifierServiceStub:
+    def classifier(self, address: str) -> Classifier:
+        if self._in_process is not None:
+            return self._in_process
         stub = self._classifiers.get(address)
         if stub is None:
             # No retries: the classifier has a tight deadline and the router has a default route.
             stub = classifier_pb2_grpc.ClassifierServiceStub(self._channel(address, 1))
             self._classifiers[address] = stub
-        return stub
+        return stub  # type: ignore[return-value]  # the generated stub is untyped
 
     def backend(self, address: str) -> inference_pb2_grpc.InferenceServiceStub:
         stub = self._backends.get(address)

@@ -18,8 +18,9 @@ from opentelemetry.trace import Span
 from switchyard.api.classifier.v1 import classifier_pb2
 from switchyard.api.inference.v1 import inference_pb2
 from switchyard.router.config import RouterConfig
-from switchyard.router.conversion import HopResult, classified
-from switchyard.router.policy import BoundTarget, Decision, PolicyInputs
+from switchyard.router.conversion import HopResult
+from switchyard.router.conversion import classified as to_classified
+from switchyard.router.policy import BoundTarget, Classified, Decision, PolicyInputs
 from switchyard.runtime.errors import DeadlineExceeded, SwitchyardError
 
 __all__ = ["RoutedRequest", "status_of"]
@@ -38,6 +39,10 @@ class RoutedRequest:
     deadline: float | None
     span: Span
     classification: classifier_pb2.Classification | None = None
+    #: `classification` in the policy's terms (set with it, by `classify_done`).
+    classified: Classified | None = None
+    #: The classifier call running beside a forced target's backend call (routing._settle).
+    classifying: asyncio.Task[None] | None = None
     #: The classify call's gRPC status name ("OK", "UNAVAILABLE", ...).
     classifier_status: str = ""
     #: True when the classifier was sent an excerpt of a prompt too long to send whole.
@@ -52,12 +57,14 @@ class RoutedRequest:
     status: str = "UNKNOWN"
     finish_reason: inference_pb2.FinishReason = inference_pb2.FINISH_REASON_UNSPECIFIED
 
+    def classify_done(self, classification: classifier_pb2.Classification) -> None:
+        self.classification = classification
+        self.classified = to_classified(classification)
+
     @property
     def task_type(self) -> str:
         """The classified task type ("" when the classifier gave none)."""
-        if self.classification is None:
-            return ""
-        return classified(self.classification).task_type
+        return "" if self.classified is None else self.classified.task_type
 
     @property
     def cost_so_far(self) -> float:

@@ -34,11 +34,10 @@ from switchyard.api.router.v1 import router_pb2
 from switchyard.router.accounting import RequestAccounting
 from switchyard.router.attempts import Attempt, AttemptRunner
 from switchyard.router.budget import SpendTracker
-from switchyard.router.config import RouterConfig
+from switchyard.router.config import RouterConfig, TargetKind
 from switchyard.router.connections import Connections
 from switchyard.router.conversion import (
     HopResult,
-    classified,
     classifier_excerpt,
     decision_message,
     hop_message,
@@ -60,6 +59,7 @@ from switchyard.router.policy import (
 from switchyard.router.request import RoutedRequest, status_of
 from switchyard.router.windows import ContextWindows
 from switchyard.runtime import attributes as attr
+from switchyard.runtime.channels import outgoing_metadata
 from switchyard.runtime.errors import (
     BudgetExceeded,
     SwitchyardError,
@@ -74,10 +74,23 @@ log = get_logger(__name__)
 
 _CLASSIFIER_SERVICE = "classifier"
 
+#: The classify span is the CLIENT span of its call (no gRPC client interceptor: connections.py).
+_CLASSIFY_RPC = {
+    attr.RPC_SYSTEM: "grpc",
+    attr.RPC_SERVICE: classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name,
+    attr.RPC_METHOD: "Classify",
+}
+
 #: A request message the router serves (all three carry messages, parameters, routing).
 RouterRequest = (
     router_pb2.RouteRequest | router_pb2.CompleteRequest | router_pb2.CompleteStreamRequest
 )
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Collect an abandoned task's outcome (so asyncio does not report it never was)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class Router:
@@ -135,7 +148,7 @@ class Router:
         req = self._begin(tenant, "complete", remaining_s, request_id)
         try:
             with request_baggage(tenant=tenant):
-                await self._decide(req, request)
+                await self._decide(req, request, overlap=True)
                 with request_baggage(task_type=req.task_type):
                     responses = [
                         r async for r in self._attempts.run(req, self._unary_call(request))
@@ -167,7 +180,7 @@ class Router:
         req = self._begin(tenant, "complete_stream", remaining_s, request_id)
         try:
             with request_baggage(tenant=tenant):
-                await self._decide(req, request)
+                await self._decide(req, request, overlap=True)
                 yield router_pb2.CompleteStreamResponse(decision=self._decision_message(req))
                 with request_baggage(task_type=req.task_type):
                     events = self._attempts.run(req, self._stream_call(request))
@@ -207,6 +220,12 @@ class Router:
         """Record a request that ended with `exc`; durable before the error is sent, unless the
         caller is gone (cancelled) and nothing is sent."""
         req.status = status_of(exc)
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            if req.classifying is not None:
+                req.classifying.cancel()
+                req.classifying.add_done_callback(_retrieve)
+        else:
+            await self._settle(req)
         durable = self._accounting.finish(req)
         if durable is None or isinstance(exc, asyncio.CancelledError | GeneratorExit):
             return
@@ -234,9 +253,9 @@ class Router:
             deadline=None if remaining_s is None else time.monotonic() + remaining_s,
             span=span,
         )
-        span.set_attribute(attr.REQUEST_ID, req.request_id)
-        span.set_attribute(attr.TENANT, tenant)
-        span.set_attribute(attr.ROUTER_OPERATION, operation)
+        span.set_attributes(
+            {attr.REQUEST_ID: req.request_id, attr.TENANT: tenant, attr.ROUTER_OPERATION: operation}
+        )
         return req
 
     async def _check_budget(self, req: RoutedRequest) -> bool:
@@ -249,22 +268,32 @@ class Router:
             raise BudgetExceeded(f"tenant {req.tenant!r} is over its budget: {state.detail}")
         return state.soft_exceeded
 
-    async def _decide(self, req: RoutedRequest, request: RouterRequest) -> None:
-        prompt = prompt_of(list(request.messages))
+    async def _decide(
+        self, req: RoutedRequest, request: RouterRequest, *, overlap: bool = False
+    ) -> None:
+        """Budget, classifier, policy. With `overlap` (a call follows) and a target the caller
+        forced, the classifier is asked beside the backend call instead of before it: the
+        decision does not depend on it, and its task type and score (for the ledger, the
+        response, the spans and metrics) are in before the attempt ends (`_settle`)."""
+        messages = request.messages
+        prompt = prompt_of(messages)
         options = overrides(request.routing)
         config = req.config
-        if options.force_target:
-            bind(config, options.force_target)  # unknown target: refuse before spending anything
+        forced = bind(config, options.force_target) if options.force_target else None
         soft = await self._check_budget(req)
-        await self._classify(req, prompt)
+        # under a soft budget a forced frontier target moves to a local one the task type picks
+        if overlap and forced is not None and not (soft and forced.kind is TargetKind.FRONTIER):
+            req.classifying = asyncio.ensure_future(self._classify(req, prompt))
+        else:
+            await self._classify(req, prompt)
         output_tokens = (
             request.parameters.max_tokens
             if request.parameters.HasField("max_tokens")
             else config.routing.estimated_output_tokens
         )
-        texts = [m.content for m in request.messages]
+        texts = [m.content for m in messages]
         req.inputs = PolicyInputs(
-            classification=classified(req.classification) if req.classification else None,
+            classification=req.classified,
             overrides=options,
             soft_budget_exceeded=soft,
             input_tokens=sum(estimate_tokens(t) for t in texts),
@@ -275,81 +304,123 @@ class Router:
         )
         req.decision = decide(config, req.inputs)
         d = req.decision
-        span = req.span
-        span.set_attribute(
-            attr.TASK_TYPE, req.inputs.classification.task_type if req.inputs.classification else ""
-        )
-        if req.inputs.classification is not None:
-            span.set_attribute(attr.COMPLEXITY, req.inputs.classification.complexity)
-        span.set_attribute(attr.GEN_AI_OPERATION_NAME, attr.GEN_AI_OPERATION_CHAT)
-        span.set_attribute(attr.GEN_AI_REQUEST_MODEL, d.target.model or d.target.name)
-        span.set_attribute(attr.ROUTER_TARGET, d.target.name)
-        span.set_attribute(attr.ROUTER_TARGET_KIND, d.target.kind.value)
-        span.set_attribute(attr.ROUTER_REASON, d.reason.value)
-        span.set_attribute(attr.ROUTER_REASON_DETAIL, d.detail)
-        span.set_attribute(attr.ROUTER_ESCALATION_SCORE, d.escalation_score)
-        span.set_attribute(attr.ROUTER_ESCALATION_THRESHOLD, d.escalation_threshold)
-        span.set_attribute(attr.ROUTER_DEFAULT_ROUTE, req.classification is None)
-        span.set_attribute(attr.ROUTER_CLASSIFIER_EXCERPT, req.classifier_excerpt)
-        span.set_attribute(attr.ROUTER_PROMPT_TOKENS_ESTIMATE, req.inputs.window_tokens)
-        if d.target.context_window is not None:
-            span.set_attribute(attr.ROUTER_CONTEXT_WINDOW, d.target.context_window)
-        if req.classification is None:
-            log.warning(
-                "no classification: default route",
-                classifier_status=req.classifier_status,
-                target=d.target.name,
-                request_id=req.request_id,
-            )
+        target = d.target
+        attributes: dict[str, str | bool | int | float] = {
+            attr.GEN_AI_OPERATION_NAME: attr.GEN_AI_OPERATION_CHAT,
+            attr.GEN_AI_REQUEST_MODEL: target.model or target.name,
+            attr.ROUTER_TARGET: target.name,
+            attr.ROUTER_TARGET_KIND: target.kind.value,
+            attr.ROUTER_REASON: d.reason.value,
+            attr.ROUTER_REASON_DETAIL: d.detail,
+            attr.ROUTER_ESCALATION_THRESHOLD: d.escalation_threshold,
+            attr.ROUTER_PROMPT_TOKENS_ESTIMATE: req.inputs.window_tokens,
+        }
+        if target.context_window is not None:
+            attributes[attr.ROUTER_CONTEXT_WINDOW] = target.context_window
+        req.span.set_attributes(attributes)
+        if req.classifying is None:
+            self._classification_attributes(req)
         if d.reason is DecisionReason.CONTEXT_WINDOW:
             log.info(
                 "context window: moved along the chain", detail=d.detail, request_id=req.request_id
             )
 
+    def _classification_attributes(self, req: RoutedRequest) -> None:
+        """What the classifier told the request span (once the classification is in)."""
+        c = req.classified
+        assert req.decision is not None
+        attributes: dict[str, str | bool | float] = {
+            attr.TASK_TYPE: c.task_type if c is not None else "",
+            attr.ROUTER_ESCALATION_SCORE: req.decision.escalation_score,
+            attr.ROUTER_ESCALATION_THRESHOLD: req.decision.escalation_threshold,
+            attr.ROUTER_DEFAULT_ROUTE: c is None,
+            attr.ROUTER_CLASSIFIER_EXCERPT: req.classifier_excerpt,
+        }
+        if c is not None:
+            attributes[attr.COMPLEXITY] = c.complexity
+        req.span.set_attributes(attributes)
+        if c is None:
+            log.warning(
+                "no classification: default route",
+                classifier_status=req.classifier_status,
+                target=req.decision.target.name,
+                request_id=req.request_id,
+            )
+
+    async def _settle(self, req: RoutedRequest) -> None:
+        """Wait for a classifier call overlapped with the backend call (a forced target), and
+        take its task type and escalation score into the request (once)."""
+        task = req.classifying
+        if task is None:
+            return
+        req.classifying = None
+        await task
+        assert req.inputs is not None and req.decision is not None
+        req.inputs = replace(
+            req.inputs, classification=req.classified, classifier_status=req.classifier_status
+        )
+        again = decide(req.config, req.inputs)  # pure: the score and threshold it reports
+        req.decision = replace(
+            req.decision,
+            escalation_score=again.escalation_score,
+            escalation_threshold=again.escalation_threshold,
+        )
+        self._classification_attributes(req)
+
     async def _classify(self, req: RoutedRequest, prompt: str) -> None:
         config = req.config.classifier
         with self._tracer.start_as_current_span(
-            attr.SPAN_ROUTER_CLASSIFY, kind=SpanKind.INTERNAL
+            attr.SPAN_ROUTER_CLASSIFY, kind=SpanKind.CLIENT, attributes=_CLASSIFY_RPC
         ) as span:
-            span.set_attribute(attr.TENANT, req.tenant)
             started = time.perf_counter()
             status = "OK"
+            code = grpc.StatusCode.OK
             cost = 0.0
             text, req.classifier_excerpt = classifier_excerpt(prompt, config.max_prompt_bytes)
-            span.set_attribute(attr.ROUTER_CLASSIFIER_EXCERPT, req.classifier_excerpt)
             try:
                 timeout = req.timeout(config.timeout_ms / 1000)
                 response = await self._connections.classifier(config.address).Classify(
-                    classifier_pb2.ClassifyRequest(prompt=text), timeout=timeout
+                    classifier_pb2.ClassifyRequest(prompt=text),
+                    timeout=timeout,
+                    metadata=outgoing_metadata(),
                 )
-                req.classification = response.classification
+                req.classify_done(response.classification)
                 cost = max(0.0, response.cost_usd)
             except grpc.aio.AioRpcError as error:
-                status = error.code().name
+                code = error.code()
+                status = code.name
                 span.set_status(SpanStatus.ERROR, f"classifier {status}: default route")
                 log.warning("classifier call failed", status=status, request_id=req.request_id)
             req.classifier_status = status
             latency = (time.perf_counter() - started) * 1000
             req.classifier_cost = cost
-            span.set_attribute(attr.COST_USD, cost)
-            span.set_attribute(attr.ROUTER_STATUS, status)
-            span.set_attribute(attr.ROUTER_DEFAULT_ROUTE, req.classification is None)
-            if req.classification is not None:
-                c = classified(req.classification)
-                span.set_attribute(attr.TASK_TYPE, c.task_type)
-                span.set_attribute(attr.COMPLEXITY, c.complexity)
-                span.set_attribute(attr.ROUTER_ESCALATION_SCORE, c.escalation_probability)
-            req.hops.append(
+            c = req.classified
+            attributes: dict[str, str | bool | int | float] = {
+                attr.TENANT: req.tenant,
+                attr.ROUTER_CLASSIFIER_EXCERPT: req.classifier_excerpt,
+                attr.COST_USD: cost,
+                attr.ROUTER_STATUS: status,
+                attr.RPC_GRPC_STATUS_CODE: code.value[0],
+                attr.ROUTER_DEFAULT_ROUTE: c is None,
+            }
+            if c is not None:
+                attributes[attr.TASK_TYPE] = c.task_type
+                attributes[attr.COMPLEXITY] = c.complexity
+                attributes[attr.ROUTER_ESCALATION_SCORE] = c.escalation_probability
+            span.set_attributes(attributes)
+            classification = req.classification
+            req.hops.insert(
+                0,
                 HopResult(
                     kind="CLASSIFY",
                     service=_CLASSIFIER_SERVICE,
                     target="",
-                    model=req.classification.model_version if req.classification else "",
+                    model=classification.model_version if classification else "",
                     status=status,
                     latency_ms=latency,
                     cost_usd=cost,
-                    input_tokens=req.classification.input_tokens if req.classification else 0,
-                )
+                    input_tokens=classification.input_tokens if classification else 0,
+                ),
             )
 
     # ---- call --------------------------------------------------------------------------------
@@ -373,9 +444,12 @@ class Router:
                         parameters=request.parameters,
                     ),
                     timeout=attempt.req.timeout(backend.timeout_s),
+                    metadata=outgoing_metadata(),
                 )
             except grpc.aio.AioRpcError as error:
+                await self._settle(attempt.req)
                 raise self._attempts.failed(attempt, error) from None
+            await self._settle(attempt.req)
             self._attempts.served(attempt, response)
             yield response
 
@@ -393,6 +467,7 @@ class Router:
                     parameters=request.parameters,
                 ),
                 timeout=attempt.req.timeout(backend.timeout_s),
+                metadata=outgoing_metadata(),
             )
             try:
                 async for event in rpc:
@@ -401,16 +476,19 @@ class Router:
                         attempt.relayed(len(delta.text) + len(delta.reasoning_text))
                         yield router_pb2.CompleteStreamResponse(delta=delta)
                     elif event.HasField("complete"):
+                        await self._settle(attempt.req)
                         self._attempts.served(attempt, event.complete)
                         attempt.req.finish_reason = event.complete.finish_reason
                         return
             except grpc.aio.AioRpcError as error:
+                await self._settle(attempt.req)
                 raise self._attempts.failed(attempt, error) from None
             except BaseException:
                 rpc.cancel()
                 self._attempts.end(attempt, "CANCELLED")
                 raise
             # the backend ended the stream without `complete`: an error by contract
+            await self._settle(attempt.req)
             self._attempts.end(attempt, "INTERNAL")
             raise SwitchyardError(f"{attempt.target.name} ended its stream without a summary")
 

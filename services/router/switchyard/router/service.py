@@ -82,13 +82,18 @@ async def open_resources(
         journal_dir=settings.ledger_journal_dir,
         durability=Durability(settings.ledger_durability),
     )
+    local = None
     try:
         await writer.replay()
+        if settings.classifier_in_process:
+            from switchyard.router.local_classifier import InProcessClassifier
+
+            local = await InProcessClassifier.open()
     except BaseException:
         await writer.close(0)
         await ledger.close()
         raise
-    connections = Connections()
+    connections = Connections(in_process_classifier=local)
     windows = ContextWindows(lambda: source.current, retry_s=settings.context_window_retry_s)
     await windows.refresh()  # the first request is checked against what the backends report
     source.on_change(windows.config_changed)
@@ -113,6 +118,8 @@ async def open_resources(
         await writer.close(settings.ledger_drain_s)
         await ledger.close()
         await connections.close()
+        if local is not None:
+            await local.close()
 
 
 def _tenant_scope(source: ConfigSource) -> Any:

@@ -53,6 +53,13 @@ class RouterSettings(ServiceSettings):
         description="How often a backend that has not listed its models (ListModels: context "
         "windows) is asked again.",
     )
+    classifier_in_process: bool = Field(
+        False,
+        description="Run the classifier's model inside the router (needs "
+        "switchyard-router[classifier]; configured by the SWITCHYARD_CLASSIFIER_* variables) "
+        "instead of calling the classifier service at classifier.address. Off by default: "
+        "the separate service scales, restarts and holds its memory on its own.",
+    )
     http_enabled: bool = Field(
         True, description="Serve the OpenAI-compatible HTTP door (/v1/chat/completions)."
     )

@@ -8,6 +8,10 @@ Switchyard's own (`switchyard.*`). Every hop's span carries that hop's cost unde
 from __future__ import annotations
 
 __all__ = [
+    "RPC_GRPC_STATUS_CODE",
+    "RPC_METHOD",
+    "RPC_SERVICE",
+    "RPC_SYSTEM",
     "BAGGAGE_KEYS",
     "BAGGAGE_TASK_TYPE",
     "BAGGAGE_TENANT",
@@ -101,6 +105,14 @@ METRIC_GEN_AI_SERVER_REQUEST_DURATION = GEN_AI_SERVER_REQUEST_DURATION
 METRIC_LOCAL_INFERENCE_REQUEST_COST = "switchyard.local_inference.request_cost"
 METRIC_LOCAL_INFERENCE_IDLE_COST = "switchyard.local_inference.idle_cost"
 METRIC_LOCAL_INFERENCE_MACHINE_COST = "switchyard.local_inference.machine_cost"
+
+# gRPC client calls (the semantic conventions' rpc.* keys, as OpenTelemetry's gRPC
+# instrumentation sets them): the router's classify and generate spans are the CLIENT spans of
+# their calls and carry these.
+RPC_SYSTEM = "rpc.system"
+RPC_SERVICE = "rpc.service"
+RPC_METHOD = "rpc.method"
+RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code"
 
 # --- router ----------------------------------------------------------------------------------
 SPAN_ROUTER_CLASSIFY = "switchyard.router.classify"

@@ -1,0 +1,105 @@
+"""The classifier's model in the router's own process: an opt-in for co-located deployments.
+
+With `SWITCHYARD_ROUTER_CLASSIFIER_IN_PROCESS=true` the router loads the classifier's model at
+start and classifies without a network hop; the classifier service is not called (the
+configuration's `classifier.address` is then unused). The separate service stays the default:
+it scales and restarts on its own, keeps the model's memory (~170 MB) and its CPU out of the
+router, and can serve several routers. In process, a co-located deployment saves the gRPC
+server and client work of one call per request (docs/benchmarks.md has the numbers).
+
+Nothing is copied: the model, the micro-batcher and the servicer are the classifier
+distribution's own (`switchyard-router[classifier]` installs it), configured by the same
+`SWITCHYARD_CLASSIFIER_*` variables as the service (model directory, threads, batch size,
+price per core-hour). `InProcessClassifier.Classify` has the stub's signature, so the router's
+classify phase is the same code either way: its errors are raised as the `grpc.aio.AioRpcError`
+the service would have answered with (INVALID_ARGUMENT for a prompt it refuses,
+DEADLINE_EXCEEDED past the timeout), and the classifier's span attributes (model version, batch
+size, CPU seconds, cost) land on the router's classify span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from switchyard.api.classifier.v1 import classifier_pb2
+from switchyard.runtime.errors import FailedPrecondition, SwitchyardError
+from switchyard.runtime.logging import get_logger
+
+__all__ = ["InProcessClassifier"]
+
+log = get_logger(__name__)
+
+_INSTALL = (
+    "the in-process classifier needs switchyard-classifier: "
+    "pip install 'switchyard-router[classifier]'"
+)
+
+
+def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+class InProcessClassifier:
+    """The classifier servicer called in process (see the module docstring)."""
+
+    def __init__(self, servicer: Any, batcher: Any, model_version: str) -> None:
+        self._servicer = servicer
+        self._batcher = batcher
+        self.model_version = model_version
+
+    @classmethod
+    async def open(cls) -> InProcessClassifier:
+        """Load the model (SWITCHYARD_CLASSIFIER_* settings) and start its micro-batcher."""
+        try:
+            from switchyard.classifier.service import WARMUP_PROMPTS, load_model, make_batcher
+            from switchyard.classifier.servicer import ClassifierServicer
+            from switchyard.classifier.settings import ClassifierSettings
+        except ImportError:
+            raise FailedPrecondition(_INSTALL) from None
+        from switchyard.runtime.settings import SettingsError, load_settings
+
+        try:
+            settings = load_settings(ClassifierSettings)
+        except SettingsError as error:
+            raise FailedPrecondition(error.message) from None
+        model = await asyncio.to_thread(load_model, settings)
+        batcher = make_batcher(model, settings)
+        await batcher.start()
+        servicer = ClassifierServicer(
+            batcher,
+            model_version=model.version,
+            cut_points=model.manifest.cut_points,
+            usd_per_core_hour=settings.usd_per_core_hour,
+            max_prompt_bytes=settings.max_prompt_bytes,
+            max_batch_request=settings.max_batch_request,
+        )
+        classifier = cls(servicer, batcher, model.version)
+        await batcher.classify_many(list(WARMUP_PROMPTS))
+        log.info("classifier model loaded in process", model_version=model.version)
+        return classifier
+
+    async def Classify(  # noqa: N802 - the stub's method name
+        self,
+        request: classifier_pb2.ClassifyRequest,
+        *,
+        timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+    ) -> classifier_pb2.ClassifyResponse:
+        """What the service's Classify answers; `metadata` is unused (same process, same trace)."""
+        try:
+            async with asyncio.timeout(timeout):
+                response: classifier_pb2.ClassifyResponse = await self._servicer.Classify(
+                    request, None
+                )
+                return response
+        except TimeoutError:
+            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "classifier timed out") from None
+        except SwitchyardError as error:
+            raise _rpc_error(error.code, error.message) from None
+
+    async def close(self) -> None:
+        await self._batcher.close()
