@@ -8,7 +8,7 @@ break after N deltas).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,6 +86,11 @@ class FakeBackend(inference_pb2_grpc.InferenceServiceServicer):
     #: ListModels answers UNAVAILABLE this many times first (a backend still starting).
     list_fail: int = 0
     list_calls: int = 0
+    #: The answer's text from the request (default: "<name> answered"), e.g. a judge's verdict.
+    answer: Callable[[Any], str] | None = None
+    #: When set, Generate waits for it (a test holds a call open, then releases it).
+    gate: asyncio.Event | None = None
+    requests: list[Any] = field(default_factory=list)
 
     async def ListModels(self, request, context):  # noqa: N802
         self.list_calls += 1
@@ -115,10 +120,13 @@ class FakeBackend(inference_pb2_grpc.InferenceServiceServicer):
 
     async def Generate(self, request, context):  # noqa: N802
         self.models.append(request.model)
+        self.requests.append(request)
+        if self.gate is not None:
+            await self.gate.wait()
         await self._maybe_fail(context)
         return inference_pb2.GenerateResponse(
             model=self.answers_as or request.model,
-            text=f"{self.name} answered",
+            text=self.answer(request) if self.answer else f"{self.name} answered",
             finish_reason=inference_pb2.FINISH_REASON_STOP,
             usage=self._usage(),
             provider=self.name,

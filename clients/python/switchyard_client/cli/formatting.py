@@ -134,6 +134,8 @@ def report_table(report: cost_pb2.GetCostReportResponse) -> str:
             f"\n\nSaving against sending everything to {report.baseline_model}: "
             f"{usd(report.total.saving_usd)} ({share:.1f}%), {quality_phrase(report.total)}"
         )
+    elif report.total.HasField("quality"):
+        text += f"\n\nRouted answers {quality_phrase(report.total)}"
     if report.total.route_only.requests:
         text += "\n\n" + route_only_table(report)
     if report.total.evaluation.evaluations:

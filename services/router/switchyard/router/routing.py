@@ -231,8 +231,13 @@ class Router:
 
     def _sample(self, req: RoutedRequest) -> None:
         """Decide, with the decision, whether this request will be shadow-evaluated."""
-        if self._evaluator is not None:
-            req.sample_share = sampled_share(req, paused=self._evaluator.paused(req.config))
+        if self._evaluator is None:
+            return
+        share = sampled_share(req)
+        if share and self._evaluator.paused(req.config):
+            self._evaluator.skip(req.request_id, req.tenant, req.task_type, "budget")
+            share = 0.0
+        req.sample_share = share
 
     def _offer(self, req: RoutedRequest, request: RouterRequest, answer: str) -> None:
         """Hand an answered, sampled request to the evaluator (never waits)."""

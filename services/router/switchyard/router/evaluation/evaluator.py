@@ -188,11 +188,15 @@ class ShadowEvaluator:
         budget = config.evaluation.daily_budget_usd
         return budget is not None and self._budget.exhausted(budget)
 
+    def skip(self, request_id: str, tenant: str, task_type: str, reason: str) -> None:
+        """A sampled request that will not be evaluated (counted as sampled and dropped)."""
+        self._sampled.add(1, {attr.TENANT: tenant, attr.TASK_TYPE: task_type})
+        self._count_drop(request_id, tenant, task_type, reason)
+
     def offer(self, job: EvaluationJob) -> bool:
         """Queue `job`; False (dropped and counted) when the queue is full, the budget is spent
         or the evaluator is stopping."""
-        labels = {attr.TENANT: job.tenant, attr.TASK_TYPE: job.task_type}
-        self._sampled.add(1, labels)
+        self._sampled.add(1, {attr.TENANT: job.tenant, attr.TASK_TYPE: job.task_type})
         evaluation = job.config.evaluation
         if self._closing:
             return self._drop(job, "shutdown")
@@ -206,12 +210,15 @@ class ShadowEvaluator:
         return True
 
     def _drop(self, job: EvaluationJob, reason: str) -> bool:
+        self._count_drop(job.request_id, job.tenant, job.task_type, reason)
+        return False
+
+    def _count_drop(self, request_id: str, tenant: str, task_type: str, reason: str) -> None:
         self._dropped.add(
-            1, {attr.TENANT: job.tenant, attr.TASK_TYPE: job.task_type,
+            1, {attr.TENANT: tenant, attr.TASK_TYPE: task_type,
                 attr.EVALUATION_DROP_REASON: reason},
         )  # fmt: skip
-        log.info("evaluation dropped", request_id=job.request_id, reason=reason)
-        return False
+        log.info("evaluation dropped", request_id=request_id, reason=reason)
 
     def _pump(self) -> None:
         limit = self._config().evaluation.max_concurrency
@@ -427,10 +434,7 @@ class ShadowEvaluator:
                         "evaluation not recorded: the ledger is unavailable",
                         request_id=record.request_id, error=str(error),
                     )  # fmt: skip
-                    self._dropped.add(
-                        1, {attr.TENANT: record.tenant,
-                            attr.EVALUATION_DROP_REASON: "ledger_unavailable"},
-                    )  # fmt: skip
+                    self._count_drop(record.request_id, record.tenant, "", "ledger_unavailable")
                     return
                 await asyncio.sleep(delay)
                 continue

@@ -19,12 +19,12 @@ from switchyard.router.request import RoutedRequest
 __all__ = ["evaluation_job", "sampled_share"]
 
 
-def sampled_share(req: RoutedRequest, *, paused: bool) -> float:
+def sampled_share(req: RoutedRequest) -> float:
     """The share `req` is sampled at for shadow evaluation; 0 when it is not sampled (a
-    route-only call, evaluation off or `paused` by its budget, or a request that forbade
-    frontier models: no shadow call goes to one either)."""
+    route-only call, evaluation off, or a request that forbade frontier models: no shadow call
+    goes to one either)."""
     config = req.config
-    if paused or req.operation == "route" or req.inputs is None:
+    if req.operation == "route" or req.inputs is None:
         return 0.0
     if not config.evaluation.samples_anything or req.inputs.overrides.disallow_frontier:
         return 0.0
