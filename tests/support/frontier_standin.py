@@ -374,7 +374,8 @@ class FrontierStandin:
             self.reply = Reply(**data, usage=StandinUsage(**usage) if usage else None)
         elif path == "/_standin/judge" and method == "POST":
             data = dict(data or {})
-            self.judges[str(data.pop("model"))] = JudgeRule(**data)
+            model = str(data.pop("model"))
+            self.judges[model] = JudgeRule(**data)
         elif path == "/_standin/reset" and method == "POST":
             self.reset()
         elif path == "/_standin/requests" and method == "GET":
