@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -196,3 +196,16 @@ async def ledger_records(router: Any, now: datetime | None = None) -> list[Any]:
     if now is None:
         now = router.resources.clock()
     return await router.resources.ledger.records(now - timedelta(hours=1), now + timedelta(hours=1))
+
+
+@dataclass
+class PinnedClock:
+    """The router's clock in these tests, never the wall clock: it starts mid-month and moves
+    one millisecond each time it is read (a record is never dated exactly at a report's
+    exclusive end); tests set `now` to pin a date."""
+
+    now: datetime = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now

@@ -18,7 +18,7 @@ import grpc
 import pytest
 import yaml
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from router_doubles import FakeBackend, ledger_records, serve, start_doubles
+from router_doubles import FakeBackend, PinnedClock, ledger_records, serve, start_doubles
 from support.frontier_standin import JudgeRule
 
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
@@ -72,15 +72,6 @@ def config_data(classifier: str, local: str, frontier: str, judge: str, ledger: 
         },
         "ledger": {"url": f"sqlite:{ledger}"},
     }
-
-
-@dataclass
-class PinnedClock:
-    now: datetime = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
 
 
 @dataclass

@@ -7,14 +7,17 @@ Money is integer nano-dollars in the database, as for requests.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from switchyard.router.ledger.records import (
+from switchyard.router.ledger.records import (  # the same checks as a request's record
     STATUS_NAMES,
     TARGET_KINDS,
+    _check_latency,
+    _check_money,
+    _check_text,
+    _check_tokens,
     require_utc,
 )
 
@@ -68,35 +71,13 @@ class FeedbackVerdict(StrEnum):
     NOT_GOOD = "NOT_GOOD"
 
 
-def _text(value: object, field: str, *, allow_empty: bool = False) -> None:
-    if not isinstance(value, str):
-        raise ValueError(f"{field} must be a string, got {type(value).__name__}")
-    if not allow_empty and not value:
-        raise ValueError(f"{field} must not be empty")
-    if "\x00" in value:
-        raise ValueError(f"{field} must not contain NUL characters")
-
-
-def _amount(value: object, field: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{field} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{field} must be finite and non-negative, got {value!r}")
-
-
-def _count(value: object, field: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise ValueError(f"{field} must be a non-negative integer, got {value!r}")
-
-
 def _kind(value: str, field: str) -> None:
     if value not in TARGET_KINDS:
         raise ValueError(f"{field} must be 'LOCAL' or 'FRONTIER', got {value!r}")
 
 
-def _request_id(value: object) -> None:
-    _text(value, "request_id")
-    assert isinstance(value, str)
+def _request_id(value: str) -> None:
+    _check_text(value, "request_id")
     if len(value) > 200:
         raise ValueError("request_id must be at most 200 characters")
 
@@ -134,30 +115,31 @@ class EvaluationRecord:
     def __post_init__(self) -> None:
         _request_id(self.request_id)
         object.__setattr__(self, "time", require_utc(self.time, "time"))
-        _text(self.tenant, "tenant")
+        _check_text(self.tenant, "tenant")
         share = self.sample_share
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
             raise ValueError(f"sample_share must be in (0, 1], got {share!r}")
         _kind(self.served_kind, "served_kind")
         for name in ("served_target", "served_model", "shadow_target", "shadow_model"):
-            _text(getattr(self, name), name)
-        _text(self.judge_target, "judge_target")
-        _text(self.judge_model, "judge_model", allow_empty=True)
+            _check_text(getattr(self, name), name)
+        _check_text(self.judge_target, "judge_target")
+        _check_text(self.judge_model, "judge_model", allow_empty=True)
         if self.shadow_status not in STATUS_NAMES:
             raise ValueError(f"shadow_status must be a gRPC status, got {self.shadow_status!r}")
         if self.judge_status and self.judge_status not in STATUS_NAMES:
             raise ValueError(f"judge_status must be a gRPC status name, got {self.judge_status!r}")
-        for name in ("shadow_latency_ms", "shadow_cost_usd", "judge_cost_usd"):
-            _amount(getattr(self, name), name)
-        _count(self.shadow_input_tokens, "shadow_input_tokens")
-        _count(self.shadow_output_tokens, "shadow_output_tokens")
+        _check_latency(self.shadow_latency_ms, "shadow_latency_ms")
+        _check_money(self.shadow_cost_usd, "shadow_cost_usd")
+        _check_money(self.judge_cost_usd, "judge_cost_usd")
+        _check_tokens(self.shadow_input_tokens, "shadow_input_tokens")
+        _check_tokens(self.shadow_output_tokens, "shadow_output_tokens")
         object.__setattr__(self, "first_order", JudgeOrder(self.first_order))
         object.__setattr__(self, "second_order", JudgeOrder(self.second_order))
         object.__setattr__(self, "verdict", Verdict(self.verdict))
         for name in ("prompt", "judge_reply"):
             value = getattr(self, name)
             if value is not None:
-                _text(value, name, allow_empty=True)
+                _check_text(value, name, allow_empty=True)
 
     @property
     def cost_usd(self) -> float:
@@ -181,12 +163,12 @@ class FeedbackRecord:
     def __post_init__(self) -> None:
         _request_id(self.request_id)
         object.__setattr__(self, "time", require_utc(self.time, "time"))
-        _text(self.tenant, "tenant")
+        _check_text(self.tenant, "tenant")
         _kind(self.served_kind, "served_kind")
-        _text(self.served_target, "served_target")
-        _text(self.served_model, "served_model")
+        _check_text(self.served_target, "served_target")
+        _check_text(self.served_model, "served_model")
         object.__setattr__(self, "verdict", FeedbackVerdict(self.verdict))
-        _text(self.reason, "reason", allow_empty=True)
+        _check_text(self.reason, "reason", allow_empty=True)
         if len(self.reason) > MAX_REASON_CHARS:
             raise ValueError(f"reason must be at most {MAX_REASON_CHARS} characters")
 
