@@ -18,12 +18,18 @@ process and ledger:
 - `fsync`: this tree, the default (answered once the record is fsynced in the journal);
 - `page-cache`: this tree, the opt-in weaker mode (answered once the record is written);
 - `before`: an older tree of the repository (`--before DIR`, its `services/` put first on
-  PYTHONPATH), e.g. a worktree of the commit before durable records.
+  PYTHONPATH), e.g. a worktree of the commit before durable records;
+- `shadow-off` / `shadow-sampled`: this tree (durability `--durability`) without shadow
+  evaluation, and with `--shadow-share` of requests shadow-evaluated (the shadow call and both
+  judge calls go to the instant backend, which answers the judge with a tie). The run prints
+  how many evaluations the sampled router recorded.
 
 Usage:
     .venv/bin/python scripts/bench_router.py [--seconds 10] [--concurrency 50 200]
     .venv/bin/python scripts/bench_router.py --variants before fsync page-cache \\
         --before /tmp/main-worktree --rounds 3 --seconds 5
+    .venv/bin/python scripts/bench_router.py --variants shadow-off shadow-sampled \\
+        --shadow-share 0.1 --rounds 3 --seconds 5
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -49,7 +56,8 @@ from support.router_processes import Fakes, RouterProcess, router_config  # noqa
 from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc  # noqa: E402
 
-VARIANTS = ("before", "fsync", "page-cache")
+VARIANTS = ("before", "fsync", "page-cache", "shadow-off", "shadow-sampled")
+SHADOW_VARIANTS = ("shadow-off", "shadow-sampled")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -103,7 +111,10 @@ async def load(address: str, concurrency: int, seconds: float, direct: bool) -> 
     }
 
 
-def start_router(variant: str, directory: Path, fakes: Fakes, before: Path | None) -> RouterProcess:
+def start_router(
+    variant: str, directory: Path, fakes: Fakes, args: argparse.Namespace
+) -> RouterProcess:
+    before: Path | None = args.before
     directory.mkdir(parents=True, exist_ok=True)
     env = {"SWITCHYARD_ROUTER_LOG_LEVEL": "ERROR"}
     if variant != "before":  # gRPC only here; scripts/bench_front_door.py measures the HTTP door
@@ -118,8 +129,15 @@ def start_router(variant: str, directory: Path, fakes: Fakes, before: Path | Non
     else:
         os.environ.pop("PYTHONPATH", None)
         env["SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR"] = str(directory / "journal")
-        env["SWITCHYARD_ROUTER_LEDGER_DURABILITY"] = variant
+        shadow = variant in SHADOW_VARIANTS
+        env["SWITCHYARD_ROUTER_LEDGER_DURABILITY"] = args.durability if shadow else variant
     config = router_config(fakes.address, f"sqlite:{directory / 'ledger.db'}")
+    if variant == "shadow-sampled":
+        config["evaluation"] = {
+            "judge_target": "frontier",
+            "share": args.shadow_share,
+            "daily_budget_usd": 1_000_000.0,
+        }
     try:
         return RouterProcess(directory, config, env).start()
     finally:
@@ -133,6 +151,12 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["fsync"])
     parser.add_argument("--before", type=Path, help="an older tree for the 'before' variant")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--shadow-share", type=float, default=0.1, help="shadow-sampled: share evaluated"
+    )
+    parser.add_argument(
+        "--durability", choices=("fsync", "page-cache"), default="fsync", help="shadow-* set-ups"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -141,7 +165,7 @@ def main() -> int:
     routers: dict[str, RouterProcess] = {}
     try:
         for variant in args.variants:
-            routers[variant] = start_router(variant, tmp / variant, fakes, args.before)
+            routers[variant] = start_router(variant, tmp / variant, fakes, args)
         # results[variant][concurrency] = list of per-round results
         results: dict[str, dict[int, list[dict[str, object]]]] = {
             v: {c: [] for c in args.concurrency} for v in [*args.variants, "direct"]
@@ -162,11 +186,21 @@ def main() -> int:
                 results["direct"][concurrency].append(direct)
         report(args, results)
         print(f"\n{fsync_probe(tmp)}: a durable answer waits at least this long")
+        if "shadow-sampled" in routers:
+            routers["shadow-sampled"].stop()  # its evaluations are in its ledger once it stops
+            print(f"shadow-sampled recorded evaluations: {evaluations(tmp / 'shadow-sampled')}")
         return 0
     finally:
         for router in routers.values():
             router.stop()
         fakes.stop()
+
+
+def evaluations(directory: Path) -> dict[str, int]:
+    """Verdict -> evaluations in a router's SQLite ledger."""
+    with sqlite3.connect(directory / "ledger.db") as conn:
+        rows = conn.execute("SELECT verdict, COUNT(*) FROM evaluations GROUP BY verdict")
+        return dict(rows.fetchall())
 
 
 Results = dict[str, dict[int, list[dict[str, object]]]]
@@ -193,6 +227,7 @@ def report(args: argparse.Namespace, results: Results) -> None:
                         for r in rounds
                     ],
                     "client_p50_ms": pct(client, 0.5),
+                    "client_p99_ms": pct(client, 0.99),
                 }
             )
     if args.json:
@@ -203,29 +238,34 @@ def report(args: argparse.Namespace, results: Results) -> None:
         f"alternating; load average at the end {os.getloadavg()[0]:.1f}\n"
     )
     print(
-        f"{'set-up':>10} {'callers':>7} {'added p50':>10} {'added p99':>10} {'errors':>7} "
-        f"{'rps':>6} {'client p50':>11}   added p50 per round"
+        f"{'set-up':>14} {'callers':>7} {'added p50':>10} {'added p99':>10} {'errors':>7} "
+        f"{'rps':>6} {'client p50':>11} {'client p99':>11}   added p50 per round"
     )
     for row in rows:
         added = "" if row["variant"] == "direct" else f"{row['added_p50_ms']:>8.2f}ms"
         tail = "" if row["variant"] == "direct" else f"{row['added_p99_ms']:>8.2f}ms"
         per_round = "" if row["variant"] == "direct" else str(row["added_p50_per_round"])
         print(
-            f"{row['variant']:>10} {row['callers']:>7} {added:>10} {tail:>10} "
-            f"{row['errors']:>7} {row['rps']:>6.0f} {row['client_p50_ms']:>9.1f}ms   {per_round}"
+            f"{row['variant']:>14} {row['callers']:>7} {added:>10} {tail:>10} "
+            f"{row['errors']:>7} {row['rps']:>6.0f} {row['client_p50_ms']:>9.1f}ms "
+            f"{row['client_p99_ms']:>9.1f}ms   {per_round}"
         )
-    if "before" in args.variants:
-        print("\nagainst 'before' (same run):")
+    for baseline in ("before", "shadow-off"):
+        if baseline not in args.variants:
+            continue
+        print(f"\nagainst '{baseline}' (same run):")
         by = {(r["variant"], r["callers"]): r for r in rows}
         for variant in args.variants:
-            if variant == "before":
+            if variant == baseline:
                 continue
             for c in args.concurrency:
-                new, old = by[(variant, c)], by[("before", c)]
+                new, old = by[(variant, c)], by[(baseline, c)]
                 print(
                     f"  {variant:>10} at {c:>3} callers: added p50 "
                     f"{new['added_p50_ms'] - old['added_p50_ms']:+.2f} ms, p99 "
-                    f"{new['added_p99_ms'] - old['added_p99_ms']:+.2f} ms, throughput "
+                    f"{new['added_p99_ms'] - old['added_p99_ms']:+.2f} ms, client p50 "
+                    f"{new['client_p50_ms'] / old['client_p50_ms']:.2f}x, p99 "
+                    f"{new['client_p99_ms'] / old['client_p99_ms']:.2f}x, throughput "
                     f"{new['rps'] / old['rps']:.2f}x"
                 )
 

@@ -7,8 +7,9 @@
 - `switchyard-frontier-proxy` with a catalog pointing at the stand-in,
 - `switchyard-local-inference`: vLLM's real engine (CPU build) on SmolLM2-135M-Instruct,
 - `switchyard-classifier`: the real ONNX classifier,
-- `switchyard-router` with a configuration naming those, one tenant with an API key, and a
-  SQLite ledger,
+- `switchyard-router` with a configuration naming those, tenants with API keys (one of them,
+  `shadowed`, has every answered request shadow-evaluated, judged by the stand-in acting as a
+  judge model), and a SQLite ledger,
 waits until each answers SERVING on the gRPC health protocol, and `stop()` ends them all.
 """
 
@@ -42,6 +43,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 __all__ = [
     "API_KEY",
     "BROKE_API_KEY",
+    "JUDGE_MODEL",
+    "SHADOWED_API_KEY",
     "OtlpReceiver",
     "ServiceProcess",
     "SwitchyardStack",
@@ -54,6 +57,10 @@ API_KEY = "sy-test-clients-key-0123456789"
 #: A tenant whose daily hard budget is $0: every request is refused as over budget.
 BROKE_API_KEY = "sy-test-clients-broke-key-0123456789"
 FRONTIER_MODEL = "gpt-4o-mini"
+#: A tenant whose every answered request is shadow-evaluated (docs/services/outcomes.md).
+SHADOWED_API_KEY = "sy-test-clients-shadowed-key-0123456789"
+#: The judge: the stand-in answers requests for this model as a pairwise judge.
+JUDGE_MODEL = "gpt-judge"
 
 
 def free_port() -> int:
@@ -198,6 +205,8 @@ class SwitchyardStack:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     #: The router's OpenAI-compatible HTTP door (`http_url`).
     http_port: int = 0
+    #: The frontier stand-in's URL (its `/_standin/...` control routes).
+    standin_url: str = ""
     _standin: subprocess.Popen[str] | None = None
 
     @property
@@ -210,6 +219,16 @@ class SwitchyardStack:
 
     def address(self, service: str) -> str:
         return self.services[service].address
+
+    def standin(self, method: str, path: str, body: object = None) -> object:
+        """Call one of the frontier stand-in's control routes (`/_standin/judge`, ...)."""
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.standin_url}/_standin/{path}", data, method=method)
+        request.add_header("content-type", "application/json")
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return json.loads(reply.read())
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         env = {
@@ -258,22 +277,20 @@ class SwitchyardStack:
     def start(self) -> None:
         self.receiver.start()
         standin = self._start_standin()
+        self.standin_url = standin["url"]
+        self.standin("POST", "judge", {"model": JUDGE_MODEL, "prefer": "frontier"})
         catalog = self.workdir / "catalog.yaml"
-        catalog.write_text(
-            yaml.safe_dump(
-                {
-                    "models": [
-                        {
-                            "name": FRONTIER_MODEL,
-                            "provider": "openai",
-                            "base_url": standin["openai_base_url"],
-                            "api_key_env": "OPENAI_API_KEY",
-                            "price_lookup": {"provider_id": "openai", "model": FRONTIER_MODEL},
-                        }
-                    ]
-                }
-            )
-        )
+        models = [
+            {
+                "name": name,
+                "provider": "openai",
+                "base_url": standin["openai_base_url"],
+                "api_key_env": "OPENAI_API_KEY",
+                "price_lookup": {"provider_id": "openai", "model": FRONTIER_MODEL},
+            }
+            for name in (FRONTIER_MODEL, JUDGE_MODEL)
+        ]
+        catalog.write_text(yaml.safe_dump({"models": models}))
         # Heavy ones first, so they load while the others start.
         self._service(
             "local-inference",
@@ -331,6 +348,7 @@ class SwitchyardStack:
                         "output_usd_per_million_tokens": 0.60,
                     },
                 },
+                "frontier-judge": {"backend": "frontier-proxy", "model": JUDGE_MODEL},
             },
             "routing": {
                 "escalation_threshold": 0.5,
@@ -345,6 +363,14 @@ class SwitchyardStack:
                     "api_key_sha256": [hashlib.sha256(BROKE_API_KEY.encode()).hexdigest()],
                     "budget": {"daily_hard_usd": 0},
                 },
+                "shadowed": {
+                    "api_key_sha256": [hashlib.sha256(SHADOWED_API_KEY.encode()).hexdigest()]
+                },
+            },
+            "evaluation": {
+                "judge_target": "frontier-judge",
+                "tenants": {"shadowed": {"share": 1.0, "store_prompts": True}},
+                "daily_budget_usd": 1.0,
             },
             "ledger": {"url": f"sqlite://{self.workdir / 'ledger.db'}"},
         }

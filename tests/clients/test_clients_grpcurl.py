@@ -19,7 +19,11 @@ pytestmark = pytest.mark.slow
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 SERVICES = {
-    "router": ["switchyard.router.v1.RouterService", "switchyard.cost.v1.CostService"],
+    "router": [
+        "switchyard.router.v1.RouterService",
+        "switchyard.router.v1.OutcomeService",
+        "switchyard.cost.v1.CostService",
+    ],
     "classifier": ["switchyard.classifier.v1.ClassifierService"],
     "local-inference": ["switchyard.inference.v1.InferenceService"],
     "frontier-proxy": ["switchyard.inference.v1.InferenceService"],

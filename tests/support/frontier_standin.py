@@ -10,8 +10,16 @@ Routes (base URLs are `standin.openai_base_url` and `standin.anthropic_base_url`
 prefix is accepted, so one server can stand in for several distinct upstreams):
 - `POST .../chat/completions`  OpenAI: Bearer key; `stream` + `stream_options.include_usage`.
 - `POST .../messages`          Anthropic: `x-api-key` + `anthropic-version`; `max_tokens` required.
-- `POST /_standin/faults`, `POST /_standin/reply`, `POST /_standin/reset`,
-  `GET /_standin/requests`: control from another process (JSON bodies, see `Fault`/`Reply`).
+- `POST /_standin/faults`, `POST /_standin/reply`, `POST /_standin/judge`,
+  `POST /_standin/reset`, `GET /_standin/requests`: control from another process (JSON bodies,
+  see `Fault`, `Reply`, `JudgeRule`).
+
+A model with a `JudgeRule` (`standin.judges[model]`, or `POST /_standin/judge`) answers like a
+pairwise judge reading the router's judge prompt (docs/services/outcomes.md): it finds the
+request and the two answers between their tags, tells the frontier answer by a marker (the
+stand-in's own answers start with "stand-in answer to:"), and replies `VERDICT: A|B|TIE` as the
+rule says: prefer a tier, always the first position (a position-biased judge), or an answer
+that names no verdict (an unparseable reply).
 
 Faults are queued and each applies to one request (in order), optionally only to one model:
 an HTTP error status with the provider's error body and `Retry-After`, a dropped connection
@@ -31,6 +39,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import time
 import uuid
 from collections import deque
@@ -42,6 +51,7 @@ __all__ = [
     "DEFAULT_OPENAI_KEY",
     "Fault",
     "FrontierStandin",
+    "JudgeRule",
     "RecordedRequest",
     "Reply",
     "StandinUsage",
@@ -139,6 +149,36 @@ class Fault:
     model: str | None = None  # only requests for this model; None: any
 
 
+#: How the stand-in's own answers start (so a judge rule can tell the frontier answer).
+STANDIN_MARKER = "stand-in answer to:"
+_SECTION = re.compile(r"<(request|answer_a|answer_b)>\n(.*?)\n</\1>", re.DOTALL)
+
+
+@dataclass
+class JudgeRule:
+    """How a judge model answers. `prefer`: `local`, `frontier` or `tie` (by tier: the answer
+    containing `marker` is the frontier's), `first` (always A: position bias) or `unparseable`
+    (a reply without a verdict). `by_request`: the exact request text -> a `prefer` value for
+    it, overriding `prefer`."""
+
+    prefer: str = "frontier"
+    marker: str = STANDIN_MARKER
+    by_request: dict[str, str] | None = None
+
+    def reply(self, prompt: str) -> str:
+        sections = dict(_SECTION.findall(prompt))
+        prefer = (self.by_request or {}).get(sections.get("request", ""), self.prefer)
+        if prefer == "unparseable" or "answer_a" not in sections:
+            return "Both answers have their merits; I would rather not choose."
+        if prefer == "first":
+            return "VERDICT: A"
+        if prefer == "tie":
+            return "VERDICT: TIE"
+        a_is_frontier = self.marker in sections["answer_a"]
+        wants_a = a_is_frontier == (prefer == "frontier")
+        return f"VERDICT: {'A' if wants_a else 'B'}"
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -186,6 +226,8 @@ class FrontierStandin:
         self.openai_key = openai_key
         self.anthropic_key = anthropic_key
         self.reply = Reply()
+        #: Models that answer as a pairwise judge (see `JudgeRule`).
+        self.judges: dict[str, JudgeRule] = {}
         self.record = record
         self.requests: list[RecordedRequest] = []
         self._faults: deque[Fault] = deque()
@@ -235,6 +277,7 @@ class FrontierStandin:
         self._faults.clear()
         self.requests.clear()
         self.reply = Reply()
+        self.judges.clear()
 
     def pending_faults(self) -> int:
         return len(self._faults)
@@ -329,6 +372,10 @@ class FrontierStandin:
             data = dict(data or {})
             usage = data.pop("usage", None)
             self.reply = Reply(**data, usage=StandinUsage(**usage) if usage else None)
+        elif path == "/_standin/judge" and method == "POST":
+            data = dict(data or {})
+            model = str(data.pop("model"))
+            self.judges[model] = JudgeRule(**data)
         elif path == "/_standin/reset" and method == "POST":
             self.reset()
         elif path == "/_standin/requests" and method == "GET":
@@ -444,12 +491,17 @@ class FrontierStandin:
     # --- the answer ----------------------------------------------------------------------------
 
     def _plan(
-        self, messages: list[Any], max_tokens: int | None
+        self, messages: list[Any], max_tokens: int | None, model: str = ""
     ) -> tuple[list[str], list[str], StandinUsage, bool]:
         """(text chunks, reasoning chunks, usage, cut by max_tokens)."""
         reply = self.reply
         text = reply.text
-        if text is None:
+        judge = self.judges.get(model)
+        if judge is not None:
+            last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+            content = last.get("content")
+            text = judge.reply(content if isinstance(content, str) else "")
+        elif text is None:
             last_user = next(
                 (
                     m.get("content")
@@ -568,7 +620,7 @@ class FrontierStandin:
             )
             return True
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-        chunks, reasoning, usage, truncated = self._plan(body["messages"], max_tokens)
+        chunks, reasoning, usage, truncated = self._plan(body["messages"], max_tokens, model)
         finish = self.reply.finish_reason or ("length" if truncated else "stop")
         response_model = self.reply.response_model or model
         ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"

@@ -44,10 +44,13 @@ class InstantClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
 
 
 class InstantBackend(inference_pb2_grpc.InferenceServiceServicer):
+    """Answers "ok" at once; asked as the router's judge (docs/services/outcomes.md), a tie."""
+
     async def Generate(self, request, context):  # noqa: N802
+        judging = any("impartial judge" in m.content for m in request.messages[:1])
         return inference_pb2.GenerateResponse(
             model=request.model or "fast",
-            text="ok",
+            text="VERDICT: TIE" if judging else "ok",
             finish_reason=inference_pb2.FINISH_REASON_STOP,
             usage=inference_pb2.Usage(input_tokens=10, output_tokens=2, cost_usd=1e-6),
             provider="instant",

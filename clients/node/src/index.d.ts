@@ -79,6 +79,8 @@ export interface CostQuery {
   groupBy?: 'model' | 'task_type' | 'taskType' | 'tenant' | 'target';
 }
 
+export interface FeedbackResponse { requestId: string; ratedTier: string; ratedModel: string; }
+
 export interface ClientOptions {
   apiKey?: string; deadlineMs?: number; credentials?: ChannelCredentials; tls?: boolean;
   protoDir?: string; channelOptions?: Record<string, unknown>;
@@ -94,6 +96,7 @@ export class SwitchyardClient {
   completeStream(messages: string | ChatMessage[], options?: RequestOptions): AsyncGenerator<StreamEvent, void, undefined>;
   route(messages: string | ChatMessage[], options?: RequestOptions): Promise<RouteResponse>;
   costReport(query?: CostQuery, options?: CallOptions): Promise<CostReport>;
+  feedback(requestId: string, good: boolean, reason?: string, options?: CallOptions): Promise<FeedbackResponse>;
   waitForReady(deadlineMs?: number): Promise<void>;
   close(): void;
 }

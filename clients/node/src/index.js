@@ -18,7 +18,11 @@ const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const otel = require('@opentelemetry/api');
 
-const PROTO_FILES = ['switchyard/router/v1/router.proto', 'switchyard/cost/v1/cost.proto'];
+const PROTO_FILES = [
+  'switchyard/router/v1/router.proto',
+  'switchyard/router/v1/outcomes.proto',
+  'switchyard/cost/v1/cost.proto',
+];
 const DEFAULT_DEADLINE_MS = 60_000;
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
@@ -185,6 +189,10 @@ class SwitchyardClient {
       ...channelOptions,
       channelOverride: this.router.getChannel(),
     });
+    this.outcomes = new contract.switchyard.router.v1.OutcomeService(address, credentials, {
+      ...channelOptions,
+      channelOverride: this.router.getChannel(),
+    });
   }
 
   _metadata(options) {
@@ -275,6 +283,23 @@ class SwitchyardClient {
     if (end) request.endTime = end;
     const response = await this._unary(this.cost, 'GetCostReport', request, options);
     return { ...response, startTime: fromTimestamp(response.startTime), endTime: fromTimestamp(response.endTime) };
+  }
+
+  /**
+   * Rates the answer of one of the key's own requests (`response.requestId`): good or not,
+   * with an optional reason of at most 500 characters. The last verdict wins.
+   * @returns {Promise<object>} `{requestId, ratedTier, ratedModel}`
+   */
+  feedback(requestId, good, reason = '', options = {}) {
+    if (typeof requestId !== 'string' || requestId.length === 0) {
+      throw new TypeError('requestId must be a non-empty string');
+    }
+    const request = {
+      requestId,
+      verdict: good ? 'FEEDBACK_VERDICT_GOOD' : 'FEEDBACK_VERDICT_NOT_GOOD',
+      reason,
+    };
+    return this._unary(this.outcomes, 'SubmitFeedback', request, options);
   }
 
   /** Waits until the channel is connected (or the deadline passes). */

@@ -54,6 +54,7 @@ test('live router', live, async (t) => {
   t.after(() => client.close());
   await client.waitForReady(30_000);
   let requestsMade = 0;
+  let answeredId = '';
 
   await t.test('complete answers and accounts for every hop', async () => {
     const traceparent = process.env.SWITCHYARD_TEST_TRACEPARENT;
@@ -65,6 +66,7 @@ test('live router', live, async (t) => {
       { parameters, ...(traceparent ? { traceparent } : {}) },
     );
     requestsMade += 1;
+    answeredId = response.requestId;
     assert.ok(response.requestId.length > 0);
     assert.equal(typeof response.text, 'string');
     assert.ok(response.text.length > 0, 'empty answer');
@@ -114,6 +116,18 @@ test('live router', live, async (t) => {
     assert.notEqual(response.decision.reason, 'DECISION_REASON_CLASSIFIER_UNAVAILABLE');
     assert.ok(response.decision.classification.taskType.startsWith('TASK_TYPE_'));
     assert.ok(response.cost.hops.some((h) => h.kind === 'HOP_KIND_CLASSIFY' && h.status === 'OK'));
+  });
+
+  await t.test('feedback rates an answer of this key, and only its own', async () => {
+    const rated = await client.feedback(answeredId, true, 'checked by the Node client test');
+    assert.equal(rated.requestId, answeredId);
+    assert.notEqual(rated.ratedTier, 'TARGET_KIND_UNSPECIFIED');
+    assert.ok(rated.ratedModel.length > 0);
+    await assert.rejects(
+      client.feedback('no-such-request', false),
+      (err) => err instanceof SwitchyardError && err.code === status.NOT_FOUND,
+    );
+    assert.throws(() => client.feedback('', true), TypeError);
   });
 
   await t.test('costReport counts the requests made here', async () => {

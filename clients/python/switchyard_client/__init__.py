@@ -4,10 +4,12 @@
     client = SwitchyardClient("localhost:50051", api_key="sy-...")
     print(client.complete("What is the capital of France?").text)
 
-`AsyncSwitchyardClient` is the same API for asyncio. Every call carries a deadline, the
-`authorization: Bearer` key, and the caller's OpenTelemetry trace context (W3C `traceparent`
-and `baggage` metadata), so a caller's trace continues into Switchyard; `capture_trace_ids()`
-collects the trace id Switchyard returns for each call.
+`client.feedback(request_id, good=True)` rates an answer; `client.export_outcomes()` and
+`client.calibrate(...)` read what the router learned from its traffic
+(docs/services/outcomes.md). `AsyncSwitchyardClient` is the same API for asyncio. Every call
+carries a deadline, the `authorization: Bearer` key, and the caller's OpenTelemetry trace
+context (W3C `traceparent` and `baggage` metadata), so a caller's trace continues into
+Switchyard; `capture_trace_ids()` collects the trace id Switchyard returns for each call.
 """
 
 from switchyard_client.client import (
@@ -26,6 +28,7 @@ from switchyard_client.errors import (
     SwitchyardClientError,
     SwitchyardUnavailable,
 )
+from switchyard_client.outcomes import outcome_record
 
 __all__ = [
     "AsyncSwitchyardClient",
@@ -40,4 +43,5 @@ __all__ = [
     "SwitchyardClientError",
     "SwitchyardUnavailable",
     "capture_trace_ids",
+    "outcome_record",
 ]

@@ -1,4 +1,5 @@
-"""Sync and asyncio clients for `switchyard.router.v1.RouterService` and `CostService`."""
+"""Sync and asyncio clients for `switchyard.router.v1.RouterService`, `OutcomeService`
+(feedback, outcome export, calibration) and `switchyard.cost.v1.CostService`."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import propagate
 
+from switchyard.api.classifier.v1 import classifier_pb2
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
 from switchyard.api.inference.v1 import inference_pb2
 from switchyard.api.options import channel_options, trace_id_from_metadata
-from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
+from switchyard.api.router.v1 import outcomes_pb2, outcomes_pb2_grpc, router_pb2, router_pb2_grpc
 from switchyard_client.errors import from_rpc_error
 
 __all__ = [
@@ -157,6 +159,56 @@ def _timestamp(value: datetime | None) -> Timestamp | None:
     return stamp
 
 
+def _task_type(name: str) -> classifier_pb2.TaskType:
+    """`MATH` (or `TASK_TYPE_MATH`) as the enum value; "" is unspecified."""
+    if not name:
+        return classifier_pb2.TASK_TYPE_UNSPECIFIED
+    try:
+        return classifier_pb2.TaskType.Value(f"TASK_TYPE_{name.upper().removeprefix('TASK_TYPE_')}")
+    except ValueError:
+        known = [n.removeprefix("TASK_TYPE_") for n in classifier_pb2.TaskType.keys()][1:]
+        raise ValueError(f"unknown task type {name!r}; known: {known}") from None
+
+
+def _feedback_request(request_id: str, good: bool, reason: str) -> Any:
+    verdict = outcomes_pb2.FEEDBACK_VERDICT_GOOD if good else outcomes_pb2.FEEDBACK_VERDICT_NOT_GOOD
+    return outcomes_pb2.SubmitFeedbackRequest(request_id=request_id, verdict=verdict, reason=reason)
+
+
+def _export_request(
+    start: datetime | None, end: datetime | None, tenant: str, task_types: Sequence[str]
+) -> Any:
+    return outcomes_pb2.ExportOutcomesRequest(
+        start_time=_timestamp(start),
+        end_time=_timestamp(end),
+        tenant=tenant,
+        task_types=[_task_type(t) for t in task_types],
+    )
+
+
+def _calibrate_request(
+    frontier_share: float | None,
+    quality: float | None,
+    start: datetime | None,
+    end: datetime | None,
+    tenant: str,
+    task_type: str,
+) -> Any:
+    if (frontier_share is None) == (quality is None):
+        raise ValueError("give either frontier_share or quality")
+    request = outcomes_pb2.CalibrateRequest(
+        start_time=_timestamp(start),
+        end_time=_timestamp(end),
+        tenant=tenant,
+        task_type=_task_type(task_type),
+    )
+    if frontier_share is not None:
+        request.frontier_share = frontier_share
+    else:
+        request.quality_share = quality  # type: ignore[assignment]
+    return request
+
+
 class _Base:
     def __init__(self, api_key: str | None, timeout: float) -> None:
         self._api_key = api_key
@@ -203,6 +255,7 @@ class SwitchyardClient(_Base):
             else grpc.insecure_channel(target, options=options)
         )
         self._router = router_pb2_grpc.RouterServiceStub(self._channel)
+        self._outcomes = outcomes_pb2_grpc.OutcomeServiceStub(self._channel)
         self._costs = cost_pb2_grpc.CostServiceStub(self._channel)
 
     def __enter__(self) -> SwitchyardClient:
@@ -304,6 +357,55 @@ class SwitchyardClient(_Base):
         )
         return self._call(self._costs.GetCostReport, request, timeout)
 
+    def feedback(
+        self, request_id: str, *, good: bool, reason: str = "", timeout: float | None = None
+    ) -> outcomes_pb2.SubmitFeedbackResponse:
+        """Rate the answer of one of your requests (`CompleteResponse.request_id`); the last
+        verdict for a request wins. `reason`: at most 500 characters."""
+        request = _feedback_request(request_id, good, reason)
+        return self._call(self._outcomes.SubmitFeedback, request, timeout)
+
+    def export_outcomes(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        tenant: str = "",
+        task_types: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> Iterator[outcomes_pb2.Outcome]:
+        """The outcomes of requests made in [start, end) (default: the last 30 days), oldest
+        first; `switchyard_client.outcomes.outcome_record` turns one into its file line."""
+        call = self._outcomes.ExportOutcomes(
+            _export_request(start, end, tenant, task_types),
+            timeout=timeout or self._timeout,
+            metadata=self._metadata(),
+        )
+        try:
+            for page in call:
+                yield from page.outcomes
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    def calibrate(
+        self,
+        *,
+        frontier_share: float | None = None,
+        quality: float | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        tenant: str = "",
+        task_type: str = "",
+        timeout: float | None = None,
+    ) -> outcomes_pb2.CalibrateResponse:
+        """The escalation threshold for a frontier share, or the cheapest that keeps `quality`
+        (a share of all-frontier quality), from the window's decisions and outcomes (default:
+        the last 7 days)."""
+        request = _calibrate_request(frontier_share, quality, start, end, tenant, task_type)
+        return self._call(self._outcomes.Calibrate, request, timeout)
+
 
 class AsyncSwitchyardClient(_Base):
     """The asyncio client: the same methods as `SwitchyardClient`, awaited."""
@@ -324,6 +426,7 @@ class AsyncSwitchyardClient(_Base):
             else grpc.aio.insecure_channel(target, options=options)
         )
         self._router = router_pb2_grpc.RouterServiceStub(self._channel)
+        self._outcomes = outcomes_pb2_grpc.OutcomeServiceStub(self._channel)
         self._costs = cost_pb2_grpc.CostServiceStub(self._channel)
 
     async def __aenter__(self) -> AsyncSwitchyardClient:
@@ -421,3 +524,46 @@ class AsyncSwitchyardClient(_Base):
             start_time=_timestamp(start), end_time=_timestamp(end), group_by=group_by.to_proto()
         )
         return await self._call(self._costs.GetCostReport, request, timeout)
+
+    async def feedback(
+        self, request_id: str, *, good: bool, reason: str = "", timeout: float | None = None
+    ) -> outcomes_pb2.SubmitFeedbackResponse:
+        request = _feedback_request(request_id, good, reason)
+        return await self._call(self._outcomes.SubmitFeedback, request, timeout)
+
+    async def export_outcomes(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        tenant: str = "",
+        task_types: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> AsyncIterator[outcomes_pb2.Outcome]:
+        call = self._outcomes.ExportOutcomes(
+            _export_request(start, end, tenant, task_types),
+            timeout=timeout or self._timeout,
+            metadata=self._metadata(),
+        )
+        try:
+            async for page in call:
+                for outcome in page.outcomes:
+                    yield outcome
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    async def calibrate(
+        self,
+        *,
+        frontier_share: float | None = None,
+        quality: float | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        tenant: str = "",
+        task_type: str = "",
+        timeout: float | None = None,
+    ) -> outcomes_pb2.CalibrateResponse:
+        request = _calibrate_request(frontier_share, quality, start, end, tenant, task_type)
+        return await self._call(self._outcomes.Calibrate, request, timeout)

@@ -82,5 +82,5 @@ test("models lists the routed name and the targets", async () => {
   const ids = [];
   for await (const model of client.models.list()) ids.push(model.id);
   assert.equal(ids[0], "switchyard/auto");
-  assert.deepEqual(ids.slice(1).sort(), ["frontier-mini", "local-general"]);
+  assert.deepEqual(ids.slice(1).sort(), ["frontier-judge", "frontier-mini", "local-general"]);
 });

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -97,6 +97,11 @@ class FakeBackend(inference_pb2_grpc.InferenceServiceServicer):
     metadata: list[dict[str, str]] = field(default_factory=list)
     #: Called as each generation call arrives (say, to open the classifier's gate).
     on_call: Callable[[], None] | None = None
+    #: The answer's text from the request (default: "<name> answered"), e.g. a judge's verdict.
+    answer: Callable[[Any], str] | None = None
+    #: When set, Generate waits for it (a test holds a call open, then releases it).
+    gate: asyncio.Event | None = None
+    requests: list[Any] = field(default_factory=list)
 
     async def ListModels(self, request, context):  # noqa: N802
         self.list_calls += 1
@@ -129,10 +134,13 @@ class FakeBackend(inference_pb2_grpc.InferenceServiceServicer):
 
     async def Generate(self, request, context):  # noqa: N802
         self.models.append(request.model)
+        self.requests.append(request)
+        if self.gate is not None:
+            await self.gate.wait()
         await self._maybe_fail(context)
         return inference_pb2.GenerateResponse(
             model=self.answers_as or request.model,
-            text=f"{self.name} answered",
+            text=self.answer(request) if self.answer else f"{self.name} answered",
             finish_reason=inference_pb2.FINISH_REASON_STOP,
             usage=self._usage(),
             provider=self.name,
@@ -202,3 +210,16 @@ async def ledger_records(router: Any, now: datetime | None = None) -> list[Any]:
     if now is None:
         now = router.resources.clock()
     return await router.resources.ledger.records(now - timedelta(hours=1), now + timedelta(hours=1))
+
+
+@dataclass
+class PinnedClock:
+    """The router's clock in these tests, never the wall clock: it starts mid-month and moves
+    one millisecond each time it is read (a record is never dated exactly at a report's
+    exclusive end); tests set `now` to pin a date."""
+
+    now: datetime = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now

@@ -19,6 +19,7 @@ from router_doubles import (
     CLASSIFY_COST,
     FakeBackend,
     FakeClassifier,
+    PinnedClock,
     ledger_records,
     serve,
     start_doubles,
@@ -76,19 +77,6 @@ def config_data(classifier: str, local: str, frontier: str, ledger: Path) -> dic
         "tenants": {},
         "ledger": {"url": f"sqlite:{ledger}"},
     }
-
-
-@dataclass
-class PinnedClock:
-    """The router's clock in these tests, never the wall clock: it starts mid-month and moves
-    one millisecond each time it is read (a record is never dated exactly at a report's
-    exclusive end); tests set `now` to pin a date."""
-
-    now: datetime = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
 
 
 @dataclass

@@ -31,6 +31,7 @@ from switchyard.router.ledger import (
 from switchyard.router.ledger.schema import (
     POSTGRESQL,
     REQUEST_COLUMNS,
+    SCHEMA_VERSION,
     SQLITE,
     create_migrations_table,
     migrations,
@@ -234,7 +235,7 @@ async def test_reopening_keeps_data_and_applies_no_migration_twice(ledger_url: s
     try:
         [stored] = await second.records(T0, T0 + timedelta(seconds=1))
         assert stored.request_id == "persisted"
-        assert await _schema_versions(ledger_url) == [1, 2]
+        assert await _schema_versions(ledger_url) == list(range(1, SCHEMA_VERSION + 1))
     finally:
         await second.close()
 
@@ -251,7 +252,7 @@ async def test_version_1_rows_get_their_operation_when_migrated(ledger_url: str)
         f"INSERT INTO schema_migrations VALUES (1, 'requests and attempts', {applied_at})",
     ]
     time_ = int(T0.timestamp() * 1e6) if dialect is SQLITE else f"'{T0.isoformat()}'"
-    columns = ", ".join(dialect.column(c.name) for c in REQUEST_COLUMNS[:-1])
+    columns = ", ".join(dialect.column(c.name) for c in REQUEST_COLUMNS[:17])  # version 1
     for request_id, status in (
         ("routed", "OK"),
         ("answered", "OK"),
@@ -270,9 +271,12 @@ async def test_version_1_rows_get_their_operation_when_migrated(ledger_url: str)
         await _execute(ledger_url, statement)
     ledger = await open_ledger(ledger_url)
     try:
-        stored = {r.request_id: r.operation for r in await ledger.records(T0, T0 + timedelta(1))}
+        records = await ledger.records(T0, T0 + timedelta(1))
+        stored = {r.request_id: r.operation for r in records}
         assert stored == {"routed": "route", "answered": "complete", "refused": "complete"}
-        assert await _schema_versions(ledger_url) == [1, 2]
+        # version 3: no model version or prompt length known for rows written before it
+        assert {(r.classifier_model_version, r.prompt_chars) for r in records} == {("", 0)}
+        assert await _schema_versions(ledger_url) == list(range(1, SCHEMA_VERSION + 1))
     finally:
         await ledger.close()
 

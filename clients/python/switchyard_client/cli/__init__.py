@@ -5,6 +5,9 @@
     switchyard route "question"         decision only
     switchyard route --input in.jsonl   one JSON line per {"id", "prompt"} line
     switchyard costs [--group-by model] the cost report, with the saving against all-frontier
+    switchyard feedback ID good|bad     rate the answer of one of your requests
+    switchyard outcomes export          the outcome file (JSON lines) for `train --outcomes`
+    switchyard calibrate --quality 0.95 the escalation threshold for a target, as config lines
     switchyard hash-key KEY             the SHA-256 form of an API key, for the router's config
 
 The router address comes from --address or SWITCHYARD_ADDRESS (default 127.0.0.1:50051), the API
@@ -32,6 +35,7 @@ from switchyard_client.cli.formatting import (
     hops_table,
     report_table,
 )
+from switchyard_client.cli.outcomes import add_commands
 
 __all__ = ["main"]
 
@@ -310,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     client(costs)
     costs.set_defaults(func=cmd_costs)
+
+    add_commands(sub, client, _client, _client_error, _utc_time)
 
     hash_key = sub.add_parser("hash-key", help="print the SHA-256 form of an API key")
     hash_key.add_argument("key")

@@ -13,7 +13,9 @@ from switchyard.api.router.v1 import router_pb2
 __all__ = [
     "decision_line",
     "decision_record",
+    "evaluation_table",
     "hops_table",
+    "quality_phrase",
     "report_table",
     "route_only_table",
     "table",
@@ -144,11 +146,55 @@ def report_table(report: cost_pb2.GetCostReportResponse) -> str:
         share = 100 * report.total.saving_usd / base
         text += (
             f"\n\nSaving against sending everything to {report.baseline_model}: "
-            f"{usd(report.total.saving_usd)} ({share:.1f}%)"
+            f"{usd(report.total.saving_usd)} ({share:.1f}%), {quality_phrase(report.total)}"
         )
+    elif report.total.HasField("quality"):
+        text += f"\n\nRouted answers {quality_phrase(report.total)}"
     if report.total.route_only.requests:
         text += "\n\n" + route_only_table(report)
+    if report.total.evaluation.evaluations:
+        text += "\n\n" + evaluation_table(report)
     return text
+
+
+def quality_phrase(row: cost_pb2.CostReportRow) -> str:
+    """ "at 97% of frontier quality (n = 812 rated outcomes)", or why there is no estimate."""
+    if not row.HasField("quality"):
+        return "quality not estimated (no rated outcomes in this window)"
+    q = row.quality
+    return (
+        f"at {100 * q.frontier_quality_share:.0f}% of frontier quality "
+        f"(n = {q.sample_size} rated outcomes)"
+    )
+
+
+def evaluation_table(report: cost_pb2.GetCostReportResponse) -> str:
+    """Shadow evaluation per group: its own cost (not in the costs above) and the quality."""
+
+    def cells(r: cost_pb2.CostReportRow) -> list[str]:
+        e = r.evaluation
+        quality = (
+            f"{100 * r.quality.frontier_quality_share:.0f}% (n={r.quality.sample_size})"
+            if r.HasField("quality")
+            else "-"
+        )
+        return [
+            str(e.evaluations),
+            str(e.judged),
+            str(e.unparseable),
+            str(e.failed),
+            usd(e.shadow_cost_usd),
+            usd(e.judge_cost_usd),
+            usd(e.cost_usd),
+            quality,
+        ]
+
+    columns = ["evaluations", "judged", "unparseable", "failed", "shadow", "judge", "cost"]
+    columns.append("quality vs frontier")
+    keep = lambda r: r.evaluation.evaluations > 0  # noqa: E731
+    return "Shadow evaluation (its own cost, not in the costs above):\n" + _grouped_table(
+        report, columns, cells, keep
+    )
 
 
 def route_only_table(report: cost_pb2.GetCostReportResponse) -> str:

@@ -145,6 +145,10 @@ class RequestAccounting:
                 baseline_cost_usd=baseline,
                 attempts=attempts,
                 operation=req.operation,
+                classifier_model_version=(
+                    req.classification.model_version if req.classification else ""
+                ),
+                prompt_chars=len(req.classifier_text),
             )
         except ValueError as exc:  # a bug, not the caller's fault: log, keep serving
             log.error("ledger record rejected", request_id=req.request_id, error=str(exc))

@@ -43,6 +43,7 @@ __all__ = [
     "Attempt",
     "AttemptFailed",
     "AttemptRunner",
+    "billed_cost",
     "error_for",
     "streamed_tokens",
 ]
@@ -218,7 +219,7 @@ class AttemptRunner:
             in_tok, out_tok = req.inputs.input_tokens, partial_output_tokens
         else:
             in_tok = out_tok = 0
-        cost, estimated = _priced(target, usage, in_tok, out_tok)
+        cost, estimated = billed_cost(target, usage, in_tok, out_tok)
         if in_tok == 0 and out_tok == 0:
             cost, estimated = (usage.cost_usd if usage else 0.0), False
         hop = HopResult(
@@ -309,7 +310,7 @@ class AttemptRunner:
         return ResourceExhausted(f"no target may serve this request now ({summary})")
 
 
-def _priced(
+def billed_cost(
     target: BoundTarget, usage: inference_pb2.Usage | None, in_tok: int, out_tok: int
 ) -> tuple[float, bool]:
     """The attempt's cost: the backend's, or priced from the registry when it gave none."""

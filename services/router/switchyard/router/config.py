@@ -24,6 +24,8 @@ __all__ = [
     "BudgetConfig",
     "ClassifierConfig",
     "ConfigError",
+    "EvaluationConfig",
+    "EvaluationTenant",
     "LedgerConfig",
     "Pricing",
     "RouterConfig",
@@ -63,6 +65,13 @@ class TargetKind(StrEnum):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known_task_types(by_task: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(by_task) - TASK_TYPE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown task type(s) {unknown}; known: {sorted(TASK_TYPE_NAMES)}")
+    return by_task
 
 
 class Pricing(_Strict):
@@ -172,13 +181,7 @@ class RoutingConfig(_Strict):
     #: window (docs/routing-policy.md): above 1 is more cautious, below 1 less.
     window_estimate_factor: Annotated[float, Field(gt=0, le=4, strict=True)] = 1.0
 
-    @field_validator("task_rules")
-    @classmethod
-    def _known_task_types(cls, rules: dict[str, TaskRule]) -> dict[str, TaskRule]:
-        unknown = sorted(set(rules) - TASK_TYPE_NAMES)
-        if unknown:
-            raise ValueError(f"unknown task type(s) {unknown}; known: {sorted(TASK_TYPE_NAMES)}")
-        return rules
+    _task_rules = field_validator("task_rules")(classmethod(lambda cls, v: _known_task_types(v)))
 
     @model_validator(mode="after")
     def _rule_thresholds_in_range(self) -> RoutingConfig:
@@ -266,6 +269,64 @@ class LedgerConfig(_Strict):
         return url
 
 
+Share = Annotated[float, Field(ge=0, le=1, strict=True)]
+
+
+class EvaluationTenant(_Strict):
+    """One tenant's shadow-evaluation shares (instead of the global ones) and prompt storage."""
+
+    share: Share | None = None
+    task_types: dict[str, Share] = Field(default_factory=dict)
+    #: Keep the text the classifier read for this tenant's evaluated requests (None: global).
+    store_prompts: bool | None = None
+
+    _task_types = field_validator("task_types")(classmethod(lambda cls, v: _known_task_types(v)))
+
+
+class EvaluationConfig(_Strict):
+    """Shadow evaluation (docs/services/outcomes.md): a share of answered requests is also sent
+    to the other tier, and a judge target compares the two answers. Off by default."""
+
+    #: The logical target that judges (required once anything is sampled).
+    judge_target: str | None = None
+    #: Share of answered requests shadowed, unless a task type or tenant sets its own.
+    share: Share = 0.0
+    task_types: dict[str, Share] = Field(default_factory=dict)
+    tenants: dict[str, EvaluationTenant] = Field(default_factory=dict)
+    #: USD of shadow and judge calls per UTC day (required once anything is sampled).
+    daily_budget_usd: NonNegative | None = None
+    max_concurrency: Annotated[int, Field(ge=1, le=256, strict=True)] = 2
+    queue_size: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 100
+    #: Deadline of each shadow and judge call.
+    timeout_s: Annotated[float, Field(gt=0, le=3600, strict=True)] = 120.0
+    judge_max_tokens: Annotated[int, Field(ge=1, le=4096, strict=True)] = 16
+    max_request_chars: Annotated[int, Field(ge=100, le=1_000_000, strict=True)] = 8000
+    max_answer_chars: Annotated[int, Field(ge=100, le=1_000_000, strict=True)] = 4000
+    #: Keep the text the classifier read of evaluated requests in the ledger (opt-in).
+    store_prompts: bool = False
+
+    _task_types = field_validator("task_types")(classmethod(lambda cls, v: _known_task_types(v)))
+
+    @property
+    def samples_anything(self) -> bool:
+        shares = [self.share, *self.task_types.values()]
+        for tenant in self.tenants.values():
+            shares += [tenant.share or 0.0, *tenant.task_types.values()]
+        return any(share > 0 for share in shares)
+
+    @model_validator(mode="after")
+    def _bounded_when_on(self) -> EvaluationConfig:
+        if self.samples_anything:
+            missing = [
+                name for name in ("judge_target", "daily_budget_usd") if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"shadow evaluation samples requests, so it needs {' and '.join(missing)}"
+                )
+        return self
+
+
 class RouterConfig(_Strict):
     classifier: ClassifierConfig
     backends: dict[str, BackendConfig]
@@ -277,6 +338,8 @@ class RouterConfig(_Strict):
     ledger: LedgerConfig = LedgerConfig()
     #: SHA-256 hex digests of operator keys: cost reports over every tenant (no routing).
     admin_api_key_sha256: list[str] = Field(default_factory=list)
+    #: Shadow evaluation and the judge (off by default).
+    evaluation: EvaluationConfig = EvaluationConfig()
 
     _admin_digests = field_validator("admin_api_key_sha256")(
         classmethod(lambda cls, v: TenantConfig._hex_digests(v))  # type: ignore[misc]
@@ -316,6 +379,10 @@ class RouterConfig(_Strict):
                 rule.frontier_target,
                 TargetKind.FRONTIER,
             )
+        check("evaluation.judge_target", self.evaluation.judge_target)
+        for tenant in self.evaluation.tenants:
+            if self.tenants and tenant not in self.tenants:
+                problems.append(f"evaluation.tenants: unknown tenant {tenant!r}")
         seen: dict[str, str] = {}
         for tenant, cfg in self.tenants.items():
             for digest in cfg.api_key_sha256:

@@ -10,6 +10,10 @@ Request rules (INVALID_ARGUMENT otherwise):
 - the window must be non-empty (end after start) and at most `max_window` (400 days) long.
 - `group_by` must be set: COST_GROUPING_UNSPECIFIED is refused rather than guessed.
 A ledger whose database is down answers UNAVAILABLE.
+
+Each row also carries the group's shadow evaluations finished in the window (their cost, apart
+from the requests' own) and the quality estimate its rated outcomes support
+(`evaluation.outcomes`; docs/services/outcomes.md).
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
-from switchyard.router.ledger import CostLedger, LedgerUnavailable
+from switchyard.api.router.v1 import outcomes_pb2
+from switchyard.router.evaluation.conversion import add_evaluations
+from switchyard.router.evaluation.outcomes import evaluation_rows
+from switchyard.router.ledger import CostLedger, LedgerUnavailable, OutcomeStore
 from switchyard.router.ledger.conversion import grouping_from_proto, report_to_proto
 from switchyard.runtime import attributes
 from switchyard.runtime.errors import InvalidArgument, Unavailable
@@ -78,8 +85,16 @@ def _timestamp(value: Timestamp, field: str) -> datetime:
     return value.ToDatetime(tzinfo=UTC)
 
 
+#: The requests that name a [start_time, end_time) window.
+WindowRequest = (
+    cost_pb2.GetCostReportRequest
+    | outcomes_pb2.ExportOutcomesRequest
+    | outcomes_pb2.CalibrateRequest
+)
+
+
 def resolve_window(
-    request: cost_pb2.GetCostReportRequest,
+    request: WindowRequest,
     now: datetime,
     *,
     default_window: timedelta = DEFAULT_WINDOW,
@@ -147,7 +162,14 @@ class CostServiceServicer(cost_pb2_grpc.CostServiceServicer):
             span.set_attribute(attributes.TENANT, scope.tenant)
         try:
             report = await self._ledger.report(start, end, grouping, scope.tenant)
+            summaries = (
+                await self._ledger.evaluation_summaries(start, end, scope.tenant)
+                if isinstance(self._ledger, OutcomeStore)
+                else []
+            )
         except LedgerUnavailable as exc:
             raise Unavailable(str(exc)) from None
-        span.set_attribute(attributes.COST_REPORT_ROWS, len(report.rows))
-        return report_to_proto(report, self._baseline_model)
+        response = report_to_proto(report, self._baseline_model)
+        add_evaluations(response, *evaluation_rows(summaries, grouping))
+        span.set_attribute(attributes.COST_REPORT_ROWS, len(response.rows))
+        return response

@@ -48,6 +48,8 @@ class RoutedRequest:
     #: True when the classifier was sent an excerpt of a prompt too long to send whole.
     classifier_excerpt: bool = False
     classifier_cost: float = 0.0
+    #: The text the classifier was sent (the last user turn, or its excerpt).
+    classifier_text: str = ""
     hops: list[HopResult] = field(default_factory=list)
     decision: Decision | None = None
     inputs: PolicyInputs | None = None
@@ -56,6 +58,10 @@ class RoutedRequest:
     usage: inference_pb2.Usage | None = None
     status: str = "UNKNOWN"
     finish_reason: inference_pb2.FinishReason = inference_pb2.FINISH_REASON_UNSPECIFIED
+    #: Shadow evaluation: the share it was sampled at (0: not sampled), and a sampled
+    #: stream's text as it was relayed (the judge needs the answer).
+    sample_share: float = 0.0
+    streamed_text: list[str] = field(default_factory=list)
 
     def classify_done(self, classification: classifier_pb2.Classification) -> None:
         self.classification = classification

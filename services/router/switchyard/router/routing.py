@@ -9,7 +9,10 @@ it is here or in the phase modules:
   streamed generation;
 - account (`accounting.RequestAccounting`): every request, failed ones included, leaves one
   ledger record once it has been admitted, and is answered only once that record is durable
-  (`LedgerWriter.submit`'s future): a caller that received an answer has its record on disk.
+  (`LedgerWriter.submit`'s future): a caller that received an answer has its record on disk;
+- evaluate (`evaluation.ShadowEvaluator`, when shadow evaluation samples anything): a sampled
+  answered request is offered for shadow evaluation once its record is durable, without
+  waiting; whether it is sampled is decided with the decision (`evaluation.sampling`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from switchyard.router.conversion import (
     overrides,
     prompt_of,
 )
+from switchyard.router.evaluation.evaluator import ShadowEvaluator
+from switchyard.router.evaluation.intake import evaluation_job, sampled_share
 from switchyard.router.ledger.interface import LedgerError
 from switchyard.router.ledger.writer import LedgerWriter
 from switchyard.router.policy import (
@@ -102,10 +107,12 @@ class Router:
         ledger: LedgerWriter,
         *,
         windows: ContextWindows | None = None,
+        evaluator: ShadowEvaluator | None = None,
         log_prompts: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._config = config
+        self._evaluator = evaluator
         self._clock = clock
         self._connections = connections
         self._windows = windows
@@ -159,6 +166,8 @@ class Router:
             await self._account_failure(req, exc)
             raise
         await self._account(req)
+        if req.sample_share:
+            self._offer(req, request, response.text)
         return router_pb2.CompleteResponse(
             request_id=req.request_id,
             text=response.text,
@@ -192,6 +201,8 @@ class Router:
             await self._account_failure(req, exc)
             raise
         await self._account(req)
+        if req.sample_share:
+            self._offer(req, request, "".join(req.streamed_text))
         yield router_pb2.CompleteStreamResponse(
             summary=router_pb2.CompleteStreamSummary(
                 request_id=req.request_id,
@@ -234,6 +245,25 @@ class Router:
         except LedgerError as error:
             log.error("a failed request's record is not durable", request_id=req.request_id,
                       error=str(error))  # fmt: skip
+
+    # ---- evaluate ----------------------------------------------------------------------------
+
+    def _sample(self, req: RoutedRequest) -> None:
+        """Decide, with the decision, whether this request will be shadow-evaluated."""
+        if self._evaluator is None:
+            return
+        share = sampled_share(req)
+        if share and self._evaluator.paused(req.config):
+            self._evaluator.skip(req.request_id, req.tenant, req.task_type, "budget")
+            share = 0.0
+        req.sample_share = share
+
+    def _offer(self, req: RoutedRequest, request: RouterRequest, answer: str) -> None:
+        """Hand an answered, sampled request to the evaluator (never waits)."""
+        assert self._evaluator is not None
+        job = evaluation_job(req, list(request.messages), request.parameters, answer)
+        if job is not None:
+            self._evaluator.offer(job)
 
     # ---- decide ------------------------------------------------------------------------------
 
@@ -303,6 +333,7 @@ class Router:
             classifier_status=req.classifier_status,
         )
         req.decision = decide(config, req.inputs)
+        self._sample(req)
         d = req.decision
         target = d.target
         attributes: dict[str, str | bool | int | float] = {
@@ -338,6 +369,8 @@ class Router:
         }
         if c is not None:
             attributes[attr.COMPLEXITY] = c.complexity
+        if req.classification is not None and req.classification.model_version:
+            attributes[attr.CLASSIFIER_MODEL_VERSION] = req.classification.model_version
         req.span.set_attributes(attributes)
         if c is None:
             log.warning(
@@ -377,6 +410,7 @@ class Router:
             code = grpc.StatusCode.OK
             cost = 0.0
             text, req.classifier_excerpt = classifier_excerpt(prompt, config.max_prompt_bytes)
+            req.classifier_text = text
             try:
                 timeout = req.timeout(config.timeout_ms / 1000)
                 response = await self._connections.classifier(config.address).Classify(
@@ -474,6 +508,8 @@ class Router:
                     if event.HasField("delta"):
                         delta = event.delta
                         attempt.relayed(len(delta.text) + len(delta.reasoning_text))
+                        if attempt.req.sample_share:
+                            attempt.req.streamed_text.append(delta.text)
                         yield router_pb2.CompleteStreamResponse(delta=delta)
                     elif event.HasField("complete"):
                         await self._settle(attempt.req)

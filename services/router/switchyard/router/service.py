@@ -11,11 +11,12 @@ from typing import Any
 import grpc
 
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
-from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
+from switchyard.api.router.v1 import outcomes_pb2, outcomes_pb2_grpc, router_pb2, router_pb2_grpc
 from switchyard.router.budget import SpendTracker
 from switchyard.router.config import ConfigError, RouterConfig
 from switchyard.router.connections import Connections
-from switchyard.router.ledger import CostLedger, LedgerError, open_ledger
+from switchyard.router.evaluation.evaluator import ShadowEvaluator
+from switchyard.router.ledger import CostLedger, LedgerError, OutcomeStore, open_ledger
 from switchyard.router.ledger.writer import Durability, LedgerWriter
 from switchyard.router.reloading import ConfigSource
 from switchyard.router.routing import Router
@@ -49,6 +50,7 @@ class RouterResources:
     spend: SpendTracker
     windows: ContextWindows
     clock: Clock
+    evaluator: ShadowEvaluator
 
 
 def _warn_if_open(config: RouterConfig) -> None:
@@ -97,12 +99,21 @@ async def open_resources(
     windows = ContextWindows(lambda: source.current, retry_s=settings.context_window_retry_s)
     await windows.refresh()  # the first request is checked against what the backends report
     source.on_change(windows.config_changed)
+    assert isinstance(ledger, OutcomeStore)  # both engines keep the outcome tables
+    evaluator = ShadowEvaluator(
+        lambda: source.current,
+        connections,
+        ledger,
+        clock=clock,
+        budget_cache_s=settings.budget_cache_s,
+    )
     router = Router(
         lambda: source.current,
         connections,
         spend,
         writer,
         windows=windows,
+        evaluator=evaluator,
         log_prompts=settings.log_prompts,
         clock=clock,
     )
@@ -111,9 +122,10 @@ async def open_resources(
     try:
         async with windows.watching():
             yield RouterResources(
-                source, ledger, writer, router, connections, spend, windows, clock
+                source, ledger, writer, router, connections, spend, windows, clock, evaluator
             )
     finally:
+        await evaluator.close()
         await source.stop()
         await writer.close(settings.ledger_drain_s)
         await ledger.close()
@@ -139,10 +151,23 @@ def _tenant_scope(source: ConfigSource) -> Any:
 
 def register(server: grpc.aio.Server, resources: RouterResources) -> Sequence[str]:
     from switchyard.router.cost_service import CostServiceServicer
+    from switchyard.router.outcome_service import OutcomeServiceServicer
 
     source = resources.source
     router_pb2_grpc.add_RouterServiceServicer_to_server(
         RouterServicer(resources.router, lambda md: authenticate(source.current, md)), server
+    )
+    assert isinstance(resources.ledger, OutcomeStore)
+    outcomes_pb2_grpc.add_OutcomeServiceServicer_to_server(
+        OutcomeServiceServicer(
+            resources.ledger,
+            lambda: source.current,
+            lambda md: authenticate(source.current, md),
+            _tenant_scope(source),
+            unwritten=resources.writer.unwritten,
+            clock=resources.clock,
+        ),
+        server,
     )
     config = source.current
     baseline = config.targets[config.baseline_target].model or config.baseline_target
@@ -154,6 +179,7 @@ def register(server: grpc.aio.Server, resources: RouterResources) -> Sequence[st
     )
     return [
         router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name,
+        outcomes_pb2.DESCRIPTOR.services_by_name["OutcomeService"].full_name,
         cost_pb2.DESCRIPTOR.services_by_name["CostService"].full_name,
     ]
 

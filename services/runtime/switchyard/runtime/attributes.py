@@ -18,6 +18,13 @@ __all__ = [
     "COST_REPORT_GROUP_BY",
     "COST_REPORT_ROWS",
     "COST_USD",
+    "EVALUATION_DROP_REASON",
+    "EVALUATION_JUDGE_ANSWER",
+    "EVALUATION_JUDGE_ORDER",
+    "EVALUATION_SAMPLE_SHARE",
+    "EVALUATION_SERVED_KIND",
+    "EVALUATION_VERDICT",
+    "FEEDBACK_VERDICT",
     "GEN_AI_OPERATION_NAME",
     "GEN_AI_PROVIDER_NAME",
     "GEN_AI_REQUEST_MAX_TOKENS",
@@ -47,7 +54,15 @@ __all__ = [
     "LOCAL_INFERENCE_MACHINE_USD_PER_HOUR",
     "METRIC_GEN_AI_CLIENT_OPERATION_DURATION",
     "METRIC_GEN_AI_CLIENT_TOKEN_USAGE",
+    "METRIC_EVALUATION_COST",
+    "METRIC_EVALUATION_DROPPED",
+    "METRIC_EVALUATION_JUDGED",
+    "METRIC_EVALUATION_SAMPLED",
+    "OUTCOMES_EXPORTED",
     "SERVICE_NAMESPACE",
+    "SPAN_EVALUATION",
+    "SPAN_EVALUATION_JUDGE",
+    "SPAN_EVALUATION_SHADOW",
     "TASK_TYPE",
     "TENANT",
 ]
@@ -147,6 +162,27 @@ METRIC_ROUTER_COST = "switchyard.router.cost"
 # CostService (served by the router): the report's grouping and how many rows it returned.
 COST_REPORT_GROUP_BY = "switchyard.cost_report.group_by"
 COST_REPORT_ROWS = "switchyard.cost_report.rows"
+
+# Shadow evaluation (docs/services/outcomes.md): each evaluation is its own trace, linked to the
+# request's span: the evaluation, its shadow call to the other tier, and two judge calls.
+SPAN_EVALUATION = "switchyard.evaluation"
+SPAN_EVALUATION_SHADOW = "switchyard.evaluation.shadow"
+SPAN_EVALUATION_JUDGE = "switchyard.evaluation.judge"
+EVALUATION_SERVED_KIND = "switchyard.evaluation.served_kind"
+EVALUATION_SAMPLE_SHARE = "switchyard.evaluation.sample_share"
+EVALUATION_VERDICT = "switchyard.evaluation.verdict"
+# The judge call's order (1: the local answer is A, 2: the frontier answer is A) and what it
+# answered (LOCAL, FRONTIER, TIE, UNPARSEABLE).
+EVALUATION_JUDGE_ORDER = "switchyard.evaluation.judge.order"
+EVALUATION_JUDGE_ANSWER = "switchyard.evaluation.judge.answer"
+EVALUATION_DROP_REASON = "switchyard.evaluation.drop_reason"
+METRIC_EVALUATION_SAMPLED = "switchyard.evaluation.sampled"
+METRIC_EVALUATION_DROPPED = "switchyard.evaluation.dropped"
+METRIC_EVALUATION_JUDGED = "switchyard.evaluation.judged"
+METRIC_EVALUATION_COST = "switchyard.evaluation.cost"
+# OutcomeService (served by the router): feedback's verdict, exported outcomes.
+FEEDBACK_VERDICT = "switchyard.feedback.verdict"
+OUTCOMES_EXPORTED = "switchyard.outcomes.exported"
 
 # --- frontier proxy --------------------------------------------------------------------------
 # Span per upstream call is named f"{GEN_AI_OPERATION_CHAT} {model}" (GenAI convention).

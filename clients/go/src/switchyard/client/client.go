@@ -1,5 +1,5 @@
-// Package client is the Go client of Switchyard's router: Complete, CompleteStream, Route and
-// CostReport over gRPC, with a deadline on every call, `authorization: Bearer <key>` metadata
+// Package client is the Go client of Switchyard's router: Complete, CompleteStream, Route,
+// Feedback and CostReport over gRPC, with a deadline on every call, `authorization: Bearer <key>` metadata
 // and W3C trace context (`traceparent`, `tracestate`) propagation, so a caller's trace
 // continues into the router and every service behind it.
 //
@@ -42,13 +42,14 @@ type Options struct {
 	DialOptions []grpc.DialOption
 }
 
-// Client calls the router's RouterService and CostService over one channel.
+// Client calls the router's RouterService, OutcomeService and CostService over one channel.
 type Client struct {
-	conn    *grpc.ClientConn
-	router  routerv1.RouterServiceClient
-	cost    costv1.CostServiceClient
-	apiKey  string
-	timeout time.Duration
+	conn     *grpc.ClientConn
+	router   routerv1.RouterServiceClient
+	outcomes routerv1.OutcomeServiceClient
+	cost     costv1.CostServiceClient
+	apiKey   string
+	timeout  time.Duration
 }
 
 // Dial opens a channel to the router at address (host:port). It does not wait for the
@@ -78,6 +79,7 @@ func Dial(address string, opts Options) (*Client, error) {
 	}
 	c.conn = conn
 	c.router = routerv1.NewRouterServiceClient(conn)
+	c.outcomes = routerv1.NewOutcomeServiceClient(conn)
 	c.cost = costv1.NewCostServiceClient(conn)
 	return c, nil
 }
@@ -248,4 +250,16 @@ func (c *Client) Route(ctx context.Context, req *routerv1.RouteRequest) (*router
 // CostReport aggregates the router's ledger over a window (the key's tenant only).
 func (c *Client) CostReport(ctx context.Context, req *costv1.GetCostReportRequest) (*costv1.GetCostReportResponse, error) {
 	return c.cost.GetCostReport(ctx, req)
+}
+
+// Feedback rates the answer of one of the key's own requests (CompleteResponse.RequestId):
+// good or not, with an optional reason of at most 500 characters. The last verdict wins.
+func (c *Client) Feedback(ctx context.Context, requestID string, good bool, reason string) (*routerv1.SubmitFeedbackResponse, error) {
+	verdict := routerv1.FeedbackVerdict_FEEDBACK_VERDICT_NOT_GOOD
+	if good {
+		verdict = routerv1.FeedbackVerdict_FEEDBACK_VERDICT_GOOD
+	}
+	return c.outcomes.SubmitFeedback(ctx, &routerv1.SubmitFeedbackRequest{
+		RequestId: requestID, Verdict: verdict, Reason: reason,
+	})
 }

@@ -82,6 +82,7 @@ func TestLiveRouter(t *testing.T) {
 	c, params, maxTokens := live(t)
 	ctx := context.Background()
 	made := uint64(0)
+	answered := ""
 
 	t.Run("Complete", func(t *testing.T) {
 		callCtx := ctx
@@ -99,6 +100,7 @@ func TestLiveRouter(t *testing.T) {
 			t.Fatal(err)
 		}
 		made++
+		answered = resp.RequestId
 		if resp.RequestId == "" || resp.Text == "" || resp.Decision.GetTarget() == "" {
 			t.Fatalf("incomplete response: %v", resp)
 		}
@@ -172,6 +174,23 @@ func TestLiveRouter(t *testing.T) {
 		}
 		if !classified || d.Reason == routerv1.DecisionReason_DECISION_REASON_CLASSIFIER_UNAVAILABLE || d.GetClassification() == nil {
 			t.Fatalf("the decision does not rest on the classifier: %v", d)
+		}
+	})
+
+	t.Run("Feedback", func(t *testing.T) {
+		if answered == "" {
+			t.Skip("no answered request")
+		}
+		rated, err := c.Feedback(ctx, answered, true, "checked by the Go client test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rated.RequestId != answered || rated.RatedTier == routerv1.TargetKind_TARGET_KIND_UNSPECIFIED || rated.RatedModel == "" {
+			t.Fatalf("bad feedback response: %v", rated)
+		}
+		_, err = c.Feedback(ctx, "no-such-request", false, "")
+		if status.Code(err) != codes.NotFound {
+			t.Fatalf("feedback for an unknown request: %v", err)
 		}
 	})
 

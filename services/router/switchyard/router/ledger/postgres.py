@@ -28,6 +28,7 @@ from switchyard.router.ledger.aggregate import (
     build_rows,
 )
 from switchyard.router.ledger.interface import LedgerError, LedgerUnavailable
+from switchyard.router.ledger.outcome_store import OutcomeQueries
 from switchyard.router.ledger.records import (
     CostReport,
     CostReportRow,
@@ -92,8 +93,10 @@ def _scrub(message: str, dsn: str) -> str:
     return message
 
 
-class PostgresLedger:
-    """`CostLedger` on PostgreSQL. Open it with `PostgresLedger.open(dsn)`."""
+class PostgresLedger(OutcomeQueries):
+    """`CostLedger` (and `OutcomeStore`) on PostgreSQL. Open it with `PostgresLedger.open(dsn)`."""
+
+    _outcome_dialect = POSTGRESQL
 
     def __init__(self, dsn: str, pool: AsyncConnectionPool) -> None:
         self._dsn = dsn
@@ -193,6 +196,27 @@ class PostgresLedger:
                         else:
                             outcomes.append(None)
                 return outcomes
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise self._unavailable(exc) from None
+
+    async def _fetch(self, sql_text: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """A read-only statement's rows (`OutcomeQueries`)."""
+        self._check_open()
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(sql_text, list(params))
+                return list(await cursor.fetchall())
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise self._unavailable(exc) from None
+
+    async def _execute(self, sql_text: str, params: Sequence[Any]) -> None:
+        """One statement, committed when this returns (autocommit; `OutcomeQueries`)."""
+        self._check_open()
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(sql_text, list(params))
+        except psycopg.errors.IntegrityError as exc:
+            raise ValueError(f"the ledger refused the row: {_scrub(str(exc), self._dsn)}") from None
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise self._unavailable(exc) from None
 

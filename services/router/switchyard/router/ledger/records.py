@@ -163,6 +163,10 @@ class RequestRecord:
     baseline_cost_usd: float
     attempts: tuple[AttemptRecord, ...] = ()
     operation: str = "complete"  # one of OPERATIONS
+    #: The classifier model that decided (`Classification.model_version`); "" when unknown.
+    classifier_model_version: str = ""
+    #: Characters of the text the classifier read (the last user turn, or its excerpt).
+    prompt_chars: int = 0
 
     def __post_init__(self) -> None:
         _check_text(self.request_id, "request_id")
@@ -189,6 +193,8 @@ class RequestRecord:
             raise ValueError(
                 f"operation must be one of {', '.join(OPERATIONS)}, got {self.operation!r}"
             )
+        _check_text(self.classifier_model_version, "classifier_model_version", allow_empty=True)
+        _check_tokens(self.prompt_chars, "prompt_chars")
         if not isinstance(self.attempts, tuple):
             object.__setattr__(self, "attempts", tuple(self.attempts))
         for attempt in self.attempts:
@@ -284,6 +290,8 @@ def request_row(record: RequestRecord, time: Any) -> tuple[Any, ...]:
         record.output_tokens,
         to_nanodollars(record.baseline_cost_usd),
         record.operation,
+        record.classifier_model_version,
+        record.prompt_chars,
     )
 
 
@@ -345,4 +353,6 @@ def record_from_row(
         baseline_cost_usd=from_nanodollars(row[16]),
         attempts=tuple(attempts),
         operation=row[17],
+        classifier_model_version=row[18],
+        prompt_chars=row[19],
     )

@@ -17,20 +17,28 @@ Versions:
 2. `requests.operation`: `route` (a decision-only call), `complete` or `complete_stream`, so
    reports keep route-only calls apart. Rows written before it are backfilled: a successful
    request without attempts was a route-only call, everything else a completion.
+3. Outcomes (docs/services/outcomes.md): `requests.classifier_model_version` and
+   `requests.prompt_chars` (rows before it: "" and 0), and the `evaluations` (shadow
+   evaluations and their judge verdicts) and `feedback` (callers' ratings) tables, each keyed by
+   the request id it is about. No foreign key to `requests`: an outcome may be written before
+   its request's row, which the ledger writes behind its journal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from switchyard.router.ledger.interface import LedgerError
+from switchyard.router.ledger.outcome_records import FeedbackVerdict, JudgeOrder, Verdict
 from switchyard.router.ledger.records import OPERATIONS, ROUTE_ONLY, TARGET_KINDS
 
 __all__ = [
     "ATTEMPT_COLUMNS",
+    "EVALUATION_COLUMNS",
+    "FEEDBACK_COLUMNS",
     "MIGRATIONS_TABLE",
     "POSTGRESQL",
     "REQUEST_COLUMNS",
@@ -46,7 +54,7 @@ __all__ = [
 ]
 
 MIGRATIONS_TABLE = "schema_migrations"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Time columns, by their logical names; SQLite stores integer microseconds since the epoch
 #: under the name with `_us` appended, PostgreSQL a `timestamptz` under the name itself.
@@ -158,8 +166,59 @@ REQUEST_COLUMNS: tuple[Column, ...] = (
         "text",
         f"NOT NULL DEFAULT 'complete' CHECK (operation IN ({_OPERATIONS}))",
     ),
+    # version 3
+    Column("classifier_model_version", "text", "NOT NULL DEFAULT ''"),
+    Column("prompt_chars", "bigint", "NOT NULL DEFAULT 0 CHECK (prompt_chars >= 0)"),
 )
-_VERSION_1_REQUEST_COLUMNS = REQUEST_COLUMNS[:-1]
+_VERSION_1_REQUEST_COLUMNS = REQUEST_COLUMNS[:17]
+_OPERATION = REQUEST_COLUMNS[17]
+_VERSION_3_REQUEST_COLUMNS = REQUEST_COLUMNS[18:]
+
+
+def _one_of(name: str, values: Iterable[str]) -> str:
+    listed = ", ".join(f"'{value}'" for value in sorted(str(v) for v in values))
+    return f"NOT NULL CHECK ({name} IN ({listed}))"
+
+
+#: `evaluations` (version 3), in the order `outcome_rows.evaluation_row` gives the values.
+EVALUATION_COLUMNS: tuple[Column, ...] = (
+    Column("request_id", "text", "PRIMARY KEY"),
+    Column(TIME, "time"),
+    Column("tenant", "text"),
+    Column("sample_share", "real", "NOT NULL CHECK (sample_share > 0 AND sample_share <= 1)"),
+    Column("served_kind", "text", _one_of("served_kind", TARGET_KINDS)),
+    Column("served_target", "text"),
+    Column("served_model", "text"),
+    Column("shadow_target", "text"),
+    Column("shadow_model", "text"),
+    Column("shadow_status", "text"),
+    _non_negative("shadow_latency_ms", "real"),
+    _non_negative("shadow_cost_nusd", "bigint"),
+    _non_negative("shadow_input_tokens", "bigint"),
+    _non_negative("shadow_output_tokens", "bigint"),
+    Column("judge_target", "text"),
+    Column("judge_model", "text"),
+    Column("judge_status", "text"),
+    Column("first_order", "text", _one_of("first_order", JudgeOrder)),
+    Column("second_order", "text", _one_of("second_order", JudgeOrder)),
+    Column("verdict", "text", _one_of("verdict", Verdict)),
+    _non_negative("judge_cost_nusd", "bigint"),
+    _non_negative("cost_nusd", "bigint"),
+    Column("prompt", "text", ""),
+    Column("judge_reply", "text", ""),
+)
+
+#: `feedback` (version 3), in the order `outcome_rows.feedback_row` gives the values.
+FEEDBACK_COLUMNS: tuple[Column, ...] = (
+    Column("request_id", "text", "PRIMARY KEY"),
+    Column(TIME, "time"),
+    Column("tenant", "text"),
+    Column("served_kind", "text", _one_of("served_kind", TARGET_KINDS)),
+    Column("served_target", "text"),
+    Column("served_model", "text"),
+    Column("verdict", "text", _one_of("verdict", FeedbackVerdict)),
+    Column("reason", "text"),
+)
 
 #: `attempts`, in the order `records.attempt_rows` gives the values.
 ATTEMPT_COLUMNS: tuple[Column, ...] = (
@@ -205,19 +264,24 @@ def create_migrations_table(dialect: Dialect) -> str:
     return _create_table(dialect, f"IF NOT EXISTS {MIGRATIONS_TABLE}", columns)
 
 
-def _index(dialect: Dialect, name: str, key: Sequence[str], covering: Sequence[str] = ()) -> str:
+def _index(
+    dialect: Dialect,
+    name: str,
+    key: Sequence[str],
+    covering: Sequence[str] = (),
+    table: str = "requests",
+) -> str:
     key_columns = [dialect.column(column) for column in key]
     if covering and dialect.include:
         return (
-            f"CREATE INDEX {name} ON requests ({', '.join(key_columns)}) "
+            f"CREATE INDEX {name} ON {table} ({', '.join(key_columns)}) "
             f"INCLUDE ({', '.join(covering)})"
         )
-    return f"CREATE INDEX {name} ON requests ({', '.join([*key_columns, *covering])})"
+    return f"CREATE INDEX {name} ON {table} ({', '.join([*key_columns, *covering])})"
 
 
 def migrations(dialect: Dialect) -> tuple[Migration, ...]:
     """Every migration, in order, as `dialect`'s SQL."""
-    operation = REQUEST_COLUMNS[-1]
     return (
         Migration(
             1,
@@ -241,9 +305,23 @@ def migrations(dialect: Dialect) -> tuple[Migration, ...]:
             2,
             "requests.operation: route-only calls apart from completions",
             (
-                f"ALTER TABLE requests ADD COLUMN {_definition(dialect, operation)}",
+                f"ALTER TABLE requests ADD COLUMN {_definition(dialect, _OPERATION)}",
                 f"UPDATE requests SET operation = '{ROUTE_ONLY}' WHERE status = 'OK' AND NOT "
                 "EXISTS (SELECT 1 FROM attempts WHERE attempts.request_id = requests.request_id)",
+            ),
+        ),
+        Migration(
+            3,
+            "outcomes: evaluations, feedback, the classifier model version of each request",
+            (
+                *(
+                    f"ALTER TABLE requests ADD COLUMN {_definition(dialect, column)}"
+                    for column in _VERSION_3_REQUEST_COLUMNS
+                ),
+                _create_table(dialect, "evaluations", EVALUATION_COLUMNS),
+                _create_table(dialect, "feedback", FEEDBACK_COLUMNS),
+                # the daily evaluation budget and the cost report's evaluation window
+                _index(dialect, "evaluations_occurred_at_idx", [TIME], table="evaluations"),
             ),
         ),
     )

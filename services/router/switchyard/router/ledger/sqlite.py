@@ -34,6 +34,7 @@ from switchyard.router.ledger.aggregate import (
     percentile_ranks,
 )
 from switchyard.router.ledger.interface import LedgerError, LedgerUnavailable
+from switchyard.router.ledger.outcome_store import OutcomeQueries
 from switchyard.router.ledger.records import (
     ROUTE_ONLY,
     CostReport,
@@ -70,8 +71,11 @@ def _refused(record: RequestRecord, error: sqlite3.IntegrityError) -> ValueError
     return ValueError(f"the ledger refused request {record.request_id!r}: {text}")
 
 
-class SqliteLedger:
-    """`CostLedger` on one SQLite file. Open it with `SqliteLedger.open(path)`."""
+class SqliteLedger(OutcomeQueries):
+    """`CostLedger` (and `OutcomeStore`) on one SQLite file. Open it with
+    `SqliteLedger.open(path)`."""
+
+    _outcome_dialect = SQLITE
 
     def __init__(self, path: Path, *, max_batch: int, busy_timeout_s: float, readers: int) -> None:
         if max_batch < 1:
@@ -279,7 +283,40 @@ class SqliteLedger:
             conn.execute("RELEASE record")
         return None
 
+    async def _execute(self, sql_text: str, params: Sequence[Any]) -> None:
+        """One statement in its own transaction on the writer thread (`OutcomeQueries`)."""
+        if self._closed:
+            raise LedgerError("the ledger is closed")
+
+        def write() -> None:
+            conn = self._writer
+            if conn is None:
+                raise LedgerError("the ledger is closed")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(sql_text, tuple(params))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        try:
+            await self._in_writer(write)
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"the ledger refused the row: {exc}") from None
+        except Exception as exc:
+            raise self._write_error(exc) from None
+
     # --- reading ------------------------------------------------------------------------------
+
+    async def _fetch(self, sql_text: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """A read-only statement's rows, on a reader thread (`OutcomeQueries`)."""
+
+        def query() -> list[tuple[Any, ...]]:
+            return list(self._reader().execute(sql_text, tuple(params)).fetchall())
+
+        return await self._in_reader(query)
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection = self._local.conn

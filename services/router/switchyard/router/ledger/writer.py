@@ -168,6 +168,8 @@ class LedgerWriter:
         self._outstanding = 0  # submitted, not yet written, refused or left to the journal
         self._segments: dict[int, _Segment] = {}
         self._current_segment = 0
+        #: submitted, not yet in the ledger (nor refused, nor left to the journal), by id
+        self._unwritten: dict[str, RequestRecord] = {}
         self._replay_paths: list[Path] = []  # journal files to write into the ledger
         self._handed_to_replay: set[int] = set()  # this run's segments among them
         self._leftovers_found = False
@@ -225,6 +227,11 @@ class LedgerWriter:
         self._io.shutdown(wait=True)
         self._syncer.shutdown(wait=True)
 
+    def unwritten(self, request_id: str) -> RequestRecord | None:
+        """The record of `request_id` when it was submitted here and is not in the ledger yet
+        (a caller may ask about a request the moment it is answered)."""
+        return self._unwritten.get(request_id)
+
     async def flush(self) -> None:
         """Wait until everything submitted so far is written, refused or left to the journal."""
         await self._idle.wait()
@@ -235,6 +242,7 @@ class LedgerWriter:
         """Hand `record` over; the future resolves when the request may be answered."""
         loop = asyncio.get_running_loop()
         entry = _Entry(record, loop.create_future())
+        self._unwritten[record.request_id] = record
         self._outstanding += 1
         self._idle.clear()
         if self._journal is None:
@@ -450,11 +458,14 @@ class LedgerWriter:
             log.error("ledger unavailable and no journal: records not durable", records=len(lost))
             error = LedgerUnavailable("the ledger cannot take the request's cost record now")
             for entry in lost:
+                self._unwritten.pop(entry.record.request_id, None)
                 _resolve(entry, error)
             self._done(len(lost))
 
     def _left_to_journal(self, entries: list[_Entry]) -> None:
         """Their segments will be replayed from disk; the current one is closed for that."""
+        for entry in entries:
+            self._unwritten.pop(entry.record.request_id, None)
         segments = {e.segment for e in entries if e.segment is not None}
         if self._current_segment in segments and self._journal is not None:
             self._journal.rotate()  # on the loop, like write()
@@ -468,6 +479,7 @@ class LedgerWriter:
         self._done(len(entries))
 
     def _settle(self, entry: _Entry) -> None:
+        self._unwritten.pop(entry.record.request_id, None)
         self._done(1)
         if entry.segment is None:
             return

@@ -26,23 +26,27 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswitchyard/cost/v1/cost.proto\x12\x12switchyard.cost.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n\x14GetCostReportRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08group_by\x18\x03 \x01(\x0e\x32 .switchyard.cost.v1.CostGrouping\"\xa4\x02\n\x15GetCostReportResponse\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08group_by\x18\x03 \x01(\x0e\x32 .switchyard.cost.v1.CostGrouping\x12/\n\x04rows\x18\x04 \x03(\x0b\x32!.switchyard.cost.v1.CostReportRow\x12\x30\n\x05total\x18\x05 \x01(\x0b\x32!.switchyard.cost.v1.CostReportRow\x12\x16\n\x0e\x62\x61seline_model\x18\x06 \x01(\t\"\x9d\x02\n\rCostReportRow\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\x04\x12\x17\n\x0f\x66\x61iled_requests\x18\x03 \x01(\x04\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x04\x12\x15\n\routput_tokens\x18\x05 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x12\x16\n\x0elatency_p50_ms\x18\x07 \x01(\x01\x12\x16\n\x0elatency_p95_ms\x18\x08 \x01(\x01\x12\x19\n\x11\x62\x61seline_cost_usd\x18\t \x01(\x01\x12\x12\n\nsaving_usd\x18\n \x01(\x01\x12\x36\n\nroute_only\x18\x0b \x01(\x0b\x32\".switchyard.cost.v1.RouteOnlyCalls\"}\n\x0eRouteOnlyCalls\x12\x10\n\x08requests\x18\x01 \x01(\x04\x12\x17\n\x0f\x66\x61iled_requests\x18\x02 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x03 \x01(\x01\x12\x16\n\x0elatency_p50_ms\x18\x04 \x01(\x01\x12\x16\n\x0elatency_p95_ms\x18\x05 \x01(\x01*\x97\x01\n\x0c\x43ostGrouping\x12\x1d\n\x19\x43OST_GROUPING_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OST_GROUPING_MODEL\x10\x01\x12\x1b\n\x17\x43OST_GROUPING_TASK_TYPE\x10\x02\x12\x18\n\x14\x43OST_GROUPING_TENANT\x10\x03\x12\x18\n\x14\x43OST_GROUPING_TARGET\x10\x04\x32s\n\x0b\x43ostService\x12\x64\n\rGetCostReport\x12(.switchyard.cost.v1.GetCostReportRequest\x1a).switchyard.cost.v1.GetCostReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswitchyard/cost/v1/cost.proto\x12\x12switchyard.cost.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n\x14GetCostReportRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08group_by\x18\x03 \x01(\x0e\x32 .switchyard.cost.v1.CostGrouping\"\xa4\x02\n\x15GetCostReportResponse\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08group_by\x18\x03 \x01(\x0e\x32 .switchyard.cost.v1.CostGrouping\x12/\n\x04rows\x18\x04 \x03(\x0b\x32!.switchyard.cost.v1.CostReportRow\x12\x30\n\x05total\x18\x05 \x01(\x0b\x32!.switchyard.cost.v1.CostReportRow\x12\x16\n\x0e\x62\x61seline_model\x18\x06 \x01(\t\"\x8b\x03\n\rCostReportRow\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\x04\x12\x17\n\x0f\x66\x61iled_requests\x18\x03 \x01(\x04\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x04\x12\x15\n\routput_tokens\x18\x05 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x12\x16\n\x0elatency_p50_ms\x18\x07 \x01(\x01\x12\x16\n\x0elatency_p95_ms\x18\x08 \x01(\x01\x12\x19\n\x11\x62\x61seline_cost_usd\x18\t \x01(\x01\x12\x12\n\nsaving_usd\x18\n \x01(\x01\x12\x36\n\nroute_only\x18\x0b \x01(\x0b\x32\".switchyard.cost.v1.RouteOnlyCalls\x12\x36\n\nevaluation\x18\x0c \x01(\x0b\x32\".switchyard.cost.v1.EvaluationCost\x12\x34\n\x07quality\x18\r \x01(\x0b\x32#.switchyard.cost.v1.QualityEstimate\"\x9d\x01\n\x0e\x45valuationCost\x12\x13\n\x0b\x65valuations\x18\x01 \x01(\x04\x12\x0e\n\x06judged\x18\x02 \x01(\x04\x12\x13\n\x0bunparseable\x18\x03 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x04\x12\x17\n\x0fshadow_cost_usd\x18\x05 \x01(\x01\x12\x16\n\x0ejudge_cost_usd\x18\x06 \x01(\x01\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\"F\n\x0fQualityEstimate\x12\x1e\n\x16\x66rontier_quality_share\x18\x01 \x01(\x01\x12\x13\n\x0bsample_size\x18\x02 \x01(\x04\"}\n\x0eRouteOnlyCalls\x12\x10\n\x08requests\x18\x01 \x01(\x04\x12\x17\n\x0f\x66\x61iled_requests\x18\x02 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x03 \x01(\x01\x12\x16\n\x0elatency_p50_ms\x18\x04 \x01(\x01\x12\x16\n\x0elatency_p95_ms\x18\x05 \x01(\x01*\x97\x01\n\x0c\x43ostGrouping\x12\x1d\n\x19\x43OST_GROUPING_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OST_GROUPING_MODEL\x10\x01\x12\x1b\n\x17\x43OST_GROUPING_TASK_TYPE\x10\x02\x12\x18\n\x14\x43OST_GROUPING_TENANT\x10\x03\x12\x18\n\x14\x43OST_GROUPING_TARGET\x10\x04\x32s\n\x0b\x43ostService\x12\x64\n\rGetCostReport\x12(.switchyard.cost.v1.GetCostReportRequest\x1a).switchyard.cost.v1.GetCostReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.cost.v1.cost_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COSTGROUPING']._serialized_start=968
-  _globals['_COSTGROUPING']._serialized_end=1119
+  _globals['_COSTGROUPING']._serialized_start=1310
+  _globals['_COSTGROUPING']._serialized_end=1461
   _globals['_GETCOSTREPORTREQUEST']._serialized_start=87
   _globals['_GETCOSTREPORTREQUEST']._serialized_end=255
   _globals['_GETCOSTREPORTRESPONSE']._serialized_start=258
   _globals['_GETCOSTREPORTRESPONSE']._serialized_end=550
   _globals['_COSTREPORTROW']._serialized_start=553
-  _globals['_COSTREPORTROW']._serialized_end=838
-  _globals['_ROUTEONLYCALLS']._serialized_start=840
-  _globals['_ROUTEONLYCALLS']._serialized_end=965
-  _globals['_COSTSERVICE']._serialized_start=1121
-  _globals['_COSTSERVICE']._serialized_end=1236
+  _globals['_COSTREPORTROW']._serialized_end=948
+  _globals['_EVALUATIONCOST']._serialized_start=951
+  _globals['_EVALUATIONCOST']._serialized_end=1108
+  _globals['_QUALITYESTIMATE']._serialized_start=1110
+  _globals['_QUALITYESTIMATE']._serialized_end=1180
+  _globals['_ROUTEONLYCALLS']._serialized_start=1182
+  _globals['_ROUTEONLYCALLS']._serialized_end=1307
+  _globals['_COSTSERVICE']._serialized_start=1463
+  _globals['_COSTSERVICE']._serialized_end=1578
 # @@protoc_insertion_point(module_scope)

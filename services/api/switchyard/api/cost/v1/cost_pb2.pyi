@@ -51,7 +51,7 @@ class GetCostReportResponse(_message.Message):
     def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Union[CostGrouping, str]] = ..., rows: _Optional[_Iterable[_Union[CostReportRow, _Mapping]]] = ..., total: _Optional[_Union[CostReportRow, _Mapping]] = ..., baseline_model: _Optional[str] = ...) -> None: ...
 
 class CostReportRow(_message.Message):
-    __slots__ = ("key", "requests", "failed_requests", "input_tokens", "output_tokens", "cost_usd", "latency_p50_ms", "latency_p95_ms", "baseline_cost_usd", "saving_usd", "route_only")
+    __slots__ = ("key", "requests", "failed_requests", "input_tokens", "output_tokens", "cost_usd", "latency_p50_ms", "latency_p95_ms", "baseline_cost_usd", "saving_usd", "route_only", "evaluation", "quality")
     KEY_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     FAILED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,8 @@ class CostReportRow(_message.Message):
     BASELINE_COST_USD_FIELD_NUMBER: _ClassVar[int]
     SAVING_USD_FIELD_NUMBER: _ClassVar[int]
     ROUTE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     key: str
     requests: int
     failed_requests: int
@@ -74,7 +76,35 @@ class CostReportRow(_message.Message):
     baseline_cost_usd: float
     saving_usd: float
     route_only: RouteOnlyCalls
-    def __init__(self, key: _Optional[str] = ..., requests: _Optional[int] = ..., failed_requests: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., route_only: _Optional[_Union[RouteOnlyCalls, _Mapping]] = ...) -> None: ...
+    evaluation: EvaluationCost
+    quality: QualityEstimate
+    def __init__(self, key: _Optional[str] = ..., requests: _Optional[int] = ..., failed_requests: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., route_only: _Optional[_Union[RouteOnlyCalls, _Mapping]] = ..., evaluation: _Optional[_Union[EvaluationCost, _Mapping]] = ..., quality: _Optional[_Union[QualityEstimate, _Mapping]] = ...) -> None: ...
+
+class EvaluationCost(_message.Message):
+    __slots__ = ("evaluations", "judged", "unparseable", "failed", "shadow_cost_usd", "judge_cost_usd", "cost_usd")
+    EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
+    JUDGED_FIELD_NUMBER: _ClassVar[int]
+    UNPARSEABLE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    evaluations: int
+    judged: int
+    unparseable: int
+    failed: int
+    shadow_cost_usd: float
+    judge_cost_usd: float
+    cost_usd: float
+    def __init__(self, evaluations: _Optional[int] = ..., judged: _Optional[int] = ..., unparseable: _Optional[int] = ..., failed: _Optional[int] = ..., shadow_cost_usd: _Optional[float] = ..., judge_cost_usd: _Optional[float] = ..., cost_usd: _Optional[float] = ...) -> None: ...
+
+class QualityEstimate(_message.Message):
+    __slots__ = ("frontier_quality_share", "sample_size")
+    FRONTIER_QUALITY_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    frontier_quality_share: float
+    sample_size: int
+    def __init__(self, frontier_quality_share: _Optional[float] = ..., sample_size: _Optional[int] = ...) -> None: ...
 
 class RouteOnlyCalls(_message.Message):
     __slots__ = ("requests", "failed_requests", "cost_usd", "latency_p50_ms", "latency_p95_ms")
