@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -23,8 +27,9 @@ from switchyard.api.inference.v1 import inference_pb2_grpc as pb_grpc
 from switchyard.api.options import trace_id_from_metadata
 from switchyard.runtime import attributes
 from switchyard.runtime.channels import open_channel
+from switchyard.runtime.errors import FailedPrecondition
 from switchyard.runtime.logging import setup_logging
-from switchyard.runtime.server import RunningServer, start_server
+from switchyard.runtime.server import RunningServer, ServiceRuntime, start_server
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -353,3 +358,51 @@ async def test_reflection_v1_is_served_beside_v1alpha(echo: RunningServer) -> No
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
     } <= names
+
+
+class _DeallocMessages(logging.Handler):
+    """Keeps grpcio's messages as text only: holding its records could crash the process."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def grpc_dealloc_messages() -> Iterator[list[str]]:
+    logger = logging.getLogger("grpc._cython.cygrpc")
+    handler, level = _DeallocMessages(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+async def test_a_start_that_fails_leaves_no_server_unstopped(
+    grpc_dealloc_messages: list[str],
+) -> None:
+    # A service whose resources cannot open, and one whose port is taken: each start fails
+    # with its error, and no gRPC server is left to be deallocated unstopped (grpcio logs that
+    # with a reference to the freed server; a handler keeping the record crashed pytest).
+    definition = echo_definition(EchoSettings(port=0))
+
+    @asynccontextmanager
+    async def broken(runtime: ServiceRuntime) -> AsyncIterator[None]:
+        raise FailedPrecondition("the model directory is missing")
+        yield
+
+    with pytest.raises(FailedPrecondition, match="model directory"):
+        async with start_server(replace(definition, resources=broken), port=0):
+            pass
+    async with start_server(definition, port=0) as running:
+        with pytest.raises((OSError, RuntimeError)):
+            async with start_server(definition, port=running.port):
+                pass
+    gc.collect()
+    assert not [m for m in grpc_dealloc_messages if "__dealloc__ called on running" in m]

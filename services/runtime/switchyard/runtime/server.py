@@ -187,28 +187,36 @@ async def start_server(
     reporter = HealthReporter(health_servicer)
     runtime = ServiceRuntime(settings=settings, health=reporter)
     gate = CallGate()
-    server = grpc.aio.server(
-        interceptors=[
-            aio_server_interceptor(filter_=_traced),
-            ErrorMappingInterceptor(gate, clock=clock),
-        ],
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ],
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-    )
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     async with definition.resources(runtime) as resources:
-        names = list(definition.register(server, resources))
-        reporter.watch(names)
-        await reporter.set_serving(False)
-        enable_reflection(server, names)
-        bind_port = settings.bind_port if port is None else port
-        bound = server.add_insecure_port(f"{settings.host}:{bind_port}")
-        if bound == 0:
-            raise OSError(f"{definition.name}: could not bind {settings.host}:{bind_port}")
+        # The gRPC server exists only once the resources are open, and it is stopped on every
+        # way out, bind failures included: grpcio logs the deallocation of a server that was
+        # never stopped with a reference to the freed object, and a log handler keeping that
+        # record (pytest's capture, a memory handler) later crashes the process.
+        server = grpc.aio.server(
+            interceptors=[
+                aio_server_interceptor(filter_=_traced),
+                ErrorMappingInterceptor(gate, clock=clock),
+            ],
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        )
+        try:
+            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+            names = list(definition.register(server, resources))
+            reporter.watch(names)
+            await reporter.set_serving(False)
+            enable_reflection(server, names)
+            bind_port = settings.bind_port if port is None else port
+            bound = server.add_insecure_port(f"{settings.host}:{bind_port}")
+            if bound == 0:
+                raise OSError(f"{definition.name}: could not bind {settings.host}:{bind_port}")
+        except BaseException:
+            await _discard(server)
+            raise
         await server.start()
         running = RunningServer(
             server=server,
@@ -230,6 +238,12 @@ async def start_server(
             yield running
         finally:
             await running.stop()
+
+
+async def _discard(server: grpc.aio.Server) -> None:
+    """Stop a server that never started (grpcio can only stop a started one)."""
+    await server.start()
+    await server.stop(None)
 
 
 async def _serve_until_signal(definition: ServiceDefinition[Any]) -> None:
