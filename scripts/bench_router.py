@@ -18,12 +18,14 @@ process and ledger:
 - `fsync`: this tree, the default (answered once the record is fsynced in the journal);
 - `page-cache`: this tree, the opt-in weaker mode (answered once the record is written);
 - `before`: an older tree of the repository (`--before DIR`, its `services/` put first on
-  PYTHONPATH), e.g. a worktree of the commit before durable records.
+  PYTHONPATH), e.g. a worktree of the commit before durable records;
+- `fsync-base`: another older tree (`--base DIR`) that has the journal, in its default
+  `fsync` mode, e.g. the commit a change to the journal started from.
 
 Usage:
     .venv/bin/python scripts/bench_router.py [--seconds 10] [--concurrency 50 200]
-    .venv/bin/python scripts/bench_router.py --variants before fsync page-cache \\
-        --before /tmp/main-worktree --rounds 3 --seconds 5
+    .venv/bin/python scripts/bench_router.py --variants before fsync-base fsync page-cache \\
+        --before /tmp/main-worktree --base /tmp/start-worktree --rounds 3 --seconds 5
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from support.router_processes import Fakes, RouterProcess, router_config  # noqa
 from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc  # noqa: E402
 
-VARIANTS = ("before", "fsync", "page-cache")
+VARIANTS = ("before", "fsync-base", "fsync", "page-cache")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -103,22 +105,30 @@ async def load(address: str, concurrency: int, seconds: float, direct: bool) -> 
     }
 
 
-def start_router(variant: str, directory: Path, fakes: Fakes, before: Path | None) -> RouterProcess:
+def start_router(
+    variant: str, directory: Path, fakes: Fakes, trees: dict[str, Path | None]
+) -> RouterProcess:
     directory.mkdir(parents=True, exist_ok=True)
-    env = {"SWITCHYARD_ROUTER_LOG_LEVEL": "ERROR"}
-    if variant != "before":  # gRPC only here; scripts/bench_front_door.py measures the HTTP door
-        env["SWITCHYARD_ROUTER_HTTP_ENABLED"] = "false"
+    # gRPC only here (RouterProcess turns the HTTP door off; scripts/bench_front_door.py
+    # measures it); a tree from before the door does not know that setting
+    env: dict[str, str | None] = {"SWITCHYARD_ROUTER_LOG_LEVEL": "ERROR"}
     if variant == "before":
-        if before is None:
-            raise SystemExit("--variants before needs --before DIR (an older tree of this repo)")
+        env["SWITCHYARD_ROUTER_HTTP_ENABLED"] = None
+    os.environ.pop("PYTHONPATH", None)
+    if variant in trees:
+        tree = trees[variant]
+        if tree is None:
+            option = "--before" if variant == "before" else "--base"
+            raise SystemExit(f"--variants {variant} needs {option} DIR (an older tree of the repo)")
         parts = ("router", "runtime", "api")
-        old = ":".join(str(before / "services" / part) for part in parts)
+        old = ":".join(str(tree / "services" / part) for part in parts)
         os.environ["PYTHONPATH"] = old  # RouterProcess passes the environment on
+    if variant == "before":
         env["SWITCHYARD_ROUTER_LEDGER_SPILL_PATH"] = str(directory / "spill.jsonl")
     else:
-        os.environ.pop("PYTHONPATH", None)
         env["SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR"] = str(directory / "journal")
-        env["SWITCHYARD_ROUTER_LEDGER_DURABILITY"] = variant
+        durability = "page-cache" if variant == "page-cache" else "fsync"
+        env["SWITCHYARD_ROUTER_LEDGER_DURABILITY"] = durability
     config = router_config(fakes.address, f"sqlite:{directory / 'ledger.db'}")
     try:
         return RouterProcess(directory, config, env).start()
@@ -132,6 +142,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 200])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["fsync"])
     parser.add_argument("--before", type=Path, help="an older tree for the 'before' variant")
+    parser.add_argument("--base", type=Path, help="an older tree for the 'fsync-base' variant")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -141,7 +152,8 @@ def main() -> int:
     routers: dict[str, RouterProcess] = {}
     try:
         for variant in args.variants:
-            routers[variant] = start_router(variant, tmp / variant, fakes, args.before)
+            trees = {"before": args.before, "fsync-base": args.base}
+            routers[variant] = start_router(variant, tmp / variant, fakes, trees)
         # results[variant][concurrency] = list of per-round results
         results: dict[str, dict[int, list[dict[str, object]]]] = {
             v: {c: [] for c in args.concurrency} for v in [*args.variants, "direct"]
@@ -214,18 +226,22 @@ def report(args: argparse.Namespace, results: Results) -> None:
             f"{row['variant']:>10} {row['callers']:>7} {added:>10} {tail:>10} "
             f"{row['errors']:>7} {row['rps']:>6.0f} {row['client_p50_ms']:>9.1f}ms   {per_round}"
         )
-    if "before" in args.variants:
-        print("\nagainst 'before' (same run):")
-        by = {(r["variant"], r["callers"]): r for r in rows}
+    by = {(r["variant"], r["callers"]): r for r in rows}
+    for reference in ("before", "fsync-base"):
+        if reference not in args.variants:
+            continue
+        print(f"\nagainst '{reference}' (same run):")
         for variant in args.variants:
-            if variant == "before":
+            if variant == reference:
                 continue
             for c in args.concurrency:
-                new, old = by[(variant, c)], by[("before", c)]
+                new, old = by[(variant, c)], by[(reference, c)]
                 print(
                     f"  {variant:>10} at {c:>3} callers: added p50 "
-                    f"{new['added_p50_ms'] - old['added_p50_ms']:+.2f} ms, p99 "
-                    f"{new['added_p99_ms'] - old['added_p99_ms']:+.2f} ms, throughput "
+                    f"{new['added_p50_ms'] - old['added_p50_ms']:+.2f} ms "
+                    f"({new['added_p50_ms'] / old['added_p50_ms']:.2f}x), p99 "
+                    f"{new['added_p99_ms'] - old['added_p99_ms']:+.2f} ms "
+                    f"({new['added_p99_ms'] / old['added_p99_ms']:.2f}x), throughput "
                     f"{new['rps'] / old['rps']:.2f}x"
                 )
 
