@@ -208,6 +208,19 @@ async def test_no_caller_is_released_before_a_sync_of_its_own_record_returned(
     assert {what for kind, what in syncs.events if kind == "released"} == set(durable)
 
 
+async def test_close_returns_in_its_time_while_a_sync_hangs_on_the_disk(tmp_path: Path) -> None:
+    syncs, ledger = HeldSyncs(), HeldLedger()
+    writer = writer_with(syncs, ledger, tmp_path, flushers=2)
+    durable = writer.submit(record("r-1"))
+    hanging = await syncs.next()
+    try:  # SIGTERM's drain: bounded by its timeout, not by the disk
+        await asyncio.wait_for(writer.close(timeout_s=0.2), 30)
+        assert not durable.done(), "never released without a sync that returned"
+    finally:
+        hanging.release.set()
+        syncs.release_all()
+
+
 def test_a_preallocated_segment_is_written_in_place_and_read_without_its_fill(
     tmp_path: Path,
 ) -> None:

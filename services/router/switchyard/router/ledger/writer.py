@@ -9,8 +9,10 @@ Two stages, each with group commit:
    every write before it durable and resolves those futures (group commit: one sync covers
    every record written before it). The syncs are a pipeline (`GroupCommit`): a record
    written while others are being synced starts its own sync at once on an idle flusher, up
-   to `flushers` (3) at once, and is released by the first sync that covers it, never
-   before one has returned. The router awaits the future before it sends the answer, so a
+   to `flushers` (2) at once, and is released by the first sync that covers it, never
+   before one has returned (2: at the router's rates a second flusher roughly halves the
+   wait, more add little, and at higher rates each extra one costs more than it saves:
+   `scripts/bench_journal.py`, docs/services/cost-ledger.md). The router awaits the future before it sends the answer, so a
    record whose answer reached the caller is on disk, and a request cut by a crash either has
    its line or never answered. `Durability.PAGE_CACHE` (opt-in, weaker) resolves after the
    write (the sync follows at once): it survives the router being killed, not a power cut or a
@@ -35,6 +37,10 @@ answered UNAVAILABLE) when the ledger cannot take it within the retry budget.
 
 `close(timeout_s)` (SIGTERM): everything submitted is journaled, the ledger gets `timeout_s` to
 take what is queued, and the rest stays in the journal; it returns within that time.
+
+(Over 500 lines on purpose: the journal stage, the ledger stage and replay share one set of
+entries and segment counts, and split apart they would pass that bookkeeping back and forth;
+the file I/O is in `journal.py`, the sync threads in `group_commit.py`.)
 """
 
 from __future__ import annotations
@@ -134,7 +140,7 @@ class LedgerWriter:
         segment_bytes: int = 2 << 20,
         replay_interval_s: float = 5.0,
         linger_s: float = 0.05,
-        flushers: int = 3,
+        flushers: int = 2,
         sync_file: Callable[[int], None] | None = None,
     ) -> None:
         """`segment_bytes`: each journal segment preallocated (0: appended, for
@@ -210,8 +216,10 @@ class LedgerWriter:
             await asyncio.wait_for(self._synced.wait(), timeout_s)
         except TimeoutError:
             log.error("stopping before the journal's last sync returned")
+        flushers_stopped = True
         if self._group is not None:  # the flushers stop once idle (at once, normally)
-            await self._run_io(self._group.close, max(0.0, deadline - time.monotonic()))
+            remaining = max(0.0, deadline - time.monotonic())
+            flushers_stopped = await self._run_io(self._group.close, remaining)
         if self._ledger_task is not None:
             self._stopping.set()
             self._wake.set()
@@ -231,7 +239,10 @@ class LedgerWriter:
             )
             self._left_to_journal(self._to_ledger)
             self._to_ledger = []
-        if self._journal is not None:
+        if self._journal is not None and not flushers_stopped:
+            # a sync still hangs on the disk: leave its files open (the process is exiting)
+            log.error("stopping with a journal sync still running", journal=str(self.journal_dir))
+        elif self._journal is not None:
             current = self._segments.get(self._current_segment)
             self._journal.rotate()  # on the loop, like write(); close() syncs and closes
             await self._run_io(self._journal.close)
