@@ -19,6 +19,8 @@ process and ledger:
 - `page-cache`: this tree, the opt-in weaker mode (answered once the record is written);
 - `before`: an older tree of the repository (`--before DIR`, its `services/` put first on
   PYTHONPATH), e.g. a worktree of the commit before durable records;
+- `fsync-base`: another older tree (`--base DIR`) that has the journal, in its default
+  `fsync` mode, e.g. the commit a change to the journal started from;
 - `shadow-off` / `shadow-sampled`: this tree (durability `--durability`) without shadow
   evaluation, and with `--shadow-share` of requests shadow-evaluated (the shadow call and both
   judge calls go to the instant backend, which answers the judge with a tie). The run prints
@@ -26,8 +28,8 @@ process and ledger:
 
 Usage:
     .venv/bin/python scripts/bench_router.py [--seconds 10] [--concurrency 50 200]
-    .venv/bin/python scripts/bench_router.py --variants before fsync page-cache \\
-        --before /tmp/main-worktree --rounds 3 --seconds 5
+    .venv/bin/python scripts/bench_router.py --variants before fsync-base fsync page-cache \\
+        --before /tmp/main-worktree --base /tmp/start-worktree --rounds 3 --seconds 5
     .venv/bin/python scripts/bench_router.py --variants shadow-off shadow-sampled \\
         --shadow-share 0.1 --rounds 3 --seconds 5
 """
@@ -56,7 +58,7 @@ from support.router_processes import Fakes, RouterProcess, router_config  # noqa
 from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc  # noqa: E402
 
-VARIANTS = ("before", "fsync", "page-cache", "shadow-off", "shadow-sampled")
+VARIANTS = ("before", "fsync-base", "fsync", "page-cache", "shadow-off", "shadow-sampled")
 SHADOW_VARIANTS = ("shadow-off", "shadow-sampled")
 
 
@@ -114,23 +116,31 @@ async def load(address: str, concurrency: int, seconds: float, direct: bool) -> 
 def start_router(
     variant: str, directory: Path, fakes: Fakes, args: argparse.Namespace
 ) -> RouterProcess:
-    before: Path | None = args.before
+    trees: dict[str, Path | None] = {"before": args.before, "fsync-base": args.base}
     directory.mkdir(parents=True, exist_ok=True)
-    env = {"SWITCHYARD_ROUTER_LOG_LEVEL": "ERROR"}
-    if variant != "before":  # gRPC only here; scripts/bench_front_door.py measures the HTTP door
-        env["SWITCHYARD_ROUTER_HTTP_ENABLED"] = "false"
+    # gRPC only here (RouterProcess turns the HTTP door off; scripts/bench_front_door.py
+    # measures it); a tree from before the door does not know that setting
+    env: dict[str, str | None] = {"SWITCHYARD_ROUTER_LOG_LEVEL": "ERROR"}
     if variant == "before":
-        if before is None:
-            raise SystemExit("--variants before needs --before DIR (an older tree of this repo)")
+        env["SWITCHYARD_ROUTER_HTTP_ENABLED"] = None
+    os.environ.pop("PYTHONPATH", None)
+    if variant in trees:
+        tree = trees[variant]
+        if tree is None:
+            option = "--before" if variant == "before" else "--base"
+            raise SystemExit(f"--variants {variant} needs {option} DIR (an older tree of the repo)")
         parts = ("router", "runtime", "api")
-        old = ":".join(str(before / "services" / part) for part in parts)
+        old = ":".join(str(tree / "services" / part) for part in parts)
         os.environ["PYTHONPATH"] = old  # RouterProcess passes the environment on
+    if variant == "before":
         env["SWITCHYARD_ROUTER_LEDGER_SPILL_PATH"] = str(directory / "spill.jsonl")
     else:
-        os.environ.pop("PYTHONPATH", None)
         env["SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR"] = str(directory / "journal")
-        shadow = variant in SHADOW_VARIANTS
-        env["SWITCHYARD_ROUTER_LEDGER_DURABILITY"] = args.durability if shadow else variant
+        if variant in SHADOW_VARIANTS:
+            durability = args.durability
+        else:
+            durability = "page-cache" if variant == "page-cache" else "fsync"
+        env["SWITCHYARD_ROUTER_LEDGER_DURABILITY"] = durability
     config = router_config(fakes.address, f"sqlite:{directory / 'ledger.db'}")
     if variant == "shadow-sampled":
         config["evaluation"] = {
@@ -150,6 +160,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 200])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["fsync"])
     parser.add_argument("--before", type=Path, help="an older tree for the 'before' variant")
+    parser.add_argument("--base", type=Path, help="an older tree for the 'fsync-base' variant")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument(
         "--shadow-share", type=float, default=0.1, help="shadow-sampled: share evaluated"
@@ -250,22 +261,22 @@ def report(args: argparse.Namespace, results: Results) -> None:
             f"{row['errors']:>7} {row['rps']:>6.0f} {row['client_p50_ms']:>9.1f}ms "
             f"{row['client_p99_ms']:>9.1f}ms   {per_round}"
         )
-    for baseline in ("before", "shadow-off"):
-        if baseline not in args.variants:
+    by = {(r["variant"], r["callers"]): r for r in rows}
+    for reference in ("before", "fsync-base", "shadow-off"):
+        if reference not in args.variants:
             continue
-        print(f"\nagainst '{baseline}' (same run):")
-        by = {(r["variant"], r["callers"]): r for r in rows}
+        print(f"\nagainst '{reference}' (same run):")
         for variant in args.variants:
-            if variant == baseline:
+            if variant == reference:
                 continue
             for c in args.concurrency:
-                new, old = by[(variant, c)], by[(baseline, c)]
+                new, old = by[(variant, c)], by[(reference, c)]
                 print(
                     f"  {variant:>10} at {c:>3} callers: added p50 "
-                    f"{new['added_p50_ms'] - old['added_p50_ms']:+.2f} ms, p99 "
-                    f"{new['added_p99_ms'] - old['added_p99_ms']:+.2f} ms, client p50 "
-                    f"{new['client_p50_ms'] / old['client_p50_ms']:.2f}x, p99 "
-                    f"{new['client_p99_ms'] / old['client_p99_ms']:.2f}x, throughput "
+                    f"{new['added_p50_ms'] - old['added_p50_ms']:+.2f} ms "
+                    f"({new['added_p50_ms'] / old['added_p50_ms']:.2f}x), p99 "
+                    f"{new['added_p99_ms'] - old['added_p99_ms']:+.2f} ms "
+                    f"({new['added_p99_ms'] / old['added_p99_ms']:.2f}x), throughput "
                     f"{new['rps'] / old['rps']:.2f}x"
                 )
 

@@ -30,6 +30,7 @@ from support.router_processes import Fakes, RouterProcess, router_config
 from switchyard.api.inference.v1 import inference_pb2
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
 from switchyard.router.ledger import open_ledger
+from switchyard.router.ledger.journal import RecordJournal
 
 pytestmark = pytest.mark.slow
 
@@ -93,11 +94,12 @@ class Load:
 
 
 def journal_ids(directory: Path) -> set[str]:
+    """The request ids in the journal's segments (read as replay reads them: without the
+    preallocated fill)."""
     return {
         json.loads(line)["request_id"]
         for path in directory.glob("journal-*.jsonl")
-        for line in path.read_text().splitlines()
-        if line.strip()
+        for line in RecordJournal.read(path)
     }
 
 

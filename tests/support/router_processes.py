@@ -151,11 +151,12 @@ def _free_port() -> int:
 
 @dataclass
 class RouterProcess:
-    """`switchyard-router` in its own process; `env` adds SWITCHYARD_ROUTER_* settings."""
+    """`switchyard-router` in its own process; `env` adds SWITCHYARD_ROUTER_* settings (None:
+    leave that one unset, for an older tree that does not know it)."""
 
     directory: Path
     config: dict[str, Any]
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str | None] = field(default_factory=dict)
     port: int = field(default_factory=_free_port)
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
@@ -167,7 +168,7 @@ class RouterProcess:
     def start(self, *, timeout_s: float = 60) -> RouterProcess:
         config = self.directory / "router.yaml"
         config.write_text(yaml.safe_dump(self.config))
-        env = {
+        settings = {
             **os.environ,
             "SWITCHYARD_ROUTER_CONFIG": str(config),
             "SWITCHYARD_ROUTER_HOST": "127.0.0.1",
@@ -176,6 +177,7 @@ class RouterProcess:
             "SWITCHYARD_ROUTER_HTTP_ENABLED": "false",  # gRPC only: no port 8080 clashes
             **self.env,
         }
+        env = {name: value for name, value in settings.items() if value is not None}
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         self.log = self.directory / f"router-{time.monotonic_ns()}.log"
         with self.log.open("wb") as log:

@@ -21,7 +21,12 @@ from switchyard.router.ledger import (
     RequestRecord,
     open_ledger,
 )
-from switchyard.router.ledger.journal import QUARANTINE_NAME, record_from_json, record_to_json
+from switchyard.router.ledger.journal import (
+    QUARANTINE_NAME,
+    RecordJournal,
+    record_from_json,
+    record_to_json,
+)
 from switchyard.router.ledger.writer import Durability, LedgerWriter
 
 NOW = datetime(2026, 7, 1, 0, 0, 30, tzinfo=UTC)  # the 1st of a month, just after midnight
@@ -81,10 +86,12 @@ async def stored_ids(ledger: CostLedger) -> list[str]:
 
 
 def journal_ids(directory: Path) -> list[str]:
+    """The request ids in the journal's segments (read as replay reads them: without the
+    preallocated fill)."""
     return sorted(
         json.loads(line)["request_id"]
         for path in directory.glob("journal-*.jsonl")
-        for line in path.read_text().splitlines()
+        for line in RecordJournal.read(path)
     )
 
 

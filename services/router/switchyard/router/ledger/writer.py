@@ -5,16 +5,19 @@ Two stages, each with group commit:
 
 1. **Journal** (`RecordJournal`, the point of durability). `submit(record)` returns a future.
    A submitted record is written at once with one write() (into the page cache: microseconds,
-   on the loop); an fdatasync on a worker thread then makes every write before it durable and
-   resolves those futures (group commit: one sync covers every record written before it). Up
-   to `parallel_syncs` (2) syncs run at once, so records written while one syncs start their
-   own sync at once instead of queueing behind it (on the development VM two overlapping
-   flushes cut the wait ~3x). The router awaits the future before it sends the answer, so a
-   record whose answer reached the caller is on disk, and a request cut by a crash either has
-   its line or never answered. `Durability.PAGE_CACHE` (opt-in, weaker) resolves after the
-   write (the sync follows at once): it survives the router being killed, not a power cut or a
-   kernel crash in the milliseconds before the sync. A ledger commit also resolves a record's
-   future.
+   on the loop, into a preallocated segment); an fdatasync on a flusher thread then makes
+   every write before it durable and resolves those futures (group commit: one sync covers
+   every record written before it). The syncs are a pipeline (`GroupCommit`): a record
+   written while others are being synced starts its own sync at once on an idle flusher, up
+   to `flushers` (2) at once, and is released by the first sync that covers it, never
+   before one has returned (2: at the router's rates a second flusher roughly halves the
+   wait, more add little, and at higher rates each extra one costs more than it saves:
+   `scripts/bench_journal.py`, docs/services/cost-ledger.md). The router awaits the future
+   before it sends the answer, so a record whose answer reached the caller is on disk, and a
+   request cut by a crash either has its line or never answered. `Durability.PAGE_CACHE`
+   (opt-in, weaker) resolves after the write (the sync follows at once): it survives the
+   router being killed, not a power cut or a kernel crash in the milliseconds before the
+   sync. A ledger commit also resolves a record's future.
 2. **Ledger** (write-behind). One task takes up to `max_batch` journaled records at a time and
    writes them with `CostLedger.record_many` (one transaction), waiting `linger_s` between
    small batches so the ledger commits (and fsyncs) less often. An unreachable ledger is
@@ -34,6 +37,10 @@ answered UNAVAILABLE) when the ledger cannot take it within the retry budget.
 
 `close(timeout_s)` (SIGTERM): everything submitted is journaled, the ledger gets `timeout_s` to
 take what is queued, and the rest stays in the journal; it returns within that time.
+
+(Over 500 lines on purpose: the journal stage, the ledger stage and replay share one set of
+entries and segment counts, and split apart they would pass that bookkeeping back and forth;
+the file I/O is in `journal.py`, the sync threads in `group_commit.py`.)
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from switchyard.router.ledger.group_commit import GroupCommit
 from switchyard.router.ledger.interface import CostLedger, LedgerError, LedgerUnavailable
 from switchyard.router.ledger.journal import RecordJournal, record_from_json, record_to_json
 from switchyard.router.ledger.records import RequestRecord
@@ -129,32 +137,44 @@ class LedgerWriter:
         retry_delays_s: tuple[float, ...] = (0.1, 0.5, 2.0),
         max_batch: int = 512,
         segment_records: int = 1024,
+        segment_bytes: int = 2 << 20,
         replay_interval_s: float = 5.0,
         linger_s: float = 0.05,
-        parallel_syncs: int = 2,
+        flushers: int = 2,
+        sync_file: Callable[[int], None] | None = None,
     ) -> None:
+        """`segment_bytes`: each journal segment preallocated (0: appended, for
+        copy-on-write filesystems); `flushers`: fdatasyncs in flight at most; `sync_file`:
+        the fdatasync itself (a test injects one that records the order)."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._ledger = ledger
         self._on_written = on_written
         self._on_committing = on_committing
-        self._journal = (
-            RecordJournal(journal_dir, segment_records=segment_records)
-            if journal_dir is not None
-            else None
-        )
+        self._journal: RecordJournal | None = None
+        self._group: GroupCommit | None = None
+        if journal_dir is not None:
+            self._journal = RecordJournal(
+                journal_dir,
+                segment_records=segment_records,
+                segment_bytes=segment_bytes,
+                flushers=flushers,
+                **({"sync_file": sync_file} if sync_file is not None else {}),
+            )
+            self._group = GroupCommit(
+                self._journal.sync,
+                flushers=flushers,
+                on_synced=self._synced_up_to,
+                on_failed=self._sync_failed,
+            )
         self._durability = durability
         self._retry_delays = retry_delays_s
         self._max_batch = max_batch
         self._replay_interval_s = replay_interval_s
         self._io = ThreadPoolExecutor(1, thread_name_prefix="ledger-journal")
-        self._parallel_syncs = parallel_syncs
-        self._syncer = ThreadPoolExecutor(parallel_syncs, thread_name_prefix="ledger-journal-sync")
         self._to_journal: list[_Entry] = []
         #: written, waiting for a sync: (write number, entries), in order
         self._to_sync: deque[tuple[int, list[_Entry]]] = deque()
-        self._syncs_running = 0
-        self._sync_asked = 0  # the last write number a running or finished sync covers
         self._synced = asyncio.Event()
         self._synced.set()
         self._linger_s = linger_s
@@ -198,6 +218,10 @@ class LedgerWriter:
             await asyncio.wait_for(self._synced.wait(), timeout_s)
         except TimeoutError:
             log.error("stopping before the journal's last sync returned")
+        flushers_stopped = True
+        if self._group is not None:  # the flushers stop once idle (at once, normally)
+            remaining = max(0.0, deadline - time.monotonic())
+            flushers_stopped = await self._run_io(self._group.close, remaining)
         if self._ledger_task is not None:
             self._stopping.set()
             self._wake.set()
@@ -217,7 +241,10 @@ class LedgerWriter:
             )
             self._left_to_journal(self._to_ledger)
             self._to_ledger = []
-        if self._journal is not None:
+        if self._journal is not None and not flushers_stopped:
+            # a sync still hangs on the disk: leave its files open (the process is exiting)
+            log.error("stopping with a journal sync still running", journal=str(self.journal_dir))
+        elif self._journal is not None:
             current = self._segments.get(self._current_segment)
             self._journal.rotate()  # on the loop, like write(); close() syncs and closes
             await self._run_io(self._journal.close)
@@ -225,7 +252,6 @@ class LedgerWriter:
                 current.closed = True
                 self._schedule_trim(self._current_segment)
         self._io.shutdown(wait=True)
-        self._syncer.shutdown(wait=True)
 
     def unwritten(self, request_id: str) -> RequestRecord | None:
         """The record of `request_id` when it was submitted here and is not in the ledger yet
@@ -276,39 +302,25 @@ class LedgerWriter:
                 _resolve(entry)
         self._to_sync.append((write, batch))
         self._synced.clear()
-        self._start_sync()
+        assert self._group is not None
+        self._group.request(write)  # stage 1b: a flusher syncs it (at once when one is idle)
         self._queue_for_ledger(batch)
 
-    def _start_sync(self) -> None:
-        """Stage 1b: start an fdatasync when writes wait that no running one covers (up to
-        `parallel_syncs` at once: the next starts while the last one still runs)."""
-        if not self._to_sync or self._sync_asked >= self._to_sync[-1][0]:
-            return
-        if self._syncs_running >= self._parallel_syncs:
-            return
-        assert self._journal is not None
-        self._syncs_running += 1
-        self._sync_asked = self._to_sync[-1][0]
-        running = asyncio.get_running_loop().run_in_executor(self._syncer, self._journal.sync)
-        running.add_done_callback(self._sync_done)
-
-    def _sync_done(self, running: asyncio.Future[int]) -> None:
-        self._syncs_running -= 1
-        try:
-            covers = running.result()
-        except Exception as exc:
-            batch = [entry for _, entries in self._to_sync for entry in entries]
-            self._to_sync.clear()
-            self._sync_asked = 0
-            self._journal_failed(batch, exc, "synced")
-        else:
-            while self._to_sync and self._to_sync[0][0] <= covers:
-                for entry in self._to_sync.popleft()[1]:
-                    _resolve(entry)
-        if self._to_sync:
-            self._start_sync()
-        else:
+    def _synced_up_to(self, covers: int) -> None:
+        """Posted to the loop by a flusher: every write up to `covers` is durable."""
+        while self._to_sync and self._to_sync[0][0] <= covers:
+            for entry in self._to_sync.popleft()[1]:
+                _resolve(entry)
+        if not self._to_sync:
             self._synced.set()
+
+    def _sync_failed(self, exc: BaseException) -> None:
+        """Posted by a flusher whose fdatasync failed: nothing waiting is known to be on disk
+        (Linux drops the pages of a failed writeback), so the ledger commit resolves them."""
+        batch = [entry for _, entries in self._to_sync for entry in entries]
+        self._to_sync.clear()
+        self._journal_failed(batch, exc, "synced")
+        self._synced.set()
 
     def _journal_failed(self, batch: list[_Entry], exc: BaseException, what: str) -> None:
         log.error(
