@@ -98,6 +98,11 @@ async def test_up_demo_traces_hint_and_kill_9(tmp_path: Path) -> None:
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             "OTEL_METRICS_EXPORTER": "none",
             "HF_HUB_OFFLINE": "1",
+            # started from a shell without the virtualenv on PATH (an activated one would make
+            # the bare name work and the hint rightly print it)
+            "PATH": os.pathsep.join(
+                p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN
+            ),
         }
         argv = [str(BIN / "switchyard-suite"), "--demo", "--base-port", str(base)]
         argv += ["--state-dir", str(tmp_path / "state"), "--otlp-endpoint", endpoint]
