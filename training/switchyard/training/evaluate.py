@@ -2,10 +2,12 @@
 
     python -m switchyard.training.evaluate --model DIR [--data-dir D] [--cache-dir C]
 
-1. Unseen sources: accuracy of the model in DIR on hand-labelled prompts from datasets the task
-   head never trains on: ``unseen.UNSEEN_LABELS`` (47 prompts; looked at while choosing the v1
-   recipe) and ``tests/unit/classifier/data/unseen_fresh.jsonl`` (91 prompts, labelled before
-   any tuning and never used to choose anything; the cleaner number).
+1. Unseen sources: accuracy (and the confusion matrix) of the model in DIR on hand-labelled
+   prompts the task head never trains on: ``unseen.UNSEEN_LABELS`` (set 1, 47 prompts; looked
+   at while choosing the v1 recipe), ``tests/unit/classifier/data/unseen_fresh.jsonl`` (set 2,
+   91 prompts, labelled before any tuning) and ``unseen_ours.jsonl`` (set 3, 104 prompts the
+   project wrote for the formats issue 14 names, labelled before any model output was seen).
+   Sets 2 and 3 are never used to choose anything.
 2. Leave-source-out (``validation.py``): the shipped task recipe refitted with whole sources
    left out (5 folds, every source left out once), accuracy per left-out source and the worst.
    The recipe (C) was chosen on this check, so it is cross-validation, not a test.
@@ -23,6 +25,7 @@ import json
 import random
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,15 +60,13 @@ from switchyard.training.tokens import bag_of_tokens
 from switchyard.training.unseen import UNSEEN_LABELS
 from switchyard.training.validation import leave_source_out
 
-__all__ = ["FRESH_UNSEEN_FILE", "main"]
+__all__ = ["FRESH_UNSEEN_FILE", "OURS_UNSEEN_FILE", "confusion", "main", "reference_mix"]
 
 _root = checkout_root()
-# The fresh unseen-source set (see tests/unit/classifier/data/README.md), in the checkout.
-FRESH_UNSEEN_FILE = (
-    None
-    if _root is None
-    else _root / "tests" / "unit" / "classifier" / "data" / "unseen_fresh.jsonl"
-)
+_data = None if _root is None else _root / "tests" / "unit" / "classifier" / "data"
+# The fresh unseen-source set and the project's own (see tests/unit/classifier/data/README.md).
+FRESH_UNSEEN_FILE = None if _data is None else _data / "unseen_fresh.jsonl"
+OURS_UNSEEN_FILE = None if _data is None else _data / "unseen_ours.jsonl"
 # Rows scored per left-out source in the leave-source-out check (a seeded sample).
 LSO_ROWS_PER_SOURCE = 300
 
@@ -91,6 +92,26 @@ def _fresh_rows(path: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
+def reference_mix(prompts_dir: Path) -> list[tuple[str, str, str]]:
+    """The three unseen sets together (source, prompt, task type): traffic-like prompts no model
+    trains on (``thresholds.py`` reads the shipped score's distribution on them)."""
+    rows = _unseen_rows(prompts_dir)
+    for path in (FRESH_UNSEEN_FILE, OURS_UNSEEN_FILE):
+        if path is None:
+            raise ValueError("the unseen-source sets are in a checkout: tests/unit/classifier/data")
+        rows += _fresh_rows(path)
+    return rows
+
+
+def confusion(labels: list[str], predicted: list[str]) -> dict[str, dict[str, int]]:
+    """true task type -> {predicted task type: count}, misses only listed where nonzero."""
+    out: dict[str, dict[str, int]] = {}
+    for label, got in zip(labels, predicted, strict=True):
+        row = out.setdefault(label, {})
+        row[got] = row.get(got, 0) + 1
+    return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
+
+
 def _unseen(model: ClassifierModel, rows: list[tuple[str, str, str]]) -> dict[str, object]:
     predictions = model.predict([p for _, p, _ in rows])
     names = model.manifest.task_types
@@ -109,6 +130,7 @@ def _unseen(model: ClassifierModel, rows: list[tuple[str, str, str]]) -> dict[st
         "n": len(rows),
         "accuracy": float(np.mean(correct)),
         "by_source": by_source,
+        "confusion": confusion([label for _, _, label in rows], got),
         "misses": misses,
     }
 
@@ -167,6 +189,8 @@ def leave_source_out_check(
                 str(k): float(correct[sel & np.array([r.task_type == k for r in test_rows])].mean())
                 for k in kinds
             }
+        wrong = [TASK_TYPE_NAMES[int(predicted[keep][i])] for i in np.nonzero(sel & ~correct)[0]]
+        entry["read_as"] = dict(Counter(wrong).most_common(3))
         per_source[source] = entry
     accuracies = {s: float(v["accuracy"]) for s, v in per_source.items()}  # type: ignore[arg-type]
     worst = min(accuracies, key=lambda s: accuracies[s])
@@ -176,6 +200,10 @@ def leave_source_out_check(
         "pooled_accuracy": float(correct.mean()),
         "mean_over_sources": float(np.mean(list(accuracies.values()))),
         "worst_source": {"source": worst, "accuracy": accuracies[worst]},
+        "confusion": confusion(
+            [r.task_type or "" for r in test_rows],
+            [TASK_TYPE_NAMES[int(p)] for p in predicted[keep]],
+        ),
         "per_source": per_source,
     }
 
@@ -242,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fresh", type=Path, default=FRESH_UNSEEN_FILE)
+    parser.add_argument("--ours", type=Path, default=OURS_UNSEEN_FILE)
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["unseen", "sources", "escalation"]
     )
@@ -258,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         report["unseen_sources"] = _unseen(model, _unseen_rows(data_dir / "prompts"))
         if args.fresh is not None:
             report["unseen_sources_fresh"] = _unseen(model, _fresh_rows(args.fresh))
+        if args.ours is not None:
+            report["unseen_sources_ours"] = _unseen(model, _fresh_rows(args.ours))
     with tempfile.TemporaryDirectory() as tmp:
         _, embedder = make_embedder(locate_encoder_files(), Path(tmp), args.threads, args.cache_dir)
         if "sources" not in args.skip:

@@ -146,7 +146,7 @@ def router_config(
         },
         "targets": targets,
         "routing": {
-            "escalation_threshold": 0.5,
+            "escalation_threshold": 0.16,  # as config/router.yaml (fitted to the shipped model)
             "local_target": "local-general",
             "frontier_target": "frontier-general",
             "default_target": "local-general",
@@ -155,10 +155,10 @@ def router_config(
             "fallbacks": fallbacks,
             # as config/router.yaml: thresholds moved per task type, nothing forced
             "task_rules": {
-                "CLASSIFICATION": {"threshold_delta": 0.2},
-                "EXTRACTION": {"threshold_delta": 0.2},
-                "MATH": {"frontier_target": strong, "threshold_delta": -0.1},
-                "SCIENCE": {"frontier_target": strong, "threshold_delta": -0.1},
+                "CLASSIFICATION": {"threshold_delta": 0.03},
+                "EXTRACTION": {"threshold_delta": 0.03},
+                "MATH": {"frontier_target": strong, "threshold_delta": -0.03},
+                "SCIENCE": {"frontier_target": strong, "threshold_delta": -0.03},
             },
         },
         "tenants": {},
