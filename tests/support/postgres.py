@@ -120,7 +120,8 @@ class PostgresServer:
     def _command(self, *args: str) -> list[str]:
         command = [str(self.bin_dir / args[0]), *args[1:]]
         if self.run_as is not None:
-            command = ["runuser", "-u", self.run_as, "--", *command]
+            runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+            command = [runuser or "runuser", "-u", self.run_as, "--", *command]
         return command
 
     def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
