@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from switchyard.classifier.taxonomy import (
     task_type_from_name,
 )
 from switchyard.training.authored import authored_prompts
+from switchyard.training.balance import source_of
 from switchyard.training.cli import default_data_dir
 from switchyard.training.data import read_outcome_file
 from switchyard.training.everyday import everyday_prompts
@@ -25,6 +27,7 @@ from switchyard.training.mapping import (
     map_mmlu_subject,
     map_prompt_row,
 )
+from switchyard.training.second_sources import SECOND_SOURCE_PROMPTS, second_source_prompts
 
 DATA = default_data_dir() or Path("/nonexistent")
 
@@ -47,6 +50,10 @@ def test_debugbench_is_code_review_ordered_by_difficulty() -> None:
     [
         ("bbh", "multistep_arithmetic_two", "math"),
         ("bbh", "web_of_lies", "reasoning"),
+        ("bbh", "object_counting", "math"),
+        ("bbh", "penguins_in_a_table", "extraction"),  # answered from the pasted table
+        ("bbh", "movie_recommendation", "chat"),
+        ("bbh", "word_sorting", None),  # fits no task type: left out of the task head
         ("olympiadbench", "Physics / Optics", "science"),
         ("olympiadbench", "Math / Geometry", "math"),
         ("theoremqa", "EECS / Graph theory", "science"),
@@ -168,3 +175,24 @@ def test_everyday_prompts_are_ours_unique_and_labelled() -> None:
     assert all(i.task_type in TASK_TYPE_NAMES for i in items)
     greetings = [i for i in items if i.id.startswith("authored/everyday_greeting/")]
     assert greetings and {i.task_type for i in greetings} == {"chat"}
+
+
+def _shingles(text: str, n: int = 6) -> set[str]:
+    words = re.sub(r"\W+", " ", text.lower()).split()
+    return {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
+
+
+def test_second_sources_are_ours_labelled_and_not_copied_from_the_evaluation_sets() -> None:
+    items = list(second_source_prompts())
+    assert len({i.prompt for i in items}) == len(items) >= 100
+    assert all(i.id.startswith("authored/second_") and i.group == i.id for i in items)
+    assert all(i.task_type in TASK_TYPE_NAMES for i in items)
+    # one source per kind, so leave-source-out leaves each kind out whole
+    assert len({source_of(i.group) for i in items}) == len(SECOND_SOURCE_PROMPTS)
+    evaluation = Path(__file__).parent / "data"
+    for name in ("unseen_fresh.jsonl", "unseen_ours.jsonl"):
+        for line in (evaluation / name).read_text(encoding="utf-8").splitlines():
+            held_out = _shingles(json.loads(line)["prompt"])
+            for item in items:
+                shared = len(held_out & _shingles(item.prompt)) / len(held_out)
+                assert shared <= 0.3, (name, json.loads(line)["id"], item.id)

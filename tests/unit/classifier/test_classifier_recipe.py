@@ -38,6 +38,22 @@ def test_about_half_of_the_rows_lose_their_boilerplate() -> None:
     assert all("Python" in d or "python" in d for d in changed)
 
 
+MMLU = "Which organ filters the blood?\nA. Heart\nB. Kidney\nC. Lung\nD. Skin\nAnswer:"
+
+
+def test_mmlu_questions_lose_their_one_layout() -> None:
+    mmlu = rewritten("mmlu/anatomy", MMLU)
+    changed = [m for m in mmlu if m != MMLU]
+    assert 10 <= len(changed) <= 30  # about half, as the other sources
+    assert len(set(changed)) >= 4  # several layouts, not one new fixed one
+    assert all(m.startswith(("Which organ", "Which is correct? Which organ")) for m in changed)
+    assert all("Answer:" not in m for m in changed)
+    # the options survive where a layout keeps them, and some rows keep the question alone
+    assert "Which organ filters the blood?" in changed
+    assert all(("Kidney" in m) or m == "Which organ filters the blood?" for m in changed)
+    assert rewritten("mmlu/anatomy", "no options here") == ["no options here"] * 40
+
+
 def test_rewriting_is_deterministic_and_leaves_other_sources_alone() -> None:
     assert rewritten("bbh/navigate", BBH) == rewritten("bbh/navigate", BBH)
     assert set(rewritten("simpleqa", BBH)) == {BBH}

@@ -2,12 +2,14 @@
 
 Benchmark prompts carry their dataset's scaffolding: BIG-Bench Hard's ``Options:`` block, MBPP's
 ``Your code should pass these tests:`` asserts, DebugBench's fixed "supposed to solve this
-problem but contains a bug" opening, P3's fixed template sentences. A head trained on them
-learns those strings (it called every prompt with an options list "reasoning", and missed BBH
-tasks and P3 templates it had not seen). ``neutralise`` rewrites about half of such rows
-(chosen by a hash of the row id, so the build stays deterministic) into a plainer form, the way a
-person might ask the same thing; the other half keep their original text. Only training rows are
-rewritten: the held-out split is scored on the datasets' own text.
+problem but contains a bug" opening, P3's fixed template sentences, MMLU's one layout of a
+multiple-choice question (``A.`` .. ``D.`` lines and a closing ``Answer:``; v2.1 writes its
+options the ways people paste them, or drops them, so the subject decides, not the layout).
+A head trained on them learns those strings (it called every prompt with an options list
+"reasoning", and missed BBH tasks and P3 templates it had not seen). ``neutralise`` rewrites
+about half of such rows (chosen by a hash of the row id, so the build stays deterministic) into
+a plainer form, the way a person might ask the same thing; the other half keep their original
+text. Only training rows are rewritten: the held-out split is scored on the datasets' own text.
 """
 
 from __future__ import annotations
@@ -46,6 +48,23 @@ _P3_REWRITES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
 )
 
 
+_MMLU_LAYOUT = re.compile(
+    r"\A(?P<q>.*?)\nA\. (?P<a>.*)\nB\. (?P<b>.*)\nC\. (?P<c>.*)\nD\. (?P<d>.*)\nAnswer:\s*\Z",
+    re.DOTALL,
+)
+# MMLU's options re-laid (question, then the four options a, b, c, d), as people paste them.
+_MMLU_STYLES = (
+    "{q}\nA) {a}\nB) {b}\nC) {c}\nD) {d}",
+    "{q}\n(a) {a}\n(b) {b}\n(c) {c}\n(d) {d}",
+    "{q}\n1. {a}\n2. {b}\n3. {c}\n4. {d}",
+    "{q} Options: {a}; {b}; {c}; {d}",
+    "Which is correct? {q}\nA: {a}\nB: {b}\nC: {c}\nD: {d}",
+    "{q}\nA. {a}\nB. {b}\nC. {c}\nD. {d}\nPick the right answer and explain why.",
+    "{q}",  # the question alone
+    "{q}",
+)
+
+
 def _pick(row_id: str, salt: str, n: int) -> int:
     digest = hashlib.sha256(f"{salt}:{row_id}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % n
@@ -64,6 +83,12 @@ def neutralise(row_id: str, group: str, prompt: str) -> str:
         if match:
             ask = _DEBUG_ASKS[_pick(row_id, "ask", len(_DEBUG_ASKS))]
             return ask.format(lang=match.group(1)) + prompt[match.end() :]
+        return prompt
+    if group.startswith("mmlu/"):
+        match = _MMLU_LAYOUT.match(prompt)
+        if match:
+            style = _MMLU_STYLES[_pick(row_id, "mmlu", len(_MMLU_STYLES))]
+            return style.format(**{k: v.strip() for k, v in match.groupdict().items()})
         return prompt
     if group.startswith("p3/"):
         for pattern, replacements in _P3_REWRITES:

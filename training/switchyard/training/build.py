@@ -91,7 +91,7 @@ OUTCOME_HELD_OUT_PERCENT = 20
 MODEL_NAME = "switchyard-minilm-int8"
 CUSTOM_MODEL_NAME = "switchyard-custom-int8"
 # The recipe's version, in the manifest next to the file hash (the model version).
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3  # 3: v2.1 (second sources, MMLU layouts, BBH task table)
 
 
 def is_held_out(row: LabeledPrompt) -> bool:

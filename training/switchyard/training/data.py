@@ -19,6 +19,7 @@ from switchyard.training.everyday import everyday_prompts
 from switchyard.training.formats import derived_rows
 from switchyard.training.mapping import map_mmlu_subject, map_prompt_row
 from switchyard.training.records import LabeledPrompt, OutcomeRecord
+from switchyard.training.second_sources import second_source_prompts
 from switchyard.training.voices import voice_prompts
 
 __all__ = [
@@ -58,8 +59,8 @@ def load_dataset_prompts(
     """Every row of ``prompts_dir/*.jsonl`` with our labels; then, in this order, the MMLU
     questions of ``mmlu_file`` (an outcome file; task type by subject, ``mapping.MMLU_SUBJECTS``),
     the authored prompts (templated ones from ``authored.py``, user-voice ones from ``voices.py``,
-    everyday formats from ``everyday.py``) and the formats derived from dataset rows
-    (``formats.py``).
+    everyday formats from ``everyday.py``, second sources from ``second_sources.py``) and the
+    formats derived from dataset rows (``formats.py``).
 
     Rows are de-duplicated on the normalised prompt (first occurrence wins, files in name order).
     """
@@ -106,7 +107,8 @@ def load_dataset_prompts(
                 )
             )
     if include_authored:
-        for item in (*authored_prompts(), *voice_prompts(), *everyday_prompts()):
+        authored = (*authored_prompts(), *voice_prompts(), *everyday_prompts())
+        for item in (*authored, *second_source_prompts()):
             add(LabeledPrompt(item.id, item.prompt, item.task_type, item.complexity, item.group))
     if include_derived:
         for row in list(derived_rows(rows)):

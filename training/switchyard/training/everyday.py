@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 
 from switchyard.training.authored import AuthoredPrompt
 
-__all__ = ["EVERYDAY_PROMPTS", "everyday_prompts"]
+__all__ = ["EVERYDAY_PROMPTS", "everyday_prompts", "prompts_by_kind"]
 
 # kind -> (task type, complexity target, prompts)
 EVERYDAY_PROMPTS: Mapping[str, tuple[str, float, tuple[str, ...]]] = {
@@ -237,12 +237,20 @@ EVERYDAY_PROMPTS: Mapping[str, tuple[str, float, tuple[str, ...]]] = {
 }
 
 
-def everyday_prompts() -> Iterator[AuthoredPrompt]:
-    """The prompts above in a fixed order; each prompt is its own split group."""
-    for kind in sorted(EVERYDAY_PROMPTS):
-        task, complexity, prompts = EVERYDAY_PROMPTS[kind]
+def prompts_by_kind(
+    table: Mapping[str, tuple[str, float, tuple[str, ...]]], prefix: str
+) -> Iterator[AuthoredPrompt]:
+    """A kind -> (task type, complexity, prompts) table's prompts in a fixed order (kinds sorted):
+    id ``authored/<prefix><kind>/<n>``, each prompt its own split group."""
+    for kind in sorted(table):
+        task, complexity, prompts = table[kind]
         for index, text in enumerate(prompts):
-            group = f"authored/everyday_{kind}/{index}"
+            group = f"authored/{prefix}{kind}/{index}"
             yield AuthoredPrompt(
                 id=group, prompt=text, task_type=task, complexity=complexity, group=group
             )
+
+
+def everyday_prompts() -> Iterator[AuthoredPrompt]:
+    """The prompts above in a fixed order; each prompt is its own split group."""
+    return prompts_by_kind(EVERYDAY_PROMPTS, "everyday_")

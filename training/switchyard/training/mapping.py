@@ -37,8 +37,17 @@ MATH_LEVELS: Mapping[str, float] = {
 # DebugBench's easy / medium / hard -> complexity target.
 DEBUGBENCH_LEVELS: Mapping[str, float] = {"easy": 0.35, "medium": 0.55, "hard": 0.75}
 
-# BIG-Bench Hard tasks that are arithmetic rather than logic.
-_BBH_MATH = frozenset({"multistep_arithmetic_two"})
+# BIG-Bench Hard tasks whose ask a user would not call a logic puzzle (v2.1; the rest are
+# reasoning): arithmetic and counting -> math; a question answered from a pasted table ->
+# extraction; "find a movie similar to ..." -> chat (a recommendation); sorting words
+# alphabetically fits no task type and is left out of the task head.
+_BBH_TASKS: Mapping[str, str | None] = {
+    "multistep_arithmetic_two": "math",
+    "object_counting": "math",
+    "penguins_in_a_table": "extraction",
+    "movie_recommendation": "chat",
+    "word_sorting": None,
+}
 # SciBench's textbooks that are mathematics rather than physics / chemistry.
 _SCIBENCH_MATH = frozenset({"calculus", "diff", "stat"})
 # P3 templates -> (task type, complexity).
@@ -319,7 +328,7 @@ def map_prompt_row(
     if dataset == "debugbench":
         return MappedLabel("code_review", DEBUGBENCH_LEVELS[difficulty_hint or ""], dataset)
     if dataset == "bbh":
-        task = "math" if hint in _BBH_MATH else "reasoning"
+        task = _BBH_TASKS.get(hint, "reasoning")
         return MappedLabel(task, 0.50, f"bbh/{hint}")
     if dataset == "olympiadbench":
         task = "science" if hint.startswith("Physics") else "math"
