@@ -88,9 +88,9 @@ def test_weighting_repeats_rows_and_keeps_their_group(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "t.jsonl", [export_row("a", "p", False, True)])
     rows = weighted(read_team_outcomes(path).training, 3)
     assert [(r.id, r.subject) for r in rows] == [
-        ("a", "team/QUESTION_ANSWERING"),
-        ("a#1", "team/QUESTION_ANSWERING"),
-        ("a#2", "team/QUESTION_ANSWERING"),
+        ("a", "team/a"),
+        ("a#1", "team/a"),
+        ("a#2", "team/a"),
     ]
     with pytest.raises(ValueError, match=">= 1"):
         weighted(rows, 0)

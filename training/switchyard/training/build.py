@@ -60,7 +60,11 @@ from switchyard.training.phases import (
 )
 from switchyard.training.records import LabeledPrompt, OutcomeRecord
 from switchyard.training.task_head import TaskHead, fit_task_head
-from switchyard.training.team_outcomes import read_team_outcomes, split_for_training
+from switchyard.training.team_outcomes import (
+    read_team_outcomes,
+    split_for_training,
+    team_rows_mask,
+)
 from switchyard.training.tokens import bag_of_tokens
 
 __all__ = [
@@ -320,6 +324,7 @@ def fit_heads(
             transfer_features(task, cx_model, out),
             embedded.task_train.x,
             log,
+            team_rows_mask(rows.outcome_train),
         )
     if escalation is not None:
         esc_args: dict[str, object] = {

@@ -283,11 +283,13 @@ def _choose_alpha(
     local_ok: np.ndarray,
     frontier_ok: np.ndarray,
     log: Callable[[str], None],
+    scored: np.ndarray | None = None,
 ) -> float:
     best: tuple[float, float] | None = None
+    sel = np.ones(len(gain), bool) if scored is None else scored
     for alpha in OUTCOME_ALPHAS:
         oog = out_of_group_scores(embedding, log_tokens, gain, groups, alpha)
-        apgr, _ = metrics.apgr_and_cpt(oog, local_ok, frontier_ok)
+        apgr, _ = metrics.apgr_and_cpt(oog[sel], local_ok[sel], frontier_ok[sel])
         log(f"  escalation outcome model alpha={alpha}: out-of-group APGR {apgr:.4f}")
         if best is None or apgr > best[0]:
             best = (apgr, alpha)
@@ -304,18 +306,26 @@ def fit_escalation(
     transfer: TransferFeatures,
     other_embedding: np.ndarray,
     log: Callable[[str], None] = lambda _: None,
+    validate_on: np.ndarray | None = None,
 ) -> EscalationFit:
     """Fit the escalation score on outcome records. ``groups`` are the units held out together
     (MMLU subjects; a team's file without subjects counts each row as its own group). The
     outcome model's alpha is chosen by out-of-group APGR, the blend (lambda, kappa, gamma) by
-    held-out-group validation, the Platt scale on all rows."""
+    held-out-group validation, the Platt scale on all rows.
+
+    ``validate_on`` (a row mask: a team's own outcomes, combined with the shipped data) makes
+    the choice about those rows: alpha by out-of-group APGR on them, the blend by 5 folds of
+    their groups (each fold refitted on everything else, the shipped rows included), since the
+    team's traffic is what the model will serve."""
     from sklearn.linear_model import LogisticRegression
 
     local_ok, frontier_ok = local_ok.astype(bool), frontier_ok.astype(bool)
     gain = frontier_ok.astype(float) - local_ok.astype(float)
     escalate = ((~local_ok) & frontier_ok).astype(float)
     group_arr = np.asarray(groups)
-    alpha = _choose_alpha(embedding, log_tokens, gain, groups, local_ok, frontier_ok, log)
+    alpha = _choose_alpha(
+        embedding, log_tokens, gain, groups, local_ok, frontier_ok, log, validate_on
+    )
     centroids, sim_low, sim_high = _centroids(embedding, other_embedding, ESCALATION_SEED)
     trust = _trust(embedding, centroids, sim_low, sim_high)
 
@@ -326,7 +336,15 @@ def fit_escalation(
 
     # Held-out-group validation of the blend: per group, everything refitted without it.
     folds = []
-    for name, members in held_out_groups(list(group_arr)).items():
+    if validate_on is None:
+        validation = held_out_groups(list(group_arr))
+    else:
+        own = sorted(set(group_arr[validate_on]))
+        validation = {
+            f"validation_fold_{f}": own[f::OUT_OF_GROUP_FOLDS]
+            for f in range(min(OUT_OF_GROUP_FOLDS, len(own)))
+        }
+    for name, members in validation.items():
         held = np.isin(group_arr, members)
         kept = ~held
         model = fit_outcome_model(embedding[kept], log_tokens[kept], gain[kept], alpha)

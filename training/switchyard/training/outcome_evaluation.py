@@ -76,7 +76,9 @@ def scorable(
     ]
 
 
-def escalation_scores(model: ClassifierModel, prompts: Sequence[str]) -> tuple[np.ndarray, ...]:
+def escalation_scores(
+    model: ClassifierModel, prompts: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """(escalation probabilities, token counts) of the prompts under ``model``."""
     escalation: list[float] = []
     tokens: list[int] = []

@@ -32,6 +32,13 @@ traffic is what the model will serve, the shipped data keeps it sound where the 
 outcomes. Weight is applied by repeating the row (integer weights), so every fitted piece (the
 ridge outcome model, the blend chosen by held-out-group validation, the Platt scale) sees it
 and repeated rows stay in their row's held-out group.
+
+**Validation.** Each team row is its own held-out group (or its ``subject``'s, when the file
+has one), and when team rows are combined with the shipped data the escalation recipe's choices
+(the ridge penalty and the blend of outcome model, length, complexity and task prior) are made
+on 5 folds of the team's rows (``escalation.fit_escalation(validate_on=...)``): whether the
+outcome model beats prompt length is decided on the team's traffic, not on MMLU's subject
+categories (on which the shipped choice is length alone).
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from switchyard.training.data import (
     DataFileError,
@@ -59,12 +68,14 @@ __all__ = [
     "is_exported_file",
     "read_team_outcomes",
     "split_for_training",
+    "team_rows_mask",
     "weighted",
 ]
 
 # Each team outcome counts this many times next to one row of the shipped outcome data.
 DEFAULT_TEAM_WEIGHT = 3
-# Held-out groups of team rows: the task type, prefixed so they never merge with a subject.
+# Held-out groups of team rows (the subject, else the row itself), prefixed so they never merge
+# with the shipped data's subjects; ``team_rows_mask`` finds them.
 TEAM_GROUP_PREFIX = "team/"
 
 # Keys of the exported outcome file (format version 1) and of the shipped schema.
@@ -101,7 +112,7 @@ class RatedOutcome:
 
     id: str
     prompt: str | None
-    group: str  # the subject, else TEAM_GROUP_PREFIX + task type
+    group: str  # TEAM_GROUP_PREFIX + the subject, else + the row's id (its own group)
     local_ok: bool | None
     frontier_ok: bool | None
 
@@ -215,13 +226,12 @@ def read_team_outcomes(path: Path) -> TeamOutcomes:
             problems.append(f"{where}: partial: {obj['partial']!r} does not match the flags")
         if len(problems) > before:
             continue
-        subject = str(obj.get("subject") or "")
-        group = subject or f"{TEAM_GROUP_PREFIX}{obj.get('task_type') or 'unknown'}"
+        row_id = str(obj.get("id") or f"{path.name}/{line_no}")
         rows.append(
             RatedOutcome(
-                str(obj.get("id") or f"{path.name}/{line_no}"),
+                row_id,
                 prompt if isinstance(prompt, str) else None,
-                group,
+                f"{TEAM_GROUP_PREFIX}{obj.get('subject') or row_id}",
                 local_ok,
                 frontier_ok,
             )
@@ -242,6 +252,13 @@ def read_team_outcomes(path: Path) -> TeamOutcomes:
             f"{team.unused} partial rows that say nothing about escalating)"
         )
     return team
+
+
+def team_rows_mask(rows: list[OutcomeRecord]) -> np.ndarray | None:
+    """Which rows are a team's (their group prefixed ``TEAM_GROUP_PREFIX``); None when none
+    are, or all are (nothing to tell apart: the shipped validation applies)."""
+    mask = np.array([r.subject.startswith(TEAM_GROUP_PREFIX) for r in rows], dtype=bool)
+    return mask if mask.any() and not mask.all() else None
 
 
 def weighted(rows: list[OutcomeRecord], weight: int) -> list[OutcomeRecord]:
