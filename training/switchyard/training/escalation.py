@@ -316,7 +316,10 @@ def fit_escalation(
     ``validate_on`` (a row mask: a team's own outcomes, combined with the shipped data) makes
     the choice about those rows: alpha by out-of-group APGR on them, the blend by 5 folds of
     their groups (each fold refitted on everything else, the shipped rows included), since the
-    team's traffic is what the model will serve."""
+    team's traffic is what the model will serve. There the blend with the best *mean* margin
+    over length wins (the worst fold breaks ties): the folds are random samples of one traffic,
+    not different datasets, so the worst of five small folds is mostly noise. Length alone is
+    still in the grid."""
     from sklearn.linear_model import LogisticRegression
 
     local_ok, frontier_ok = local_ok.astype(bool), frontier_ok.astype(bool)
@@ -372,6 +375,8 @@ def fit_escalation(
                     apgr, _ = metrics.apgr_and_cpt(z, local_ok[held], frontier_ok[held])
                     margins.append(apgr - length_apgr)
                 key = (min(margins), float(np.mean(margins)))
+                if validate_on is not None:  # random folds of one traffic: the mean decides
+                    key = (key[1], key[0])
                 table[f"lambda={lam},kappa={kappa},gamma={gamma}"] = {
                     "worst_margin_over_length": key[0],
                     "mean_margin_over_length": key[1],
@@ -380,6 +385,7 @@ def fit_escalation(
                     best = (key[0], key[1], (lam, kappa, gamma))
     assert best is not None
     lam, kappa, gamma = best[2]
+    chosen = table[f"lambda={lam},kappa={kappa},gamma={gamma}"]
     outcome = fit_outcome_model(embedding, log_tokens, gain, alpha)
     blend = _blend_stats(
         log_tokens,
@@ -394,7 +400,8 @@ def fit_escalation(
     platt = LogisticRegression(C=1e6, max_iter=1000).fit(z.reshape(-1, 1), escalate.astype(int))
     log(
         f"  escalation: alpha={alpha}, lambda={lam}, kappa={kappa}, gamma={gamma} (worst "
-        f"held-out group {best[0]:+.4f} APGR over length, mean {best[1]:+.4f})"
+        f"held-out group {chosen['worst_margin_over_length']:+.4f} APGR over length, mean "
+        f"{chosen['mean_margin_over_length']:+.4f})"
     )
     return EscalationFit(
         outcome=outcome,
@@ -410,8 +417,8 @@ def fit_escalation(
             "kappa": kappa,
             "gamma": gamma,
             "groups": [name for name, *_ in folds],
-            "worst_margin_over_length": best[0],
-            "mean_margin_over_length": best[1],
+            "worst_margin_over_length": chosen["worst_margin_over_length"],
+            "mean_margin_over_length": chosen["mean_margin_over_length"],
             "grid": table,
         },
     )
