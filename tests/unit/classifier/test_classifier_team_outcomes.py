@@ -175,21 +175,27 @@ def test_a_bad_local_answer_without_a_frontier_rating_changes_nothing(tmp_path: 
 
 
 @needs_data
-def test_good_local_answers_lower_escalation_on_their_kind_of_request(
-    team_build: tuple[Path, BuildResult], tmp_path: Path
-) -> None:
-    """Feedback that the local answer was good, on one subject's requests, pulls that
-    subject's escalation scores down: the partial rows are used as negatives."""
+def test_good_local_answers_train_as_rows_where_escalating_gains_nothing(tmp_path: Path) -> None:
+    """Feedback that the local answer was good enters training, weighted, as rows where
+    escalating gained nothing (never as an escalation), and is never scored."""
     subject = mmlu_rows(DATA / DEFAULT_OUTCOMES_FILE, {"virology"})
     extra = [
         export_row(f"good-{i}", r["prompt"], True, None)  # type: ignore[arg-type]
         for i, r in enumerate(subject[60:130])
     ]
     team = write_jsonl(tmp_path / "team.jsonl", team_rows(extra))
-    with_feedback = ClassifierModel(build(tmp_path / "model", team).out)
-    _, first = team_build
-    without = ClassifierModel(first.out)
-    probes = [str(r["prompt"]) for r in subject[130:166]]
-    before = sum(p.escalation for p in without.predict(probes)) / len(probes)
-    after = sum(p.escalation for p in with_feedback.predict(probes)) / len(probes)
-    assert after < before - 0.02, (before, after)
+    config = BuildConfig(
+        out=tmp_path,
+        prompts_dir=DATA / "prompts",
+        outcomes_file=DATA / DEFAULT_OUTCOMES_FILE,
+        outcome_limit=150,
+        team_outcomes_file=team,
+        team_weight=3,
+    )
+    rows = select_rows(config, {})
+    good = [r for r in rows.outcome_train if r.id.split("#")[0].startswith("good-")]
+    trained_ids = {f"good-{i}" for i in range(70) if not held_out(f"good-{i}", 20)}
+    assert len(good) == 3 * len(trained_ids) and trained_ids
+    assert all(r.partial and r.local_ok == r.frontier_ok and not r.escalate for r in good)
+    assert not any(r.id.startswith("good-") for r in rows.outcome_eval)
+    assert {i for i in trained_ids} <= set(rows.trained_outcome_ids)
