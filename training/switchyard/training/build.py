@@ -49,6 +49,7 @@ from switchyard.training.escalation import (
 from switchyard.training.formats import split_key
 from switchyard.training.heads import HEAD_IDS, HEAD_MASK, Heads, build_heads_graph
 from switchyard.training.heldout_metrics import evaluate
+from switchyard.training.lineage import record_trained_outcomes
 from switchyard.training.phases import (
     BuildConfig,
     BuildResult,
@@ -59,6 +60,11 @@ from switchyard.training.phases import (
 )
 from switchyard.training.records import LabeledPrompt, OutcomeRecord
 from switchyard.training.task_head import TaskHead, fit_task_head
+from switchyard.training.team_outcomes import (
+    read_team_outcomes,
+    split_for_training,
+    team_rows_mask,
+)
 from switchyard.training.tokens import bag_of_tokens
 
 __all__ = [
@@ -214,6 +220,21 @@ def select_rows(config: BuildConfig, inputs: dict[str, str]) -> TrainingRows:
         if config.outcome_limit is not None:
             outcomes = sorted(outcomes, key=lambda r: prompt_key(r.id))[: config.outcome_limit]
             outcomes.sort(key=lambda r: r.id)
+    outcome_train, outcome_eval, trained_ids = split_for_training(
+        outcomes, OUTCOME_HELD_OUT_PERCENT, 1
+    )
+    if config.team_outcomes_file is not None:
+        team = read_team_outcomes(config.team_outcomes_file)
+        inputs[f"team_outcomes/{config.team_outcomes_file.name}"] = sha256_file(
+            config.team_outcomes_file
+        )
+        config.log(f"team outcomes: {team.counts()} (weight {config.team_weight})")
+        team_train, team_eval, team_ids = split_for_training(
+            team.training, OUTCOME_HELD_OUT_PERCENT, config.team_weight
+        )
+        outcome_train += team_train
+        outcome_eval += team_eval
+        trained_ids += team_ids
 
     weighted = config.labels_file is None
     if weighted:
@@ -241,10 +262,11 @@ def select_rows(config: BuildConfig, inputs: dict[str, str]) -> TrainingRows:
         task_eval=eval_rows,
         complexity_train=cx_train,
         complexity_eval=cx_eval,
-        outcome_train=[o for o in outcomes if not held_out(o.id, OUTCOME_HELD_OUT_PERCENT)],
-        outcome_eval=[o for o in outcomes if held_out(o.id, OUTCOME_HELD_OUT_PERCENT)],
+        outcome_train=outcome_train,
+        outcome_eval=outcome_eval,
         weighted=weighted,
         inputs=inputs,
+        trained_outcome_ids=trained_ids,
     )
 
 
@@ -302,6 +324,7 @@ def fit_heads(
             transfer_features(task, cx_model, out),
             embedded.task_train.x,
             log,
+            team_rows_mask(rows.outcome_train),
         )
     if escalation is not None:
         esc_args: dict[str, object] = {
@@ -424,6 +447,7 @@ def build_model(config: BuildConfig) -> BuildResult:
         fitted = fit_heads(rows, embedded, log)
         report = evaluate(fitted, rows, embedded)
         write_model(config, encoder, fitted.heads, files, inputs, report)
+        record_trained_outcomes(config.out, rows.trained_outcome_ids, OUTCOME_HELD_OUT_PERCENT)
     return BuildResult(
         config.out,
         fitted.heads,

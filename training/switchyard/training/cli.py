@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from switchyard.training.data import DataFileError
+from switchyard.training.team_outcomes import DEFAULT_TEAM_WEIGHT
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -20,7 +21,7 @@ __all__ = [
 ]
 
 DEFAULT_OUTCOMES_FILE = "outcomes/mmlu_mixtral_vs_gpt4.jsonl"
-DATA_DIR_ENV = "SWITCHYARD_CLASSIFIER_DATA_DIR"
+DATA_DIR_ENV = "SWITCHYARD_TRAINING_DATA_DIR"
 
 
 class DataDirError(ValueError):
@@ -37,7 +38,7 @@ def checkout_root() -> Path | None:
 
 
 def default_data_dir() -> Path | None:
-    """``$SWITCHYARD_CLASSIFIER_DATA_DIR``; else, run from a checkout, the checkout's
+    """``$SWITCHYARD_TRAINING_DATA_DIR``; else, run from a checkout, the checkout's
     ``../shared/datasets``; else None (the caller must be given ``--data-dir``)."""
     if os.environ.get(DATA_DIR_ENV):
         return Path(os.environ[DATA_DIR_ENV])
@@ -70,7 +71,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, required=True, help="directory to write the model to")
     parser.add_argument("--labels", type=Path, help="JSONL: prompt, task_type, optional complexity")
-    parser.add_argument("--outcomes", type=Path, help="JSONL: prompt, local_ok, frontier_ok")
+    parser.add_argument(
+        "--outcomes",
+        type=Path,
+        help="JSONL: prompt, local_ok, frontier_ok (or a `switchyard outcomes export` file); "
+        "replaces the built-in outcome data",
+    )
+    parser.add_argument(
+        "--team-outcomes",
+        type=Path,
+        help="a `switchyard outcomes export` file, combined with the built-in (or --outcomes) "
+        "outcome data; partial outcomes used as docs/model-card-classifier.md says",
+    )
+    parser.add_argument(
+        "--team-weight",
+        type=int,
+        default=DEFAULT_TEAM_WEIGHT,
+        help=f"how many times each --team-outcomes row counts (default {DEFAULT_TEAM_WEIGHT})",
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -122,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             mmlu_file = builtin_outcomes  # its questions are task-type rows too (by subject)
         if outcomes is None and args.labels is None:
             outcomes = builtin_outcomes
+    if args.team_weight < 1:
+        print("error: --team-weight must be a whole number >= 1", file=sys.stderr)
+        return 2
     if prompts_dir is None and args.labels is None:
         print("error: --no-builtin-data needs --labels", file=sys.stderr)
         return 2
@@ -134,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         train_cap=args.train_cap,
         eval_cap=args.eval_cap,
         outcome_limit=args.outcome_limit,
+        team_outcomes_file=args.team_outcomes,
+        team_weight=args.team_weight,
         threads=args.threads,
         cache_dir=args.cache_dir,
         log=lambda line: print(line, file=sys.stderr, flush=True),

@@ -200,7 +200,13 @@ def read_label_file(path: Path) -> list[LabeledPrompt]:
 
 
 def read_outcome_file(path: Path) -> list[OutcomeRecord]:
-    """Validate and read an outcome JSONL file (the schema of shared/datasets/outcomes)."""
+    """Validate and read an outcome JSONL file (the schema of shared/datasets/outcomes); a file
+    ``switchyard outcomes export`` wrote is read by ``team_outcomes`` (partial outcomes used for
+    what they say)."""
+    from switchyard.training.team_outcomes import is_exported_file, read_team_outcomes
+
+    if is_exported_file(path):
+        return read_team_outcomes(path).training
     allowed = {
         "id",
         "prompt",

@@ -283,11 +283,13 @@ def _choose_alpha(
     local_ok: np.ndarray,
     frontier_ok: np.ndarray,
     log: Callable[[str], None],
+    scored: np.ndarray | None = None,
 ) -> float:
     best: tuple[float, float] | None = None
+    sel = np.ones(len(gain), bool) if scored is None else scored
     for alpha in OUTCOME_ALPHAS:
         oog = out_of_group_scores(embedding, log_tokens, gain, groups, alpha)
-        apgr, _ = metrics.apgr_and_cpt(oog, local_ok, frontier_ok)
+        apgr, _ = metrics.apgr_and_cpt(oog[sel], local_ok[sel], frontier_ok[sel])
         log(f"  escalation outcome model alpha={alpha}: out-of-group APGR {apgr:.4f}")
         if best is None or apgr > best[0]:
             best = (apgr, alpha)
@@ -304,18 +306,29 @@ def fit_escalation(
     transfer: TransferFeatures,
     other_embedding: np.ndarray,
     log: Callable[[str], None] = lambda _: None,
+    validate_on: np.ndarray | None = None,
 ) -> EscalationFit:
     """Fit the escalation score on outcome records. ``groups`` are the units held out together
     (MMLU subjects; a team's file without subjects counts each row as its own group). The
     outcome model's alpha is chosen by out-of-group APGR, the blend (lambda, kappa, gamma) by
-    held-out-group validation, the Platt scale on all rows."""
+    held-out-group validation, the Platt scale on all rows.
+
+    ``validate_on`` (a row mask: a team's own outcomes, combined with the shipped data) makes
+    the choice about those rows: alpha by out-of-group APGR on them, the blend by 5 folds of
+    their groups (each fold refitted on everything else, the shipped rows included), since the
+    team's traffic is what the model will serve. There the blend with the best *mean* margin
+    over length wins (the worst fold breaks ties): the folds are random samples of one traffic,
+    not different datasets, so the worst of five small folds is mostly noise. Length alone is
+    still in the grid."""
     from sklearn.linear_model import LogisticRegression
 
     local_ok, frontier_ok = local_ok.astype(bool), frontier_ok.astype(bool)
     gain = frontier_ok.astype(float) - local_ok.astype(float)
     escalate = ((~local_ok) & frontier_ok).astype(float)
     group_arr = np.asarray(groups)
-    alpha = _choose_alpha(embedding, log_tokens, gain, groups, local_ok, frontier_ok, log)
+    alpha = _choose_alpha(
+        embedding, log_tokens, gain, groups, local_ok, frontier_ok, log, validate_on
+    )
     centroids, sim_low, sim_high = _centroids(embedding, other_embedding, ESCALATION_SEED)
     trust = _trust(embedding, centroids, sim_low, sim_high)
 
@@ -326,7 +339,15 @@ def fit_escalation(
 
     # Held-out-group validation of the blend: per group, everything refitted without it.
     folds = []
-    for name, members in held_out_groups(list(group_arr)).items():
+    if validate_on is None:
+        validation = held_out_groups(list(group_arr))
+    else:
+        own = sorted(set(group_arr[validate_on]))
+        validation = {
+            f"validation_fold_{f}": own[f::OUT_OF_GROUP_FOLDS]
+            for f in range(min(OUT_OF_GROUP_FOLDS, len(own)))
+        }
+    for name, members in validation.items():
         held = np.isin(group_arr, members)
         kept = ~held
         model = fit_outcome_model(embedding[kept], log_tokens[kept], gain[kept], alpha)
@@ -354,6 +375,8 @@ def fit_escalation(
                     apgr, _ = metrics.apgr_and_cpt(z, local_ok[held], frontier_ok[held])
                     margins.append(apgr - length_apgr)
                 key = (min(margins), float(np.mean(margins)))
+                if validate_on is not None:  # random folds of one traffic: the mean decides
+                    key = (key[1], key[0])
                 table[f"lambda={lam},kappa={kappa},gamma={gamma}"] = {
                     "worst_margin_over_length": key[0],
                     "mean_margin_over_length": key[1],
@@ -362,6 +385,7 @@ def fit_escalation(
                     best = (key[0], key[1], (lam, kappa, gamma))
     assert best is not None
     lam, kappa, gamma = best[2]
+    chosen = table[f"lambda={lam},kappa={kappa},gamma={gamma}"]
     outcome = fit_outcome_model(embedding, log_tokens, gain, alpha)
     blend = _blend_stats(
         log_tokens,
@@ -376,7 +400,8 @@ def fit_escalation(
     platt = LogisticRegression(C=1e6, max_iter=1000).fit(z.reshape(-1, 1), escalate.astype(int))
     log(
         f"  escalation: alpha={alpha}, lambda={lam}, kappa={kappa}, gamma={gamma} (worst "
-        f"held-out group {best[0]:+.4f} APGR over length, mean {best[1]:+.4f})"
+        f"held-out group {chosen['worst_margin_over_length']:+.4f} APGR over length, mean "
+        f"{chosen['mean_margin_over_length']:+.4f})"
     )
     return EscalationFit(
         outcome=outcome,
@@ -392,8 +417,8 @@ def fit_escalation(
             "kappa": kappa,
             "gamma": gamma,
             "groups": [name for name, *_ in folds],
-            "worst_margin_over_length": best[0],
-            "mean_margin_over_length": best[1],
+            "worst_margin_over_length": chosen["worst_margin_over_length"],
+            "mean_margin_over_length": chosen["mean_margin_over_length"],
             "grid": table,
         },
     )

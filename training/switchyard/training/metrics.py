@@ -11,6 +11,7 @@ __all__ = [
     "expected_calibration_error",
     "per_class_precision_recall_f1",
     "reliability_table",
+    "share_at_quality",
     "spearman",
 ]
 
@@ -125,3 +126,19 @@ def apgr_and_cpt(
     reached = np.nonzero((acc - acc_local) / gap >= 0.5)[0]
     cpt = float(reached[0] / n) if len(reached) else 1.0
     return apgr, cpt
+
+
+def share_at_quality(
+    scores: np.ndarray, local_ok: np.ndarray, frontier_ok: np.ndarray, quality: float = 0.95
+) -> float:
+    """The smallest share of requests sent to the frontier (highest scores first) at which
+    accuracy reaches ``quality`` x the all-frontier accuracy; 1.0 when only all-frontier does.
+    One minus it is the saving at that quality: the share of requests kept local."""
+    n = len(scores)
+    order = np.argsort(-np.asarray(scores, float), kind="mergesort")
+    local = np.asarray(local_ok, float)[order]
+    frontier = np.asarray(frontier_ok, float)[order]
+    acc = (local.sum() + np.concatenate([[0.0], np.cumsum(frontier - local)])) / n
+    target = quality * frontier.mean()
+    reached = np.nonzero(acc >= target - 1e-12)[0]
+    return float(reached[0] / n) if len(reached) else 1.0

@@ -38,6 +38,10 @@ class BuildConfig:
     # Held-out rows evaluated: at most this many per task type.
     eval_cap: int | None = 500
     outcome_limit: int | None = None
+    # A team's outcome file (the exported format), combined with ``outcomes_file``, each row
+    # counting ``team_weight`` times (team_outcomes.py).
+    team_outcomes_file: Path | None = None
+    team_weight: int = 3
     threads: int = 2
     cache_dir: Path | None = None
     log: Callable[[str], None] = print
@@ -55,6 +59,8 @@ class TrainingRows:
     outcome_eval: list[OutcomeRecord]
     weighted: bool  # source-balanced task rows (the built-in data), not a team's own labels
     inputs: dict[str, str]  # input file -> sha256
+    # ids of the outcome rows trained on (before weighting), recorded in the model directory
+    trained_outcome_ids: list[str] = field(default_factory=list)
 
 
 @dataclass

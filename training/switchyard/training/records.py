@@ -23,6 +23,9 @@ class OutcomeRecord:
     subject: str
     local_ok: bool
     frontier_ok: bool
+    # A partial outcome standing for "escalating gained nothing" (team_outcomes.py): trained
+    # on, never scored.
+    partial: bool = False
 
     @property
     def escalate(self) -> bool:

@@ -150,6 +150,10 @@ class Prediction:
     escalation: float
     input_tokens: int
     truncated: bool
+    # The model that predicted it (``ClassifierModel.version``) and its complexity cut points:
+    # a reload can swap the model between two predictions ("" / None: not said).
+    model_version: str = ""
+    cut_points: tuple[float, float] | None = None
 
 
 class ClassifierModel:
@@ -231,6 +235,8 @@ class ClassifierModel:
                     escalation=float(escalation[row]),
                     input_tokens=len(encoded[index][0]),
                     truncated=encoded[index][1],
+                    model_version=self.version,
+                    cut_points=self.manifest.cut_points,
                 )
             start = end
         return [r for r in results if r is not None]

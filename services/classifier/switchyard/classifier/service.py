@@ -1,7 +1,10 @@
 """The classifier service on the shared runtime: the model and its micro-batcher as resources.
 
 The model directory is ``SWITCHYARD_CLASSIFIER_MODEL_DIR`` or the shipped one; a missing or
-corrupt file stops start-up with a message naming the file and its expected sha256.
+corrupt file stops start-up with a message naming the file and its expected sha256. A configured
+directory is watched: a changed manifest (``switchyard-classifier promote``) or SIGHUP reloads
+it without a restart, and a directory that does not load leaves the previous model serving
+(``reloading.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import grpc
 from switchyard.api.classifier.v1 import classifier_pb2_grpc as pb_grpc
 from switchyard.classifier.batching import MicroBatcher
 from switchyard.classifier.model import SHIPPED_MODEL_DIR, ClassifierModel, ModelLoadError
+from switchyard.classifier.reloading import ModelSource
 from switchyard.classifier.servicer import ClassifierServicer, service_name
 from switchyard.classifier.settings import ClassifierSettings
 from switchyard.runtime.errors import FailedPrecondition
@@ -32,8 +36,13 @@ WARMUP_PROMPTS = ("Warm-up: what is the capital of France?", "def f(x):\n    ret
 
 @dataclass
 class ClassifierResources:
-    model: ClassifierModel
+    source: ModelSource
     batcher: MicroBatcher
+
+    @property
+    def model(self) -> ClassifierModel:
+        """The model in force (a reload may replace it)."""
+        return self.source.current
 
 
 def load_model(settings: ClassifierSettings) -> ClassifierModel:
@@ -44,9 +53,11 @@ def load_model(settings: ClassifierSettings) -> ClassifierModel:
         raise FailedPrecondition(f"classifier model not loaded: {exc}") from None
 
 
-def make_batcher(model: ClassifierModel, settings: ClassifierSettings) -> MicroBatcher:
-    """The micro-batcher over `model` as `settings` configure it (the service's and the
-    router's in-process classifier's)."""
+def make_batcher(
+    model: ClassifierModel | ModelSource, settings: ClassifierSettings
+) -> MicroBatcher:
+    """The micro-batcher over `model` (or the model a source holds in force) as `settings`
+    configure it (the service's and the router's in-process classifier's)."""
     return MicroBatcher(
         model.predict,
         max_batch_size=settings.max_batch_size,
@@ -60,11 +71,20 @@ def build_service(settings: ClassifierSettings) -> ServiceDefinition[ClassifierR
     async def resources(runtime: ServiceRuntime) -> AsyncIterator[ClassifierResources]:
         model = await asyncio.to_thread(load_model, settings)
         log.info("model loaded", model_version=model.version, directory=str(model.directory))
-        batcher = make_batcher(model, settings)
+        source = ModelSource(
+            model,
+            lambda d: ClassifierModel(d, intra_op_threads=settings.intra_op_threads),
+            poll_s=settings.model_reload_poll_s,
+            warmup=WARMUP_PROMPTS,
+        )
+        batcher = make_batcher(source, settings)
         await batcher.start()
+        if settings.model_dir is not None:  # the shipped model is part of the package
+            source.start()
         try:
-            yield ClassifierResources(model, batcher)
+            yield ClassifierResources(source, batcher)
         finally:
+            await source.stop()
             await batcher.close()
 
     def register(server: grpc.aio.Server, res: ClassifierResources) -> Sequence[str]:
@@ -96,6 +116,10 @@ SUMMARY = (
 COMMANDS = {
     "train ...": "build a model from labelled data (needs switchyard-training; "
     "`switchyard-classifier train --help`)",
+    "evaluate MODEL_DIR --outcomes FILE": "score a model's escalation on held-out outcomes "
+    "(needs switchyard-training)",
+    "promote CANDIDATE_DIR --serving DIR --outcomes FILE": "replace the serving model if the "
+    "candidate beats it on held-out outcomes (needs switchyard-training)",
 }
 
 

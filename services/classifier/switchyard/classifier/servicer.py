@@ -1,4 +1,8 @@
-"""ClassifierService: thin; validation in ``conversion``, inference in the injected batcher."""
+"""ClassifierService: thin; validation in ``conversion``, inference in the injected batcher.
+
+Each answer names the model that predicted it (``Prediction.model_version``, with that model's
+cut points), so an answer is never labelled with a model that a reload swapped in after it; the
+constructor's ``model_version`` and ``cut_points`` are for predictions that do not say."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from switchyard.classifier.conversion import (
     cost_usd,
     to_classification,
 )
+from switchyard.classifier.model import Prediction
 from switchyard.runtime import attributes as attr
 from switchyard.runtime.errors import InvalidArgument
 
@@ -44,9 +49,7 @@ class ClassifierServicer(pb_grpc.ClassifierServiceServicer):
         check_no_unknown_fields(request)
         check_prompt(request.prompt, self._max_bytes)
         outcome = await self._batcher.classify(request.prompt)
-        classification = to_classification(
-            outcome.prediction, model_version=self._version, cut_points=self._cuts
-        )
+        classification = self._classification(outcome.prediction)
         cost = cost_usd(outcome.cpu_seconds, self._price)
         span = trace.get_current_span()
         span.set_attributes(
@@ -57,7 +60,7 @@ class ClassifierServicer(pb_grpc.ClassifierServiceServicer):
                     classification.complexity_level
                 ),
                 attr.CLASSIFIER_ESCALATION_PROBABILITY: classification.escalation_probability,
-                attr.CLASSIFIER_MODEL_VERSION: self._version,
+                attr.CLASSIFIER_MODEL_VERSION: classification.model_version,
                 attr.CLASSIFIER_PROMPTS: 1,
                 attr.CLASSIFIER_INPUT_TOKENS: classification.input_tokens,
                 attr.CLASSIFIER_TRUNCATED: classification.truncated,
@@ -81,16 +84,16 @@ class ClassifierServicer(pb_grpc.ClassifierServiceServicer):
         for index, prompt in enumerate(request.prompts):
             check_prompt(prompt, self._max_bytes, where=f"prompts[{index}]")
         outcomes = await self._batcher.classify_many(list(request.prompts))
-        classifications = [
-            to_classification(o.prediction, model_version=self._version, cut_points=self._cuts)
-            for o in outcomes
-        ]
+        classifications = [self._classification(o.prediction) for o in outcomes]
         cpu = sum(o.cpu_seconds for o in outcomes)
         cost = cost_usd(cpu, self._price)
         span = trace.get_current_span()
         span.set_attributes(
             {
-                attr.CLASSIFIER_MODEL_VERSION: self._version,
+                # one model, unless a reload landed between this call's model runs
+                attr.CLASSIFIER_MODEL_VERSION: ",".join(
+                    sorted({c.model_version for c in classifications})
+                ),
                 attr.CLASSIFIER_PROMPTS: count,
                 attr.CLASSIFIER_INPUT_TOKENS: sum(c.input_tokens for c in classifications),
                 attr.CLASSIFIER_TRUNCATED: any(c.truncated for c in classifications),
@@ -107,6 +110,13 @@ class ClassifierServicer(pb_grpc.ClassifierServiceServicer):
                 }
             )
         return pb.ClassifyBatchResponse(classifications=classifications, cost_usd=cost)
+
+    def _classification(self, prediction: Prediction) -> pb.Classification:
+        return to_classification(
+            prediction,
+            model_version=prediction.model_version or self._version,
+            cut_points=prediction.cut_points or self._cuts,
+        )
 
 
 def service_name() -> str:

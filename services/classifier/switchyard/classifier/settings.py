@@ -26,6 +26,13 @@ class ClassifierSettings(ServiceSettings):
         description="Model directory (manifest.json, classifier.onnx, tokenizer.json); "
         "unset: the model shipped in the package.",
     )
+    model_reload_poll_s: float = Field(
+        1.0,
+        ge=0.0,
+        le=3600.0,
+        description="How often the model directory's manifest is checked for a new model "
+        "(0: only on SIGHUP). Only a configured model_dir is watched.",
+    )
     intra_op_threads: int = Field(
         1, ge=1, le=64, description="onnxruntime threads per inference (1: best on shared CPUs)."
     )
