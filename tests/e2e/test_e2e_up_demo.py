@@ -62,11 +62,13 @@ def _catalog(standin: FrontierStandin) -> dict:
 
 
 async def _tree(receiver: OtlpReceiver, trace_id: str) -> list[ReceivedSpan]:
-    """The trace's spans once the router's, the classifier's and a backend's have arrived."""
+    """The trace's spans once the router's root, the classifier's and a backend's have arrived
+    (the root ends last, so it can come in a later export batch than its children)."""
     for _ in range(150):
         spans = receiver.trace(trace_id)
         services = {s.service.removeprefix("switchyard-") for s in spans}
-        if {"router", "classifier"} <= services and services & {
+        rooted = any(s.parent_span_id == "" for s in spans)
+        if rooted and {"router", "classifier"} <= services and services & {
             "local-inference",
             "frontier-proxy",
         }:
