@@ -68,10 +68,15 @@ async def _tree(receiver: OtlpReceiver, trace_id: str) -> list[ReceivedSpan]:
         spans = receiver.trace(trace_id)
         services = {s.service.removeprefix("switchyard-") for s in spans}
         rooted = any(s.parent_span_id == "" for s in spans)
-        if rooted and {"router", "classifier"} <= services and services & {
-            "local-inference",
-            "frontier-proxy",
-        }:
+        if (
+            rooted
+            and {"router", "classifier"} <= services
+            and services
+            & {
+                "local-inference",
+                "frontier-proxy",
+            }
+        ):
             return spans
         await asyncio.sleep(0.2)
     return receiver.trace(trace_id)
