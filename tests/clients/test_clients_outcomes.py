@@ -38,6 +38,8 @@ T = TypeVar("T")
 SWITCHYARD = Path(sys.executable).parent / "switchyard"
 LOCAL = RoutingOptions(force_target="local-general")  # the shadow goes to the frontier stand-in
 QUESTION = "What is the capital of France? Answer in one word."
+# The PostgreSQL router's clock (a day far from any period boundary).
+PINNED_MIDDAY = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
 def eventually(check: Callable[[], T | None], timeout_s: float = 120.0) -> T:
@@ -184,11 +186,12 @@ def test_outcomes_land_in_postgresql_and_the_daily_budget_stops_shadowing(
     config["ledger"] = {"url": url}
     config["evaluation"]["daily_budget_usd"] = 1e-9  # one evaluation spends it
     env = {"SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR": str(tmp_path / "journal")}
-    router = RouterProcess(tmp_path, config, env).start()
-    start = datetime.now(UTC) - timedelta(minutes=1)
+    # the router's clock pinned to mid-day: the daily evaluation budget cannot roll over at
+    # 00:00 UTC between the first evaluation and the later requests, whenever this runs
+    router = RouterProcess(tmp_path, config, env, pinned_clock=PINNED_MIDDAY).start()
+    start, end = PINNED_MIDDAY - timedelta(minutes=1), PINNED_MIDDAY + timedelta(hours=1)
 
     def evaluations() -> list[Any]:
-        end = datetime.now(UTC) + timedelta(minutes=1)
         return in_ledger(url, lambda ledger: ledger.evaluation_summaries(start, end))
 
     try:
@@ -198,15 +201,15 @@ def test_outcomes_land_in_postgresql_and_the_daily_budget_stops_shadowing(
             later = [client.complete(QUESTION, routing=LOCAL, max_tokens=8) for _ in range(3)]
             client.feedback(later[0].request_id, good=True)
         time.sleep(2.0)  # a (wrongly) started evaluation of the later ones would land meanwhile
-        end = datetime.now(UTC) + timedelta(minutes=1)
         rows = in_ledger(url, lambda ledger: ledger.outcomes(start, end))
         spent = in_ledger(url, lambda ledger: ledger.evaluation_spend_since(start))
     finally:
         router.stop()
     evaluated = [r.evaluation for r in rows if r.evaluation is not None]
-    # shadowing stopped once the day's budget was spent (one evaluation per UTC day seen)
-    assert len(evaluated) == len({e.time.date() for e in evaluated}) == 1
+    # shadowing stopped once the day's budget was spent, on the pinned day
     [evaluation] = evaluated
+    assert evaluation.time.date() == PINNED_MIDDAY.date()
+    assert {r.request.time.date() for r in rows} == {PINNED_MIDDAY.date()}
     assert evaluation.request_id == first.request_id
     assert evaluation.verdict is Verdict.FRONTIER_BETTER
     assert evaluation.prompt == QUESTION and evaluation.cost_usd > 0

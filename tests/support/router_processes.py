@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,9 @@ def _free_port() -> int:
 @dataclass
 class RouterProcess:
     """`switchyard-router` in its own process; `env` adds SWITCHYARD_ROUTER_* settings (None:
-    leave that one unset, for an older tree that does not know it)."""
+    leave that one unset, for an older tree that does not know it). With `pinned_clock` the
+    router's clock starts at that instant (`pinned_clock_router.py`): records, budget days and
+    report windows are dated from it, whatever the wall clock says."""
 
     directory: Path
     config: dict[str, Any]
@@ -160,6 +163,7 @@ class RouterProcess:
     port: int = field(default_factory=_free_port)
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    pinned_clock: datetime | None = None
 
     @property
     def address(self) -> str:
@@ -182,7 +186,7 @@ class RouterProcess:
         self.log = self.directory / f"router-{time.monotonic_ns()}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(Path(sys.executable).parent / "switchyard-router")],
+                self._command(),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -193,6 +197,12 @@ class RouterProcess:
             self.stop()
             raise RuntimeError(f"the router did not start:\n{self.log_text()[-4000:]}") from None
         return self
+
+    def _command(self) -> list[str]:
+        if self.pinned_clock is None:
+            return [str(Path(sys.executable).parent / "switchyard-router")]
+        launcher = Path(__file__).with_name("pinned_clock_router.py")
+        return [sys.executable, str(launcher), self.pinned_clock.isoformat()]
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log else ""
