@@ -39,6 +39,7 @@ from switchyard.runtime.server import start_server
 from switchyard.training import outcome_evaluation, promotion
 from switchyard.training.build import BuildConfig, build_model
 from switchyard.training.cli import DEFAULT_OUTCOMES_FILE, default_data_dir
+from switchyard.training.promotion import PREVIOUS_DIR
 
 DATA = default_data_dir() or Path("/nonexistent")
 pytestmark = [
@@ -248,3 +249,19 @@ async def test_export_train_evaluate_promote_swaps_the_serving_model(
     assert code == 1 and not decision["promote"] and not decision["installed"]
     assert decision["candidate_score"]["apgr"] < decision["serving_score"]["apgr"]
     assert (loop.serving / MANIFEST_NAME).read_bytes() == serving_now
+
+    # 8. the operator rolls back to the model the promotion replaced, while requests flow
+    async with Traffic(loop.router).run() as traffic:
+        await traffic.until(new_version, 10)
+        code, out = await asyncio.to_thread(
+            cli, promotion.rollback_main, ["--serving", str(loop.serving)]
+        )
+        assert code == 0 and f"{shipped_version} serving again" in out, out
+        await traffic.until(shipped_version, 10)
+    assert traffic.errors == []
+    restored = json.loads((loop.serving / MANIFEST_NAME).read_text())
+    assert restored["version"] == json.loads(before)["version"]
+    assert restored["rollback"] == {"replaced": new_version, "restored": shipped_version}
+    # the promoted model is kept in its place: a second rollback rolls forward
+    kept = json.loads((loop.serving / PREVIOUS_DIR / MANIFEST_NAME).read_text())
+    assert kept["version"] == manifest["version"]

@@ -6,15 +6,20 @@ tiers rated, it beats the serving model's APGR by more than ``--min-gain`` (defa
 better), on at least ``--min-rows`` outcomes. A candidate that fails to load (a missing or
 corrupt file: its manifest's hashes are checked) is refused the same way, and nothing is written.
 
-Installing copies the candidate's files into DIR, each through a temporary file and a rename,
-``manifest.json`` last, with a ``promotion`` record added to it (the model it replaced, both
-scores, the number of outcomes and the outcome file's sha256). The classifier service reloads
+Installing first keeps the model it replaces in ``DIR/.previous/`` (its manifest and the files
+it names; one generation), then copies the candidate's files into DIR, each through a temporary
+file and a rename, ``manifest.json`` last, with a ``promotion`` record added to it (the model it
+replaced, both scores, the number of outcomes and the outcome file's sha256).
+``switchyard-classifier rollback --serving DIR`` puts ``.previous`` back the same way (no
+guard: the operator decides), keeping the model it replaces as the new ``.previous``, so a
+second rollback rolls forward again. The classifier service reloads
 DIR when its manifest changes (``SWITCHYARD_CLASSIFIER_MODEL_DIR``; services/classifier
 ``reloading.py``), and a half-copied directory never loads: the manifest that names the new
 files' hashes comes last, and a load checks every hash.
 
 Exit status: 0 promoted, 1 refused (the candidate did not beat the serving model, or too few
-held-out outcomes), 2 bad input. ``--dry-run`` decides without installing.
+held-out outcomes), 2 bad input. ``--dry-run`` decides without installing. ``rollback``: 0
+rolled back, 2 nothing to roll back to (or it does not load).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,10 +42,21 @@ from switchyard.training.lineage import seen_outcomes
 from switchyard.training.outcome_evaluation import Scored, escalation_scores, scorable
 from switchyard.training.team_outcomes import read_team_outcomes
 
-__all__ = ["DEFAULT_MIN_ROWS", "Decision", "decide", "install", "main"]
+__all__ = [
+    "DEFAULT_MIN_ROWS",
+    "PREVIOUS_DIR",
+    "Decision",
+    "decide",
+    "install",
+    "main",
+    "rollback",
+    "rollback_main",
+]
 
 # Fewest held-out outcomes a promotion is decided on.
 DEFAULT_MIN_ROWS = 50
+# Where, inside the serving directory, the model a promotion replaced is kept.
+PREVIOUS_DIR = ".previous"
 
 
 @dataclass(frozen=True)
@@ -114,16 +131,65 @@ def _replace_file(source: Path, target: Path) -> None:
     tmp.replace(target)
 
 
-def install(candidate_dir: Path, serving_dir: Path, record: dict[str, object]) -> None:
-    """Copy the candidate into the serving directory, manifest last (see the module docs)."""
-    manifest = json.loads((candidate_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
-    serving_dir.mkdir(parents=True, exist_ok=True)
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+    return manifest
+
+
+def _keep_previous(serving_dir: Path) -> None:
+    """Copy the serving model (its manifest and the files it names) to ``.previous``, replacing
+    an older one; written beside it and renamed into place, so ``.previous`` is whole or old."""
+    if not (serving_dir / MANIFEST_NAME).is_file():
+        return  # nothing serving yet
+    manifest = _read_manifest(serving_dir)
+    staging = serving_dir / f"{PREVIOUS_DIR}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for name in sorted(manifest["files"]) + [MANIFEST_NAME]:
+        shutil.copyfile(serving_dir / name, staging / name)
+    previous = serving_dir / PREVIOUS_DIR
+    shutil.rmtree(previous, ignore_errors=True)
+    staging.rename(previous)
+
+
+def _copy_model(source_dir: Path, serving_dir: Path, manifest: dict[str, Any]) -> None:
     for name in sorted(manifest["files"]):
-        _replace_file(candidate_dir / name, serving_dir / name)
-    manifest["promotion"] = record
+        _replace_file(source_dir / name, serving_dir / name)
     tmp = serving_dir / f".{MANIFEST_NAME}.promoting"
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(serving_dir / MANIFEST_NAME)
+
+
+def install(candidate_dir: Path, serving_dir: Path, record: dict[str, object]) -> None:
+    """Keep the serving model in ``.previous``, then copy the candidate into the serving
+    directory, manifest last (see the module docs)."""
+    manifest = _read_manifest(candidate_dir)
+    serving_dir.mkdir(parents=True, exist_ok=True)
+    _keep_previous(serving_dir)
+    manifest["promotion"] = record
+    _copy_model(candidate_dir, serving_dir, manifest)
+
+
+def rollback(serving_dir: Path) -> tuple[str, str]:
+    """Put the model kept in ``.previous`` back into service (keeping the one it replaces as
+    the next ``.previous``); (the version rolled back from, the version now serving).
+    ``ModelLoadError`` when there is nothing to roll back to or it does not load."""
+    previous = serving_dir / PREVIOUS_DIR
+    if not (previous / MANIFEST_NAME).is_file():
+        raise ModelLoadError(f"{previous}: no previous model kept (nothing was promoted here)")
+    restored = ClassifierModel(previous)  # every file's hash checked before anything moves
+    current = ClassifierModel(serving_dir).version
+    staging = serving_dir.parent / f".{serving_dir.name}.rollback"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(previous, staging)  # .previous is about to become the current model
+    try:
+        manifest = _read_manifest(staging)
+        _keep_previous(serving_dir)
+        manifest["rollback"] = {"replaced": current, "restored": restored.version}
+        _copy_model(staging, serving_dir, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return current, restored.version
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -184,3 +250,26 @@ def main(argv: list[str] | None = None) -> int:
         action = "promoted" if installed else ("would promote" if decision.promote else "refused")
         print(f"{action}: {decision.candidate} (serving {decision.serving}): {decision.reason}")
     return 0 if decision.promote else 1
+
+
+def rollback_main(argv: list[str] | None = None) -> int:
+    """``switchyard-classifier rollback --serving DIR``."""
+    parser = argparse.ArgumentParser(
+        prog="switchyard-classifier rollback",
+        description="Put back the model the last promotion replaced (kept in DIR/.previous); "
+        "the model it replaces is kept in its place, so a second rollback rolls forward.",
+    )
+    parser.add_argument(
+        "--serving",
+        type=Path,
+        required=True,
+        help="the directory the classifier serves (SWITCHYARD_CLASSIFIER_MODEL_DIR)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        replaced, restored = rollback(args.serving)
+    except ModelLoadError as exc:
+        print(f"error: cannot roll back: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"rolled back: {restored} serving again (replaced {replaced})")
+    return 0

@@ -1,5 +1,5 @@
-"""``switchyard-classifier``: serve the model; ``train``, ``evaluate``, ``promote``: the training
-tooling's commands (switchyard-training)."""
+"""``switchyard-classifier``: serve the model; ``train``, ``evaluate``, ``promote``,
+``rollback``: the training tooling's commands (switchyard-training)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import sys
 
 __all__ = ["TOOL_COMMANDS", "main"]
 
-# Subcommand -> the training module whose ``main(argv)`` runs it.
+# Subcommand -> (the training module, its function taking argv) that runs it.
 TOOL_COMMANDS = {
-    "train": "switchyard.training.cli",
-    "evaluate": "switchyard.training.outcome_evaluation",
-    "promote": "switchyard.training.promotion",
+    "train": ("switchyard.training.cli", "main"),
+    "evaluate": ("switchyard.training.outcome_evaluation", "main"),
+    "promote": ("switchyard.training.promotion", "main"),
+    "rollback": ("switchyard.training.promotion", "rollback_main"),
 }
 
 
@@ -20,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in TOOL_COMMANDS:
         try:
-            module = importlib.import_module(TOOL_COMMANDS[args[0]])
+            module_name, function = TOOL_COMMANDS[args[0]]
+            module = importlib.import_module(module_name)
         except ImportError:
             print(
                 f"switchyard-classifier {args[0]}: this needs the training tooling, which this "
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        result: int = module.main(args[1:])
+        result: int = getattr(module, function)(args[1:])
         return result
     from switchyard.classifier.service import serve
 

@@ -120,6 +120,8 @@ COMMANDS = {
     "(needs switchyard-training)",
     "promote CANDIDATE_DIR --serving DIR --outcomes FILE": "replace the serving model if the "
     "candidate beats it on held-out outcomes (needs switchyard-training)",
+    "rollback --serving DIR": "put back the model the last promotion replaced "
+    "(needs switchyard-training)",
 }
 
 
