@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
 from pathlib import Path
 
 import grpc
@@ -11,7 +14,7 @@ from router_doubles import ledger_records, start_doubles
 from test_router_service import ask, config_data
 
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc
-from switchyard.classifier.model import SHIPPED_MODEL_DIR, ModelManifest
+from switchyard.classifier.model import MANIFEST_NAME, SHIPPED_MODEL_DIR, ModelManifest
 from switchyard.router.service import build_definition
 from switchyard.router.settings import RouterSettings
 from switchyard.runtime.errors import FailedPrecondition
@@ -64,3 +67,46 @@ async def test_in_process_classifier_settings_are_checked_at_start(
     with pytest.raises(FailedPrecondition, match="INTRA_OP_THREADS"):
         async with start_server(definition, port=0):
             pass
+
+
+async def test_in_process_classifier_reloads_a_promoted_model_without_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from switchyard.training.promotion import install, rollback
+
+    serving = tmp_path / "serving"
+    shutil.copytree(SHIPPED_MODEL_DIR, serving)
+    candidate = tmp_path / "candidate"
+    shutil.copytree(SHIPPED_MODEL_DIR, candidate)
+    manifest = json.loads((candidate / MANIFEST_NAME).read_text())
+    manifest["version"] = "promoted-1"  # the same weights under another version
+    (candidate / MANIFEST_NAME).write_text(json.dumps(manifest))
+    shipped = ModelManifest.read(SHIPPED_MODEL_DIR)
+    old, new = f"{shipped.name}@{shipped.version}", f"{shipped.name}@promoted-1"
+    monkeypatch.setenv("SWITCHYARD_CLASSIFIER_MODEL_DIR", str(serving))
+    monkeypatch.setenv("SWITCHYARD_CLASSIFIER_MODEL_RELOAD_POLL_S", "0.1")
+    doubles = await start_doubles()
+    versions: list[str] = []
+    try:
+        definition = build_definition(settings(tmp_path, *doubles.addresses))
+        async with start_server(definition, port=0) as router:
+            async with grpc.aio.insecure_channel(router.address) as channel:
+                stub = router_pb2_grpc.RouterServiceStub(channel)
+
+                async def until(version: str) -> None:
+                    async with asyncio.timeout(60):
+                        while not versions or versions[-1] != version:
+                            reply = await stub.Complete(ask("Name a prime."), timeout=30)
+                            versions.append(reply.decision.classification.model_version)
+
+                await until(old)
+                await asyncio.to_thread(install, candidate, serving, {"test": True})
+                await until(new)
+                await asyncio.to_thread(rollback, serving)
+                await until(old)
+    finally:
+        await doubles.stop()
+    assert doubles.classifier.calls == 0
+    # one swap each way, no request failed, each decision named a model in force
+    changes = [b for a, b in zip(versions, versions[1:], strict=False) if a != b]
+    assert changes == [new, old]

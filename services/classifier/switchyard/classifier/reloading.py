@@ -58,6 +58,7 @@ class ModelSource:
         self._stamp = _stamp(self.directory / MANIFEST_NAME)
         self._task: asyncio.Task[None] | None = None
         self._hup = asyncio.Event()
+        self._handles_sighup = False
         self.reloads = 0
 
     def predict(self, prompts: Sequence[str]) -> list[Prediction]:
@@ -124,6 +125,7 @@ class ModelSource:
         if handle_sighup and hasattr(signal, "SIGHUP") and os.name == "posix":
             try:
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.request_reload)
+                self._handles_sighup = True
             except (RuntimeError, ValueError):  # not the main thread: no signal handling
                 log.warning("cannot install the SIGHUP handler; manifest changes still reload")
         self._task = asyncio.get_running_loop().create_task(self._watch())
@@ -135,5 +137,7 @@ class ModelSource:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self._handles_sighup:  # never another owner's (the router's, in process)
+            self._handles_sighup = False
+            with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)

@@ -15,6 +15,12 @@ classify phase is the same code either way: its errors are raised as the `grpc.a
 the service would have answered with (INVALID_ARGUMENT for a prompt it refuses,
 DEADLINE_EXCEEDED past the timeout), and the classifier's span attributes (model version, batch
 size, CPU seconds, cost) land on the router's classify span.
+
+A configured model directory (`SWITCHYARD_CLASSIFIER_MODEL_DIR`) is watched as the service
+watches it (`switchyard.classifier.reloading.ModelSource`, `..._MODEL_RELOAD_POLL_S`): a
+promotion or rollback written there is loaded, warmed up and swapped in without a restart and
+without dropping requests, and every decision names the model that made it. SIGHUP stays the
+router's (it reloads router.yaml), so in process only a manifest change reloads the model.
 """
 
 from __future__ import annotations
@@ -46,15 +52,23 @@ def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
 class InProcessClassifier:
     """The classifier servicer called in process (see the module docstring)."""
 
-    def __init__(self, servicer: Any, batcher: Any, model_version: str) -> None:
+    def __init__(self, servicer: Any, batcher: Any, source: Any) -> None:
         self._servicer = servicer
         self._batcher = batcher
-        self.model_version = model_version
+        self._source = source
+
+    @property
+    def model_version(self) -> str:
+        """The model in force (a reload may replace it)."""
+        version: str = self._source.current.version
+        return version
 
     @classmethod
     async def open(cls) -> InProcessClassifier:
         """Load the model (SWITCHYARD_CLASSIFIER_* settings) and start its micro-batcher."""
         try:
+            from switchyard.classifier.model import ClassifierModel
+            from switchyard.classifier.reloading import ModelSource
             from switchyard.classifier.service import WARMUP_PROMPTS, load_model, make_batcher
             from switchyard.classifier.servicer import ClassifierServicer
             from switchyard.classifier.settings import ClassifierSettings
@@ -67,7 +81,13 @@ class InProcessClassifier:
         except SettingsError as error:
             raise FailedPrecondition(error.message) from None
         model = await asyncio.to_thread(load_model, settings)
-        batcher = make_batcher(model, settings)
+        source = ModelSource(
+            model,
+            lambda d: ClassifierModel(d, intra_op_threads=settings.intra_op_threads),
+            poll_s=settings.model_reload_poll_s,
+            warmup=WARMUP_PROMPTS,
+        )
+        batcher = make_batcher(source, settings)
         await batcher.start()
         servicer = ClassifierServicer(
             batcher,
@@ -77,8 +97,10 @@ class InProcessClassifier:
             max_prompt_bytes=settings.max_prompt_bytes,
             max_batch_request=settings.max_batch_request,
         )
-        classifier = cls(servicer, batcher, model.version)
+        classifier = cls(servicer, batcher, source)
         await batcher.classify_many(list(WARMUP_PROMPTS))
+        if settings.model_dir is not None:  # the shipped model is part of the package
+            source.start(handle_sighup=False)
         log.info("classifier model loaded in process", model_version=model.version)
         return classifier
 
@@ -102,4 +124,5 @@ class InProcessClassifier:
             raise _rpc_error(error.code, error.message) from None
 
     async def close(self) -> None:
+        await self._source.stop()
         await self._batcher.close()
