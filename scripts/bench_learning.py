@@ -14,9 +14,16 @@ philosophy, history, ...) of the shared outcome file. The run:
    local better; the reverse: frontier better; otherwise a tie);
 3. exports the outcomes (OutcomeService.ExportOutcomes, the rows `switchyard outcomes export`
    writes) and splits them: a fixed ~30% of the family's questions is **held back** (never
-   trained on, whatever the size), the rest is the training pool in a fixed order;
+   trained on, whatever the size), the rest is the training pool in a fixed arrival order:
+   ``--arrival mixed`` (default: shuffled by a salted hash of the id, the way a team's traffic
+   arrives, every subject interleaved) or ``--arrival by-subject`` (sorted by id, so the
+   family arrives one subject at a time: the first 600 outcomes cover 4 of its 11 subjects, a
+   worst case for a small N);
 4. for each size N, trains a candidate on the baseline's outcome data plus the first N exported
-   outcomes of the pool (``--team-outcomes``, default weight), and scores it, the baseline, the
+   outcomes of the pool (``--team-outcomes``, default weight; all N of them:
+   ``--team-holdout-percent 0``, since the held-back traffic is the evaluation here; pass
+   ``--team-holdout-percent 20`` for the recipe's default, which trains on ~80% of N), and
+   scores it, the baseline, the
    shipped model, prompt length and random ordering on the held-back traffic (APGR, CPT(50%),
    saving at 95% quality), and says whether guarded promotion would replace the baseline.
 
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import shutil
 import sys
@@ -78,6 +86,7 @@ from switchyard_client.outcomes import outcome_record  # noqa: E402
 FAMILY = "humanities"
 HELD_BACK_PERCENT = 30
 HELD_BACK_SALT = "bench-learning-v1"
+ARRIVAL_SALT = "bench-learning-arrival-v1"
 TEAM_KEY, ADMIN_KEY = "team-key-0123", "admin-key-0123"
 CONCURRENCY = 8
 
@@ -98,6 +107,14 @@ def family_rows(outcome_file: Path) -> tuple[list[dict[str, Any]], list[dict[str
                 seen.add(row["prompt"])
                 family.append(row)
     return family, rest
+
+
+def arrival_key(row_id: str, arrival: str) -> str:
+    """The pool's fixed order: ``mixed`` interleaves the subjects (a salted hash of the id),
+    ``by-subject`` is the id order (one subject after another)."""
+    if arrival == "by-subject":
+        return row_id
+    return hashlib.sha256(f"{ARRIVAL_SALT}:{row_id}".encode()).hexdigest()
 
 
 def judge_preference(row: dict[str, Any]) -> str:
@@ -230,6 +247,7 @@ def build(out: Path, prompts: Path, outcomes: Path, team: Path | None, args: Any
             prompts_dir=prompts,
             outcomes_file=outcomes,
             team_outcomes_file=team,
+            team_held_out_percent=args.team_holdout_percent,
             train_cap=args.train_cap,
             eval_cap=50,
             threads=args.threads,
@@ -252,6 +270,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/switchyard-bench-cache"))
+    parser.add_argument("--team-holdout-percent", type=int, default=0)
+    parser.add_argument("--arrival", choices=("mixed", "by-subject"), default="mixed")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     data = resolve_data_dir(args.data_dir)
@@ -270,7 +290,7 @@ def main() -> int:
         by_prompt = {r["prompt"]: r for r in family}
         held = [e for e in exported if by_prompt[e["prompt"]]["id"] in held_ids]
         pool = [e for e in exported if by_prompt[e["prompt"]]["id"] not in held_ids]
-        pool.sort(key=lambda e: by_prompt[e["prompt"]]["id"])  # a fixed order
+        pool.sort(key=lambda e: arrival_key(by_prompt[e["prompt"]]["id"], args.arrival))
         held_file = write_jsonl(tmp / "held_back.jsonl", held)
         local_ok = np.array([bool(e["local_ok"]) for e in held])
         frontier_ok = np.array([bool(e["frontier_ok"]) for e in held])
@@ -298,6 +318,8 @@ def main() -> int:
             shutil.rmtree(candidate)
     result = {
         "family": FAMILY,
+        "arrival": args.arrival,
+        "team_holdout_percent": args.team_holdout_percent,
         "held_back_rows": len(held),
         "reference": reference,
         "curve": rows,
@@ -307,7 +329,9 @@ def main() -> int:
         return 0
     ref = reference
     print(
-        f"Held-back {FAMILY} traffic: {len(held)} requests (local right "
+        f"Held-back {FAMILY} traffic: {len(held)} requests, pool arriving {args.arrival}, "
+        f"{100 - args.team_holdout_percent}% of each N trained on "
+        f"(local right "
         f"{ref['local_accuracy']:.1%}, frontier right {ref['frontier_accuracy']:.1%})"
     )
     print(f"{'ordering':34}{'APGR':>7}{'CPT(50%)':>10}{'saving@95%':>12}{'promote':>9}")

@@ -229,8 +229,12 @@ def select_rows(config: BuildConfig, inputs: dict[str, str]) -> TrainingRows:
             config.team_outcomes_file
         )
         config.log(f"team outcomes: {team.counts()} (weight {config.team_weight})")
+        if not 0 <= config.team_held_out_percent <= 90:
+            raise ValueError(
+                f"team held-out percent must be 0 to 90, got {config.team_held_out_percent}"
+            )
         team_train, team_eval, team_ids = split_for_training(
-            team.training, OUTCOME_HELD_OUT_PERCENT, config.team_weight
+            team.training, config.team_held_out_percent, config.team_weight
         )
         outcome_train += team_train
         outcome_eval += team_eval
@@ -392,6 +396,11 @@ def write_model(
             "seed": SEED,
             "held_out_percent": HELD_OUT_PERCENT,
             "outcome_held_out_percent": OUTCOME_HELD_OUT_PERCENT,
+            **(
+                {"team_held_out_percent": config.team_held_out_percent}
+                if config.team_outcomes_file is not None
+                else {}
+            ),
             "train_cap": config.train_cap,
             "eval_cap": config.eval_cap,
             "outcome_limit": config.outcome_limit,

@@ -90,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"how many times each --team-outcomes row counts (default {DEFAULT_TEAM_WEIGHT})",
     )
     parser.add_argument(
+        "--team-holdout-percent",
+        type=int,
+        default=20,
+        help="share of --team-outcomes rows held out from training, for evaluate / promote on "
+        "the same file (default 20; 0: train on all of them and evaluate on a later export)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -143,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.team_weight < 1:
         print("error: --team-weight must be a whole number >= 1", file=sys.stderr)
         return 2
+    if not 0 <= args.team_holdout_percent <= 90:
+        print("error: --team-holdout-percent must be 0 to 90", file=sys.stderr)
+        return 2
     if prompts_dir is None and args.labels is None:
         print("error: --no-builtin-data needs --labels", file=sys.stderr)
         return 2
@@ -157,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome_limit=args.outcome_limit,
         team_outcomes_file=args.team_outcomes,
         team_weight=args.team_weight,
+        team_held_out_percent=args.team_holdout_percent,
         threads=args.threads,
         cache_dir=args.cache_dir,
         log=lambda line: print(line, file=sys.stderr, flush=True),

@@ -19,6 +19,16 @@ Two parts, fitted here and written into the graph by ``heads.py``:
   length by the most (mean margin breaks ties). Prompt length alone is in the grid
   (lambda = kappa = gamma = 0), so the chosen blend is never below length on the groups it was
   chosen on.
+- the **neighbourhood term**, only when a team's own outcomes are in the training data
+  (``validate_on``): k-means clusters of the team's training rows, each with its smoothed
+  escalation gain (the mean of ``frontier_ok - local_ok`` over its rows, shrunk toward the
+  team's mean by ``NEIGHBOURHOOD_PRIOR_ROWS`` pseudo-rows); a prompt's term is the softmax-
+  weighted (``NEIGHBOURHOOD_TEMPERATURE`` on the cosine similarities) gain of the clusters it
+  is near, standardised, times trust, weighted by ``mu``. It is what the team's traffic says
+  about requests like this one (RouteLLM's similarity-weighted ranking, made small enough for
+  the graph): with a few hundred outcomes, the rate of each kind of request is learnt sooner
+  than a 384-dimension direction. ``mu`` and the cluster count are chosen with the blend, on
+  the team's folds (each fold's clusters fitted without it); ``mu = 0`` is in the grid.
 
 Everything a team needs to fit its own escalation data (``train --outcomes``) goes through
 ``fit_escalation``; ``escalation_report`` scores any escalation score against prompt length
@@ -52,6 +62,13 @@ ESCALATION_SEED = 20240601
 OUTCOME_ALPHAS = (10.0, 30.0, 100.0, 300.0, 1000.0)
 # Groups (subjects) folded together when scoring out of group: each fold leaves out ~1/5.
 OUT_OF_GROUP_FOLDS = 5
+# The neighbourhood term (module docstring): cluster counts tried, fewest team rows per cluster,
+# pseudo-rows at the team's mean gain in each cluster's rate, softmax temperature, weights.
+NEIGHBOURHOOD_KS = (4, 8, 16)
+NEIGHBOURHOOD_MIN_ROWS_PER_CLUSTER = 30
+NEIGHBOURHOOD_PRIOR_ROWS = 5.0
+NEIGHBOURHOOD_TEMPERATURE = 20.0
+MUS = (0.0, 0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,38 @@ def fit_outcome_model(
     ridge = Ridge(alpha=alpha).fit(features, gain)
     coef = np.asarray(ridge.coef_, dtype=np.float64)
     return OutcomeModel(coef[:-1], float(coef[-1]), float(ridge.intercept_), alpha)
+
+
+@dataclass
+class Neighbourhood:
+    """Clusters of a team's outcome rows and each one's smoothed escalation gain."""
+
+    centroids: np.ndarray  # [k, hidden], unit length
+    gains: np.ndarray  # [k]
+
+    def score(self, embedding: np.ndarray) -> np.ndarray:
+        sims = embedding.astype(np.float64) @ self.centroids.T
+        w = np.exp(NEIGHBOURHOOD_TEMPERATURE * (sims - sims.max(axis=1, keepdims=True)))
+        return np.asarray((w / w.sum(axis=1, keepdims=True)) @ self.gains)
+
+
+def fit_neighbourhood(embedding: np.ndarray, gain: np.ndarray, k: int) -> Neighbourhood:
+    """k-means (fixed seed) of the rows; each cluster's mean gain shrunk toward the rows'."""
+    from sklearn.cluster import KMeans
+
+    unit = embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
+    km = KMeans(n_clusters=k, random_state=ESCALATION_SEED, n_init=3).fit(unit)
+    centroids = km.cluster_centers_ / np.linalg.norm(km.cluster_centers_, axis=1, keepdims=True)
+    mean = float(gain.mean())
+    counts = np.bincount(km.labels_, minlength=k).astype(float)
+    sums = np.bincount(km.labels_, weights=gain, minlength=k)
+    gains = (sums + NEIGHBOURHOOD_PRIOR_ROWS * mean) / (counts + NEIGHBOURHOOD_PRIOR_ROWS)
+    return Neighbourhood(centroids, gains)
+
+
+def neighbourhood_ks(team_rows: int) -> list[int]:
+    """The cluster counts tried for this many (distinct) team rows."""
+    return [k for k in NEIGHBOURHOOD_KS if k * NEIGHBOURHOOD_MIN_ROWS_PER_CLUSTER <= team_rows]
 
 
 def _group_folds(groups: Sequence[str], folds: int) -> list[np.ndarray]:
@@ -163,14 +212,28 @@ class Blend:
     complexity_mean: float
     complexity_std: float
     task_prior: np.ndarray  # [types], log-odds of escalation per type minus the overall
+    mu: float = 0.0  # the neighbourhood term's weight (0: none)
+    neighbourhood_mean: float = 0.0
+    neighbourhood_std: float = 1.0
 
-    def z(self, outcome: np.ndarray, trust: np.ndarray, transfer: TransferFeatures) -> np.ndarray:
-        return (
+    def z(
+        self,
+        outcome: np.ndarray,
+        trust: np.ndarray,
+        transfer: TransferFeatures,
+        neighbourhood: np.ndarray | None = None,
+    ) -> np.ndarray:
+        z = (
             (transfer.log_tokens - self.length_mean) / self.length_std
             + self.lam * trust * outcome / self.outcome_std
             + self.kappa * (transfer.complexity - self.complexity_mean) / self.complexity_std
             + self.gamma * transfer.task_probabilities @ self.task_prior
         )
+        if self.mu and neighbourhood is not None:
+            z = z + self.mu * trust * (neighbourhood - self.neighbourhood_mean) / (
+                self.neighbourhood_std
+            )
+        return z
 
 
 def _task_prior(probs: np.ndarray, escalate: np.ndarray) -> np.ndarray:
@@ -190,8 +253,14 @@ def _blend_stats(
     lam: float,
     kappa: float,
     gamma: float,
+    mu: float = 0.0,
+    neighbourhood_scores: np.ndarray | None = None,
 ) -> Blend:
+    has_term = bool(mu) and neighbourhood_scores is not None
     return Blend(
+        mu=mu if has_term else 0.0,
+        neighbourhood_mean=float(neighbourhood_scores.mean()) if has_term else 0.0,  # type: ignore[union-attr]
+        neighbourhood_std=(float(neighbourhood_scores.std()) or 1.0) if has_term else 1.0,  # type: ignore[union-attr]
         lam=lam,
         kappa=kappa,
         gamma=gamma,
@@ -216,6 +285,10 @@ class EscalationFit:
     sim_low: float
     sim_high: float
     report: dict[str, object]
+    neighbourhood: Neighbourhood | None = None
+
+    def _neighbourhood(self, embedding: np.ndarray) -> np.ndarray | None:
+        return None if self.neighbourhood is None else self.neighbourhood.score(embedding)
 
     def trust(self, embedding: np.ndarray) -> np.ndarray:
         sim = (embedding.astype(np.float64) @ self.centroids.T).max(axis=1)
@@ -225,7 +298,8 @@ class EscalationFit:
         self, embedding: np.ndarray, log_tokens: np.ndarray, transfer: TransferFeatures
     ) -> np.ndarray:
         outcome = self.outcome.score(embedding, log_tokens)
-        return self.scale * self.blend.z(outcome, self.trust(embedding), transfer) + self.offset
+        z = self.blend.z(outcome, self.trust(embedding), transfer, self._neighbourhood(embedding))
+        return self.scale * z + self.offset
 
     def probability(
         self, embedding: np.ndarray, log_tokens: np.ndarray, transfer: TransferFeatures
@@ -233,11 +307,20 @@ class EscalationFit:
         return 1.0 / (1.0 + np.exp(-self.logit(embedding, log_tokens, transfer)))
 
     def linear(self) -> dict[str, object]:
-        """The logit as the graph computes it: trust * (w . embedding + w_len * log n + b_out)
-        + len_w * log n + cx_w * complexity + task_w . probabilities + bias."""
+        """The logit as the graph computes it: trust * (w . embedding + w_len * log n + b_out
+        + softmax(T * neighbourhood_centroids . embedding) . neighbourhood_gains)
+        + len_w * log n + cx_w * complexity + task_w . probabilities + bias (the neighbourhood
+        gains standardised and scaled here: softmax weights sum to 1, so the mean moves in)."""
         b, s = self.blend, self.scale
         k_out = s * b.lam / b.outcome_std
-        return {
+        neighbourhood: dict[str, object] = {}
+        if self.neighbourhood is not None and b.mu:
+            k_nb = s * b.mu / b.neighbourhood_std
+            neighbourhood = {
+                "neighbourhood_centroids": self.neighbourhood.centroids,
+                "neighbourhood_gains": (self.neighbourhood.gains - b.neighbourhood_mean) * k_nb,
+            }
+        return neighbourhood | {
             "outcome_weights": self.outcome.weights * k_out,
             "outcome_length_weight": self.outcome.length_weight * k_out,
             "outcome_bias": self.outcome.bias * k_out,
@@ -338,15 +421,18 @@ def fit_escalation(
         )
 
     # Held-out-group validation of the blend: per group, everything refitted without it.
-    folds = []
     if validate_on is None:
         validation = held_out_groups(list(group_arr))
+        ks: list[int] = []
     else:
         own = sorted(set(group_arr[validate_on]))
         validation = {
             f"validation_fold_{f}": own[f::OUT_OF_GROUP_FOLDS]
             for f in range(min(OUT_OF_GROUP_FOLDS, len(own)))
         }
+        # distinct team rows (weighting repeats a row within its group) of a fold's training
+        ks = neighbourhood_ks(len(own) * (OUT_OF_GROUP_FOLDS - 1) // OUT_OF_GROUP_FOLDS)
+    folds = []
     for name, members in validation.items():
         held = np.isin(group_arr, members)
         kept = ~held
@@ -354,39 +440,69 @@ def fit_escalation(
         kept_scores = model.score(embedding[kept], log_tokens[kept])
         held_scores = model.score(embedding[held], log_tokens[held])
         length_apgr, _ = metrics.apgr_and_cpt(log_tokens[held], local_ok[held], frontier_ok[held])
-        folds.append((name, kept, held, kept_scores, held_scores, length_apgr))
+        nb: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for k in ks:
+            team_kept = kept & validate_on  # type: ignore[operator]
+            hood = fit_neighbourhood(embedding[team_kept], gain[team_kept], k)
+            nb[k] = (hood.score(embedding[kept]), hood.score(embedding[held]))
+        folds.append((name, kept, held, kept_scores, held_scores, length_apgr, nb))
+    settings: list[tuple[float, float, float, int, float]] = [
+        (lam, kappa, gamma, 0, 0.0) for lam in LAMBDAS for kappa in KAPPAS for gamma in GAMMAS
+    ] + [
+        (lam, kappa, gamma, k, mu)
+        for lam in LAMBDAS
+        for kappa in KAPPAS
+        for gamma in GAMMAS
+        for k in ks
+        for mu in MUS
+        if mu > 0
+    ]
+
+    def label(lam: float, kappa: float, gamma: float, k: int, mu: float) -> str:
+        text = f"lambda={lam},kappa={kappa},gamma={gamma}"
+        return f"{text},clusters={k},mu={mu}" if mu else text
+
     table: dict[str, dict[str, float]] = {}
-    best: tuple[float, float, tuple[float, float, float]] | None = None
-    for lam in LAMBDAS:
-        for kappa in KAPPAS:
-            for gamma in GAMMAS:
-                margins = []
-                for _, kept, held, kept_scores, held_scores, length_apgr in folds:
-                    blend = _blend_stats(
-                        log_tokens[kept],
-                        kept_scores,
-                        part(kept),
-                        escalate[kept],
-                        lam,
-                        kappa,
-                        gamma,
-                    )
-                    z = blend.z(held_scores, trust[held], part(held))
-                    apgr, _ = metrics.apgr_and_cpt(z, local_ok[held], frontier_ok[held])
-                    margins.append(apgr - length_apgr)
-                key = (min(margins), float(np.mean(margins)))
-                if validate_on is not None:  # random folds of one traffic: the mean decides
-                    key = (key[1], key[0])
-                table[f"lambda={lam},kappa={kappa},gamma={gamma}"] = {
-                    "worst_margin_over_length": key[0],
-                    "mean_margin_over_length": key[1],
-                }
-                if best is None or key > (best[0], best[1]):
-                    best = (key[0], key[1], (lam, kappa, gamma))
+    best: tuple[float, float, tuple[float, float, float, int, float]] | None = None
+    for lam, kappa, gamma, k, mu in settings:
+        margins = []
+        for _, kept, held, kept_scores, held_scores, length_apgr, nb in folds:
+            nb_kept, nb_held = nb[k] if mu else (None, None)
+            blend = _blend_stats(
+                log_tokens[kept],
+                kept_scores,
+                part(kept),
+                escalate[kept],
+                lam,
+                kappa,
+                gamma,
+                mu,
+                nb_kept,
+            )
+            z = blend.z(held_scores, trust[held], part(held), nb_held)
+            apgr, _ = metrics.apgr_and_cpt(z, local_ok[held], frontier_ok[held])
+            margins.append(apgr - length_apgr)
+        key = (min(margins), float(np.mean(margins)))
+        if validate_on is not None:  # random folds of one traffic: the mean decides
+            key = (key[1], key[0])
+        table[label(lam, kappa, gamma, k, mu)] = {
+            "worst_margin_over_length": key[0] if validate_on is None else key[1],
+            "mean_margin_over_length": key[1] if validate_on is None else key[0],
+        }
+        if best is None or key > (best[0], best[1]):
+            best = (key[0], key[1], (lam, kappa, gamma, k, mu))
     assert best is not None
-    lam, kappa, gamma = best[2]
-    chosen = table[f"lambda={lam},kappa={kappa},gamma={gamma}"]
+    lam, kappa, gamma, k, mu = best[2]
+    chosen = table[label(lam, kappa, gamma, k, mu)]
     outcome = fit_outcome_model(embedding, log_tokens, gain, alpha)
+    neighbourhood = None
+    if mu:
+        neighbourhood = fit_neighbourhood(
+            embedding[validate_on],
+            gain[validate_on],
+            k,  # type: ignore[index]
+        )
+    nb_all = None if neighbourhood is None else neighbourhood.score(embedding)
     blend = _blend_stats(
         log_tokens,
         outcome.score(embedding, log_tokens),
@@ -395,11 +511,14 @@ def fit_escalation(
         lam,
         kappa,
         gamma,
+        mu,
+        nb_all,
     )
-    z = blend.z(outcome.score(embedding, log_tokens), trust, transfer)
+    z = blend.z(outcome.score(embedding, log_tokens), trust, transfer, nb_all)
     platt = LogisticRegression(C=1e6, max_iter=1000).fit(z.reshape(-1, 1), escalate.astype(int))
     log(
-        f"  escalation: alpha={alpha}, lambda={lam}, kappa={kappa}, gamma={gamma} (worst "
+        f"  escalation: alpha={alpha}, lambda={lam}, kappa={kappa}, gamma={gamma}, "
+        f"neighbourhood clusters={k if mu else 0}, mu={mu} (worst "
         f"held-out group {chosen['worst_margin_over_length']:+.4f} APGR over length, mean "
         f"{chosen['mean_margin_over_length']:+.4f})"
     )
@@ -411,12 +530,18 @@ def fit_escalation(
         centroids=centroids,
         sim_low=sim_low,
         sim_high=sim_high,
+        neighbourhood=neighbourhood,
         report={
             "alpha": alpha,
             "lambda": lam,
             "kappa": kappa,
             "gamma": gamma,
-            "groups": [name for name, *_ in folds],
+            **(
+                {"neighbourhood_clusters": k if mu else 0, "mu": mu}
+                if validate_on is not None
+                else {}
+            ),
+            "groups": [f[0] for f in folds],
             "worst_margin_over_length": chosen["worst_margin_over_length"],
             "mean_margin_over_length": chosen["mean_margin_over_length"],
             "grid": table,

@@ -10,8 +10,10 @@
   + bias, where the outcome score is a linear model of [embedding, log tokens] learned from
   outcome records and trust (0..1) is how like the outcome data the prompt is (cosine
   similarity to the nearest outcome-data centroid, 0 at or below ``sim_low``, 1 at or above
-  ``sim_high``). A model built without outcome records (``outcome_mix`` 0) reports the
-  complexity score as its escalation score.
+  ``sim_high``). A model trained on a team's own outcomes may add, inside the trusted part,
+  the neighbourhood term: softmax(T * cosine similarity to the team's outcome clusters) .
+  each cluster's (scaled) gain (``escalation.Neighbourhood``). A model built without outcome
+  records (``outcome_mix`` 0) reports the complexity score as its escalation score.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from switchyard.training.encoder import HIDDEN, IR_VERSION, OPSET
+from switchyard.training.escalation import NEIGHBOURHOOD_TEMPERATURE
 from switchyard.training.tokens import EDGE_TOKENS, SEGMENTS, TOKEN_SCALE, VOCAB
 
 __all__ = ["HEAD_IDS", "HEAD_MASK", "Heads", "build_heads_graph", "softmax"]
@@ -59,6 +62,10 @@ class Heads:
     outcome_mix: float = 1.0  # 0: no outcome data, escalation = complexity
     # [SEGMENTS * VOCAB, types] on ``tokens.bag_of_tokens``, divided by the temperature
     token_weights: np.ndarray | None = None
+    # the neighbourhood term (team outcomes only): [k, HIDDEN] unit-length centroids and [k]
+    # gains already in logit units
+    neighbourhood_centroids: np.ndarray | None = None
+    neighbourhood_gains: np.ndarray | None = None
 
     def task_logits(self, embedding: np.ndarray, token_bags: object | None) -> np.ndarray:
         logits = embedding.astype(np.float64) @ self.task_weights + self.task_bias
@@ -77,6 +84,9 @@ class Heads:
         probs = softmax(self.task_logits(e, token_bags))
         complexity = np.clip(e @ self.complexity_weights + self.complexity_bias, 0.0, 1.0)
         outcome = e @ self.outcome_weights + log_n * self.outcome_length_weight + self.outcome_bias
+        if self.neighbourhood_centroids is not None:
+            weights = softmax(NEIGHBOURHOOD_TEMPERATURE * (e @ self.neighbourhood_centroids.T))
+            outcome = outcome + weights @ np.asarray(self.neighbourhood_gains)
         z = (
             self.trust(e) * outcome
             + log_n * self.transfer_length_weight
@@ -145,6 +155,16 @@ def build_heads_graph(heads: Heads) -> onnx.ModelProto:
             scalar(float(EDGE_TOKENS + 1), "head.edge_first", ()),
             scalar(float(EDGE_TOKENS), "head.edge", ()),
         ]
+    hood = heads.neighbourhood_centroids is not None
+    if hood:
+        inits += [
+            numpy_helper.from_array(
+                np.ascontiguousarray(np.asarray(heads.neighbourhood_centroids).T).astype(f32),
+                "head.nb_centroids_t",
+            ),
+            vec(np.asarray(heads.neighbourhood_gains), "head.nb_gains"),
+            scalar(NEIGHBOURHOOD_TEMPERATURE, "head.nb_temperature", ()),
+        ]
     n = helper.make_node
 
     def op(kind: str, inputs: list[str], out: str, **attrs: Any) -> onnx.NodeProto:
@@ -208,7 +228,20 @@ def build_heads_graph(heads: Heads) -> onnx.ModelProto:
         op("Mul", ["head.log_n", "head.out_len_w"], "head.out_len"),
         op("Add", ["head.out_mm", "head.out_len"], "head.out_sum"),
         op("Add", ["head.out_sum", "head.out_b"], "head.out_2d"),
-        op("Reshape", ["head.out_2d", "head.flat"], "head.outcome"),
+    ]
+    outcome_2d = "head.out_2d"
+    if hood:
+        # the neighbourhood term: softmax over the clusters' similarity, times their gains
+        nodes += [
+            op("MatMul", ["embedding", "head.nb_centroids_t"], "head.nb_sims"),
+            op("Mul", ["head.nb_sims", "head.nb_temperature"], "head.nb_logits"),
+            op("Softmax", ["head.nb_logits"], "head.nb_weights", axis=1),
+            op("MatMul", ["head.nb_weights", "head.nb_gains"], "head.nb_term"),
+            op("Add", ["head.out_2d", "head.nb_term"], "head.out_nb"),
+        ]
+        outcome_2d = "head.out_nb"
+    nodes += [
+        op("Reshape", [outcome_2d, "head.flat"], "head.outcome"),
         op("MatMul", ["embedding", "head.centroids_t"], "head.sims"),
         op("ReduceMax", ["head.sims"], "head.sim", axes=[1], keepdims=0),
         op("Sub", ["head.sim", "head.sim_low"], "head.sim_shift"),

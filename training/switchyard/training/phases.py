@@ -42,6 +42,10 @@ class BuildConfig:
     # counting ``team_weight`` times (team_outcomes.py).
     team_outcomes_file: Path | None = None
     team_weight: int = 3
+    # The share of the team's rows the build holds out from training (its own report, and
+    # `evaluate` / `promote` on the same file). 0: train on every team row, and judge the model
+    # on outcomes recorded after the export (a later file).
+    team_held_out_percent: int = 20
     threads: int = 2
     cache_dir: Path | None = None
     log: Callable[[str], None] = print
