@@ -3,6 +3,8 @@ team's rows weighted, and the model directory recording what it trained on."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 from support.outcome_files import export_row, mmlu_rows, write_jsonl
 
 from switchyard.classifier.model import MANIFEST_NAME, ClassifierModel
+from switchyard.training import outcome_evaluation
 from switchyard.training.build import BuildConfig, BuildResult, build_model, select_rows
 from switchyard.training.cli import DEFAULT_OUTCOMES_FILE, default_data_dir
 from switchyard.training.data import DataFileError, held_out, read_outcome_file
@@ -110,7 +113,7 @@ def team_rows(extra: list[dict[str, object]] | None = None) -> list[dict[str, ob
     return rows + (extra or [])
 
 
-def build(out: Path, team: Path | None, weight: int = 3) -> BuildResult:
+def build(out: Path, team: Path | None, weight: int = 3, holdout: int = 20) -> BuildResult:
     return build_model(
         BuildConfig(
             out=out,
@@ -118,6 +121,7 @@ def build(out: Path, team: Path | None, weight: int = 3) -> BuildResult:
             outcomes_file=DATA / DEFAULT_OUTCOMES_FILE,
             team_outcomes_file=team,
             team_weight=weight,
+            team_held_out_percent=holdout,
             train_cap=4,
             eval_cap=4,
             outcome_limit=150,
@@ -151,6 +155,21 @@ def test_the_model_directory_records_which_outcomes_it_trained_on(
     ids = (result.out / OUTCOME_IDS_FILE).read_text().split()
     assert manifest["outcome_training"]["rows"] == len(ids)
     assert len(ids) == len(trained) + sum(i.startswith("mmlu/") for i in ids)
+
+
+@needs_data
+def test_with_no_team_holdout_every_team_row_trains(tmp_path: Path) -> None:
+    team = write_jsonl(tmp_path / "team.jsonl", team_rows())
+    result = build(tmp_path / "model", team, holdout=0)
+    seen = seen_outcomes(result.out)
+    assert all(seen(f"req-{i:04d}") for i in range(120))
+    manifest = json.loads((result.out / MANIFEST_NAME).read_text())
+    assert manifest["config"]["team_held_out_percent"] == 0
+    # nothing of that file is left to evaluate the model on: evaluate says so (a later file)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = outcome_evaluation.main([str(result.out), "--outcomes", str(team), "--json"])
+    assert code == 2 and "no row to score" in err.getvalue()
 
 
 @needs_data
