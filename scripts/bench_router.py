@@ -23,15 +23,17 @@ process and ledger:
   `fsync` mode, e.g. the commit a change to the journal started from;
 - `shadow-off` / `shadow-sampled`: this tree (durability `--durability`) without shadow
   evaluation, and with `--shadow-share` of requests shadow-evaluated (the shadow call and both
-  judge calls go to the instant backend, which answers the judge with a tie). The run prints
-  how many evaluations the sampled router recorded.
+  judge calls go to the instant backend, which answers the judge with a tie);
+  `shadow-deferred`: the same share with `evaluation.defer_while_in_flight: 1` (an evaluation
+  starts only while the router serves nothing). The run prints how many evaluations each
+  sampled router recorded, of how many requests.
 
 Usage:
     .venv/bin/python scripts/bench_router.py [--seconds 10] [--concurrency 50 200]
     .venv/bin/python scripts/bench_router.py --variants before fsync-base fsync page-cache \\
         --before /tmp/main-worktree --base /tmp/start-worktree --rounds 3 --seconds 5
     .venv/bin/python scripts/bench_router.py --variants shadow-off shadow-sampled \\
-        --shadow-share 0.1 --rounds 3 --seconds 5
+        shadow-deferred --shadow-share 0.1 --rounds 3 --seconds 5
 """
 
 from __future__ import annotations
@@ -58,8 +60,17 @@ from support.router_processes import Fakes, RouterProcess, router_config  # noqa
 from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 from switchyard.api.router.v1 import router_pb2, router_pb2_grpc  # noqa: E402
 
-VARIANTS = ("before", "fsync-base", "fsync", "page-cache", "shadow-off", "shadow-sampled")
-SHADOW_VARIANTS = ("shadow-off", "shadow-sampled")
+VARIANTS = (
+    "before",
+    "fsync-base",
+    "fsync",
+    "page-cache",
+    "shadow-off",
+    "shadow-sampled",
+    "shadow-deferred",
+)
+SHADOW_VARIANTS = ("shadow-off", "shadow-sampled", "shadow-deferred")
+SAMPLED_VARIANTS = ("shadow-sampled", "shadow-deferred")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -142,12 +153,14 @@ def start_router(
             durability = "page-cache" if variant == "page-cache" else "fsync"
         env["SWITCHYARD_ROUTER_LEDGER_DURABILITY"] = durability
     config = router_config(fakes.address, f"sqlite:{directory / 'ledger.db'}")
-    if variant == "shadow-sampled":
+    if variant in SAMPLED_VARIANTS:
         config["evaluation"] = {
             "judge_target": "frontier",
             "share": args.shadow_share,
             "daily_budget_usd": 1_000_000.0,
         }
+        if variant == "shadow-deferred":
+            config["evaluation"]["defer_while_in_flight"] = 1
     try:
         return RouterProcess(directory, config, env).start()
     finally:
@@ -197,9 +210,11 @@ def main() -> int:
                 results["direct"][concurrency].append(direct)
         report(args, results)
         print(f"\n{fsync_probe(tmp)}: a durable answer waits at least this long")
-        if "shadow-sampled" in routers:
-            routers["shadow-sampled"].stop()  # its evaluations are in its ledger once it stops
-            print(f"shadow-sampled recorded evaluations: {evaluations(tmp / 'shadow-sampled')}")
+        for variant in SAMPLED_VARIANTS:
+            if variant in routers:
+                routers[variant].stop()  # its evaluations are in its ledger once it stops
+                verdicts, requests = evaluations(tmp / variant)
+                print(f"{variant} recorded evaluations: {verdicts} of {requests} requests")
         return 0
     finally:
         for router in routers.values():
@@ -207,11 +222,13 @@ def main() -> int:
         fakes.stop()
 
 
-def evaluations(directory: Path) -> dict[str, int]:
-    """Verdict -> evaluations in a router's SQLite ledger."""
+def evaluations(directory: Path) -> tuple[dict[str, int], int]:
+    """(verdict -> evaluations, requests) in a router's SQLite ledger."""
     with sqlite3.connect(directory / "ledger.db") as conn:
         rows = conn.execute("SELECT verdict, COUNT(*) FROM evaluations GROUP BY verdict")
-        return dict(rows.fetchall())
+        verdicts = dict(rows.fetchall())
+        (requests,) = conn.execute("SELECT COUNT(*) FROM requests").fetchone()
+        return verdicts, int(requests)
 
 
 Results = dict[str, dict[int, list[dict[str, object]]]]

@@ -541,3 +541,28 @@ async def test_the_cost_report_shows_evaluation_cost_and_quality_apart(suite: Su
                                 "--group-by", "tenant", "--end", end])  # fmt: skip
     assert code == 0 and "at 67% of frontier quality (n = 3 rated outcomes)" in text
     assert "Shadow evaluation (its own cost, not in the costs above)" in text
+
+
+async def arrivals(backend: FakeBackend, count: int) -> None:
+    """Until `backend` has received `count` generation calls."""
+    async with asyncio.timeout(10):
+        while len(backend.requests) < count:  # noqa: ASYNC110 - the double counts, no event
+            await asyncio.sleep(0.01)
+
+
+async def test_deferred_evaluations_wait_for_a_quiet_moment(suite: Suite) -> None:
+    await suite.reconfigure(defer_while_in_flight=1)
+    suite.frontier.gate = asyncio.Event()
+    slow = asyncio.create_task(
+        complete(suite, "CHAT 0.1 still being served", force_target="frontier-general")
+    )
+    await arrivals(suite.frontier, 1)  # served by the frontier, held open
+    quick = await complete(suite, "CHAT 0.1 answered at once")  # served locally
+    assert quick.decision.target == "local-general"
+    # its evaluation (the shadow call goes to the frontier) waits while `slow` is served
+    await asyncio.sleep(0.3)
+    assert len(suite.frontier.requests) == 1
+    suite.frontier.gate.set()  # `slow` ends: the router is quiet, both are evaluated
+    await slow
+    assert len(await suite.evaluations()) == 2
+    assert len(suite.frontier.requests) == 2 and len(suite.local.requests) == 2

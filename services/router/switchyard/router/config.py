@@ -297,6 +297,10 @@ class EvaluationConfig(_Strict):
     daily_budget_usd: NonNegative | None = None
     max_concurrency: Annotated[int, Field(ge=1, le=256, strict=True)] = 2
     queue_size: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 100
+    #: Start a queued evaluation only while fewer than this many requests are being served by
+    #: this router (None: whenever a slot is free). Served traffic goes first: under sustained
+    #: load evaluations wait in the queue, and a full queue drops them (counted).
+    defer_while_in_flight: Annotated[int, Field(ge=1, le=100_000, strict=True)] | None = None
     #: Deadline of each shadow and judge call.
     timeout_s: Annotated[float, Field(gt=0, le=3600, strict=True)] = 120.0
     judge_max_tokens: Annotated[int, Field(ge=1, le=4096, strict=True)] = 16

@@ -23,7 +23,17 @@ from switchyard.router.conversion import classified as to_classified
 from switchyard.router.policy import BoundTarget, Classified, Decision, PolicyInputs
 from switchyard.runtime.errors import DeadlineExceeded, SwitchyardError
 
-__all__ = ["RoutedRequest", "status_of"]
+__all__ = ["InFlight", "RoutedRequest", "status_of"]
+
+
+class InFlight:
+    """How many requests this router is serving now: the router counts each from admission to
+    its accounting; shadow evaluation reads it to start its calls in a quiet moment."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
 @dataclass
@@ -62,6 +72,8 @@ class RoutedRequest:
     #: stream's text as it was relayed (the judge needs the answer).
     sample_share: float = 0.0
     streamed_text: list[str] = field(default_factory=list)
+    #: Counted in the router's `InFlight` (until its accounting starts).
+    in_flight: bool = False
 
     def classify_done(self, classification: classifier_pb2.Classification) -> None:
         self.classification = classification

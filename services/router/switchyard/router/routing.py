@@ -61,7 +61,7 @@ from switchyard.router.policy import (
     estimate_tokens,
     estimate_window_tokens,
 )
-from switchyard.router.request import RoutedRequest, status_of
+from switchyard.router.request import InFlight, RoutedRequest, status_of
 from switchyard.router.windows import ContextWindows
 from switchyard.runtime import attributes as attr
 from switchyard.runtime.channels import outgoing_metadata
@@ -108,11 +108,13 @@ class Router:
         *,
         windows: ContextWindows | None = None,
         evaluator: ShadowEvaluator | None = None,
+        in_flight: InFlight | None = None,
         log_prompts: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._config = config
         self._evaluator = evaluator
+        self._in_flight = in_flight or InFlight()
         self._clock = clock
         self._connections = connections
         self._windows = windows
@@ -217,6 +219,7 @@ class Router:
 
     async def _account(self, req: RoutedRequest) -> None:
         """Record the request and wait until the record is durable: only then is it answered."""
+        self._done(req)
         durable = self._accounting.finish(req)
         if durable is None:
             return
@@ -230,6 +233,7 @@ class Router:
     async def _account_failure(self, req: RoutedRequest, exc: BaseException) -> None:
         """Record a request that ended with `exc`; durable before the error is sent, unless the
         caller is gone (cancelled) and nothing is sent."""
+        self._done(req)
         req.status = status_of(exc)
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
             if req.classifying is not None:
@@ -286,7 +290,15 @@ class Router:
         span.set_attributes(
             {attr.REQUEST_ID: req.request_id, attr.TENANT: tenant, attr.ROUTER_OPERATION: operation}
         )
+        self._in_flight.count += 1
+        req.in_flight = True
         return req
+
+    def _done(self, req: RoutedRequest) -> None:
+        """The request is no longer being served (counted once, whichever way it ended)."""
+        if req.in_flight:
+            req.in_flight = False
+            self._in_flight.count -= 1
 
     async def _check_budget(self, req: RoutedRequest) -> bool:
         """Raise over a hard limit; return whether the soft limit is reached."""

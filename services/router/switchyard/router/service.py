@@ -19,6 +19,7 @@ from switchyard.router.evaluation.evaluator import ShadowEvaluator
 from switchyard.router.ledger import CostLedger, LedgerError, OutcomeStore, open_ledger
 from switchyard.router.ledger.writer import Durability, LedgerWriter
 from switchyard.router.reloading import ConfigSource
+from switchyard.router.request import InFlight
 from switchyard.router.routing import Router
 from switchyard.router.servicer import RouterServicer
 from switchyard.router.settings import RouterSettings
@@ -100,10 +101,12 @@ async def open_resources(
     await windows.refresh()  # the first request is checked against what the backends report
     source.on_change(windows.config_changed)
     assert isinstance(ledger, OutcomeStore)  # both engines keep the outcome tables
+    in_flight = InFlight()
     evaluator = ShadowEvaluator(
         lambda: source.current,
         connections,
         ledger,
+        in_flight=in_flight,
         clock=clock,
         budget_cache_s=settings.budget_cache_s,
     )
@@ -114,6 +117,7 @@ async def open_resources(
         writer,
         windows=windows,
         evaluator=evaluator,
+        in_flight=in_flight,
         log_prompts=settings.log_prompts,
         clock=clock,
     )

@@ -2,7 +2,10 @@
 
 The router offers every sampled request once it is answered and its record is durable
 (`offer`, never blocking: a full queue drops and counts). Up to `evaluation.max_concurrency`
-evaluations run at once, each in its own trace linked to the request's span:
+evaluations run at once, each in its own trace linked to the request's span; with
+`evaluation.defer_while_in_flight: N` a queued one starts only while the router serves fewer
+than N requests (`InFlight`, rechecked every `DEFER_RECHECK_S`), so its calls take no CPU from
+served traffic under load:
 
 1. the budget: today's evaluation spend (the ledger's, cached, plus what this replica wrote
    since it last read it) must be under `evaluation.daily_budget_usd`, else the evaluation is
@@ -39,6 +42,7 @@ from switchyard.router.ledger.interface import LedgerError, LedgerUnavailable
 from switchyard.router.ledger.outcome_records import EvaluationRecord, JudgeOrder, Verdict
 from switchyard.router.ledger.outcome_store import OutcomeStore
 from switchyard.router.policy import BoundTarget
+from switchyard.router.request import InFlight
 from switchyard.runtime import attributes as attr
 from switchyard.runtime.logging import get_logger
 from switchyard.runtime.telemetry import get_meter, get_tracer, request_baggage
@@ -50,6 +54,8 @@ log = get_logger(__name__)
 #: How long an unparseable judge reply is kept (only where prompts are stored).
 _REPLY_EXCERPT_CHARS = 500
 _WRITE_RETRIES_S = (0.1, 0.5, 2.0)
+# How often deferred evaluations look again for a quiet moment (`defer_while_in_flight`).
+DEFER_RECHECK_S = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +157,7 @@ class ShadowEvaluator:
         connections: Connections,
         store: OutcomeStore,
         *,
+        in_flight: InFlight | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         budget_cache_s: float = 2.0,
         write_retries_s: Sequence[float] = _WRITE_RETRIES_S,
@@ -163,6 +170,8 @@ class ShadowEvaluator:
         self._write_retries_s = tuple(write_retries_s)
         self._queue: deque[EvaluationJob] = deque()
         self._running: set[asyncio.Task[None]] = set()
+        self._in_flight = in_flight or InFlight()
+        self._recheck: asyncio.TimerHandle | None = None
         self._closing = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -221,14 +230,26 @@ class ShadowEvaluator:
         log.info("evaluation dropped", request_id=request_id, reason=reason)
 
     def _pump(self) -> None:
-        limit = self._config().evaluation.max_concurrency
+        evaluation = self._config().evaluation
+        limit, quiet = evaluation.max_concurrency, evaluation.defer_while_in_flight
         while self._queue and len(self._running) < limit and not self._closing:
+            if quiet is not None and self._in_flight.count >= quiet:
+                self._pump_later()
+                return
             job = self._queue.popleft()
             task = asyncio.get_running_loop().create_task(
                 self._run(job), name=f"evaluation-{job.request_id}"
             )
             self._running.add(task)
             task.add_done_callback(self._finished)
+
+    def _pump_later(self) -> None:
+        if self._recheck is None:
+            self._recheck = asyncio.get_running_loop().call_later(DEFER_RECHECK_S, self._repump)
+
+    def _repump(self) -> None:
+        self._recheck = None
+        self._pump()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -245,6 +266,9 @@ class ShadowEvaluator:
     async def close(self) -> None:
         """Stop: queued evaluations are dropped, running ones cancelled (both counted)."""
         self._closing = True
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
         while self._queue:
             self._drop(self._queue.popleft(), "shutdown")
         running = list(self._running)
