@@ -18,7 +18,7 @@ from switchyard.training.build import BuildConfig, BuildResult, build_model, sel
 from switchyard.training.cli import DEFAULT_OUTCOMES_FILE, default_data_dir
 from switchyard.training.data import DataFileError, held_out, read_outcome_file
 from switchyard.training.lineage import OUTCOME_IDS_FILE, seen_outcomes
-from switchyard.training.team_outcomes import read_team_outcomes, weighted
+from switchyard.training.team_outcomes import read_team_outcomes, team_group, weighted
 
 DATA = default_data_dir() or Path("/nonexistent")
 needs_data = pytest.mark.skipif(
@@ -90,13 +90,31 @@ def test_a_file_that_cannot_train_escalation_says_why(tmp_path: Path) -> None:
 def test_weighting_repeats_rows_and_keeps_their_group(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "t.jsonl", [export_row("a", "p", False, True)])
     rows = weighted(read_team_outcomes(path).training, 3)
-    assert [(r.id, r.subject) for r in rows] == [
-        ("a", "team/a"),
-        ("a#1", "team/a"),
-        ("a#2", "team/a"),
-    ]
+    group = team_group(None, "p", "a")
+    assert [(r.id, r.subject) for r in rows] == [("a", group), ("a#1", group), ("a#2", group)]
     with pytest.raises(ValueError, match=">= 1"):
         weighted(rows, 0)
+
+
+def test_a_prompt_asked_again_is_one_held_out_group_whatever_its_request_ids(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        export_row("req-1", "What is the capital of France?", True, True),
+        export_row("req-2", "What is the capital of France?", False, True),
+        export_row("req-3", "Prove that every PID is a UFD.", False, True),
+        export_row("req-4", "What is the capital of France?", True, True) | {"subject": "geo"},
+    ]
+    groups = [
+        r.subject for r in read_team_outcomes(write_jsonl(tmp_path / "t.jsonl", rows)).training
+    ]
+    assert groups[0] == groups[1]  # same prompt, other request ids: held out together
+    assert groups[2] != groups[0]
+    assert groups[3] == "team/geo"  # a subject the file gives wins
+    assert all(g.startswith("team/") for g in groups)
+    renamed = [r | {"id": f"other-{i}"} for i, r in enumerate(rows)]
+    again = read_team_outcomes(write_jsonl(tmp_path / "u.jsonl", renamed)).training
+    assert [r.subject for r in again] == groups  # the folds do not follow the router's ids
 
 
 # ---- builds with a team file (small: 150 shipped outcome rows, 4 task rows per type) ----------

@@ -33,16 +33,19 @@ outcomes. Weight is applied by repeating the row (integer weights), so every fit
 ridge outcome model, the blend chosen by held-out-group validation, the Platt scale) sees it
 and repeated rows stay in their row's held-out group.
 
-**Validation.** Each team row is its own held-out group (or its ``subject``'s, when the file
-has one), and when team rows are combined with the shipped data the escalation recipe's choices
-(the ridge penalty and the blend of outcome model, length, complexity and task prior) are made
-on 5 folds of the team's rows (``escalation.fit_escalation(validate_on=...)``): whether the
-outcome model beats prompt length is decided on the team's traffic, not on MMLU's subject
-categories (on which the shipped choice is length alone).
+**Validation.** A team row's held-out group is its prompt (``team_group``: rows asking the same
+thing are held out together, so a prompt repeated in the traffic never sits on both sides of a
+fold, and the folds do not depend on the router's random request ids), or its ``subject``'s
+when the file has one; and when team rows are combined with the shipped data the escalation
+recipe's choices (the ridge penalty and the blend of outcome model, length, complexity and task
+prior) are made on 5 folds of the team's rows (``escalation.fit_escalation(validate_on=...)``):
+whether the outcome model beats prompt length is decided on the team's traffic, not on MMLU's
+subject categories (on which the shipped choice is length alone).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,9 +77,20 @@ __all__ = [
 
 # Each team outcome counts this many times next to one row of the shipped outcome data.
 DEFAULT_TEAM_WEIGHT = 3
-# Held-out groups of team rows (the subject, else the row itself), prefixed so they never merge
-# with the shipped data's subjects; ``team_rows_mask`` finds them.
+# Held-out groups of team rows (the subject, else the prompt, else the row itself), prefixed so
+# they never merge with the shipped data's subjects; ``team_rows_mask`` finds them.
 TEAM_GROUP_PREFIX = "team/"
+
+
+def team_group(subject: str | None, prompt: str | None, row_id: str) -> str:
+    """A team row's held-out group: its subject when the file gives one, else its prompt (a
+    digest of the text: the same prompt is one group), else the row itself."""
+    if subject:
+        return f"{TEAM_GROUP_PREFIX}{subject}"
+    if prompt is not None:
+        return f"{TEAM_GROUP_PREFIX}prompt-{hashlib.sha256(prompt.encode()).hexdigest()[:16]}"
+    return f"{TEAM_GROUP_PREFIX}{row_id}"
+
 
 # Keys of the exported outcome file (format version 1) and of the shipped schema.
 EXPORT_FIELDS = frozenset(
@@ -112,7 +126,7 @@ class RatedOutcome:
 
     id: str
     prompt: str | None
-    group: str  # TEAM_GROUP_PREFIX + the subject, else + the row's id (its own group)
+    group: str  # team_group(): TEAM_GROUP_PREFIX + the subject, else the prompt's digest
     local_ok: bool | None
     frontier_ok: bool | None
 
@@ -231,7 +245,7 @@ def read_team_outcomes(path: Path) -> TeamOutcomes:
             RatedOutcome(
                 row_id,
                 prompt if isinstance(prompt, str) else None,
-                f"{TEAM_GROUP_PREFIX}{obj.get('subject') or row_id}",
+                team_group(obj.get("subject"), prompt if isinstance(prompt, str) else None, row_id),
                 local_ok,
                 frontier_ok,
             )
