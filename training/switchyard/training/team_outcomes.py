@@ -45,7 +45,6 @@ subject categories (on which the shipped choice is length alone).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +58,7 @@ from switchyard.training.data import (
     _read_jsonl,
     held_out,
 )
+from switchyard.training.embedder import prompt_key
 from switchyard.training.records import OutcomeRecord
 
 __all__ = [
@@ -70,6 +70,7 @@ __all__ = [
     "escalation_evidence",
     "is_exported_file",
     "read_team_outcomes",
+    "team_group",
     "split_for_training",
     "team_rows_mask",
     "weighted",
@@ -88,7 +89,7 @@ def team_group(subject: str | None, prompt: str | None, row_id: str) -> str:
     if subject:
         return f"{TEAM_GROUP_PREFIX}{subject}"
     if prompt is not None:
-        return f"{TEAM_GROUP_PREFIX}prompt-{hashlib.sha256(prompt.encode()).hexdigest()[:16]}"
+        return f"{TEAM_GROUP_PREFIX}prompt-{prompt_key(prompt)[:16]}"
     return f"{TEAM_GROUP_PREFIX}{row_id}"
 
 
@@ -241,11 +242,12 @@ def read_team_outcomes(path: Path) -> TeamOutcomes:
         if len(problems) > before:
             continue
         row_id = str(obj.get("id") or f"{path.name}/{line_no}")
+        text = prompt if isinstance(prompt, str) else None
         rows.append(
             RatedOutcome(
                 row_id,
-                prompt if isinstance(prompt, str) else None,
-                team_group(obj.get("subject"), prompt if isinstance(prompt, str) else None, row_id),
+                text,
+                team_group(obj.get("subject"), text, row_id),
                 local_ok,
                 frontier_ok,
             )
