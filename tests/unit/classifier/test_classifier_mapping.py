@@ -28,6 +28,7 @@ from switchyard.training.mapping import (
     map_prompt_row,
 )
 from switchyard.training.second_sources import SECOND_SOURCE_PROMPTS, second_source_prompts
+from switchyard.training.unseen import UNSEEN_LABELS
 
 DATA = default_data_dir() or Path("/nonexistent")
 
@@ -196,3 +197,30 @@ def test_second_sources_are_ours_labelled_and_not_copied_from_the_evaluation_set
             for item in items:
                 shared = len(held_out & _shingles(item.prompt)) / len(held_out)
                 assert shared <= 0.3, (name, json.loads(line)["id"], item.id)
+
+
+def test_real_users_set_is_disjoint_from_sets_1_and_2_verbatim_and_never_trains() -> None:
+    evaluation = Path(__file__).parent / "data"
+    set_2 = {
+        json.loads(line)["id"]
+        for line in (evaluation / "unseen_fresh.jsonl").read_text(encoding="utf-8").splitlines()
+    }
+    set_4_file = evaluation / "unseen_real_users.jsonl"
+    set_4 = [json.loads(line) for line in set_4_file.read_text(encoding="utf-8").splitlines()]
+    ids = [r["id"] for r in set_4]
+    assert len(ids) == len(set(ids)) >= 450
+    assert not set(ids) & (set(UNSEEN_LABELS) | set_2)
+    assert {r["task_type"] for r in set_4} <= set(TASK_TYPE_NAMES)
+    for r in set_4:  # the mapping gives these rows no task type: the task head never sees them
+        dataset, _, bare_id = r["id"].partition("/")
+        assert dataset in ("arena_hard_v0.1", "self_instruct_user_oriented")
+        assert map_prompt_row(dataset, None, None, bare_id).task_type is None
+    prompts = DATA / "prompts"
+    if not prompts.is_dir():
+        pytest.skip(f"datasets not present at {prompts}")
+    text = {}
+    for dataset in ("arena_hard_v0.1", "self_instruct_user_oriented"):
+        for line in (prompts / f"{dataset}.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            text[f"{dataset}/{row['id']}"] = row["prompt"]
+    assert all(text[r["id"]] == r["prompt"] for r in set_4)

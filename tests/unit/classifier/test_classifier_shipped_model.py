@@ -61,6 +61,12 @@ OURS = Path(__file__).parent / "data" / "unseen_ours.jsonl"
 # Set 3, the project's prompts in the formats issue 14 names (data/README.md): v2 0.875, v2.1
 # 0.962 (its author also wrote v2.1's second-source training prompts, so it flatters v2.1).
 OURS_ACCURACY_FLOOR = 0.90
+REAL_USERS = Path(__file__).parent / "data" / "unseen_real_users.jsonl"
+# Set 4: every other labelled row of the same two real-user datasets (482 prompts, labelled by
+# written rules before any model output was seen; data/README.md). The shipped model scores
+# 0.660 (arena-hard 0.711 of 353, self-instruct 0.519 of 129): floors a few points under.
+REAL_USERS_ACCURACY_FLOOR = 0.63
+REAL_USERS_SOURCE_FLOORS = {"arena_hard_v0.1": 0.68, "self_instruct_user_oriented": 0.47}
 
 
 def _scored(model: ClassifierModel, path: Path) -> tuple[list[dict[str, str]], list[bool]]:
@@ -89,6 +95,17 @@ def test_accuracy_on_the_projects_unseen_formats_above_floor(model: ClassifierMo
     assert len(rows) >= 100
     accuracy = float(np.mean(correct))
     assert accuracy >= OURS_ACCURACY_FLOOR, f"accuracy {accuracy:.3f} on {len(rows)} prompts"
+
+
+def test_accuracy_on_real_users_prompts_above_floor(model: ClassifierModel) -> None:
+    rows, correct = _scored(model, REAL_USERS)
+    assert len(rows) >= 450
+    accuracy = float(np.mean(correct))
+    assert accuracy >= REAL_USERS_ACCURACY_FLOOR, f"accuracy {accuracy:.3f} on {len(rows)} prompts"
+    for source, floor in REAL_USERS_SOURCE_FLOORS.items():
+        mine = [c for c, r in zip(correct, rows, strict=True) if r["id"].startswith(source + "/")]
+        assert len(mine) >= 100
+        assert np.mean(mine) >= floor, f"{source}: {np.mean(mine):.3f} on {len(mine)} prompts"
 
 
 GREETINGS = ["hello", "hi there!", "thanks!", "good morning :)", "hey, how are you?"]

@@ -6,8 +6,10 @@
    prompts the task head never trains on: ``unseen.UNSEEN_LABELS`` (set 1, 47 prompts; looked
    at while choosing the v1 recipe), ``tests/unit/classifier/data/unseen_fresh.jsonl`` (set 2,
    91 prompts, labelled before any tuning) and ``unseen_ours.jsonl`` (set 3, 104 prompts the
-   project wrote for the formats issue 14 names, labelled before any model output was seen).
-   Sets 2 and 3 are never used to choose anything.
+   project wrote for the formats issue 14 names, labelled before any model output was seen) and
+   ``unseen_real_users.jsonl`` (set 4, 482 real users' prompts: every other row of the two
+   unlabelled real-user datasets, labelled by the project by written rules before any model
+   output was seen). Sets 2, 3 and 4 are never used to choose the shipped recipe.
 2. Leave-source-out (``validation.py``): the shipped task recipe refitted with whole sources
    left out (5 folds, every source left out once), accuracy per left-out source and the worst.
    The recipe (C) was chosen on this check, so it is cross-validation, not a test.
@@ -60,13 +62,21 @@ from switchyard.training.tokens import bag_of_tokens
 from switchyard.training.unseen import UNSEEN_LABELS
 from switchyard.training.validation import leave_source_out
 
-__all__ = ["FRESH_UNSEEN_FILE", "OURS_UNSEEN_FILE", "confusion", "main", "reference_mix"]
+__all__ = [
+    "FRESH_UNSEEN_FILE",
+    "OURS_UNSEEN_FILE",
+    "REAL_USERS_UNSEEN_FILE",
+    "confusion",
+    "main",
+    "reference_mix",
+]
 
 _root = checkout_root()
 _data = None if _root is None else _root / "tests" / "unit" / "classifier" / "data"
 # The fresh unseen-source set and the project's own (see tests/unit/classifier/data/README.md).
 FRESH_UNSEEN_FILE = None if _data is None else _data / "unseen_fresh.jsonl"
 OURS_UNSEEN_FILE = None if _data is None else _data / "unseen_ours.jsonl"
+REAL_USERS_UNSEEN_FILE = None if _data is None else _data / "unseen_real_users.jsonl"
 # Rows scored per left-out source in the leave-source-out check (a seeded sample).
 LSO_ROWS_PER_SOURCE = 300
 
@@ -271,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fresh", type=Path, default=FRESH_UNSEEN_FILE)
     parser.add_argument("--ours", type=Path, default=OURS_UNSEEN_FILE)
+    parser.add_argument("--real-users", type=Path, default=REAL_USERS_UNSEEN_FILE)
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["unseen", "sources", "escalation"]
     )
@@ -289,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             report["unseen_sources_fresh"] = _unseen(model, _fresh_rows(args.fresh))
         if args.ours is not None:
             report["unseen_sources_ours"] = _unseen(model, _fresh_rows(args.ours))
+        if args.real_users is not None:
+            report["unseen_sources_real_users"] = _unseen(model, _fresh_rows(args.real_users))
     with tempfile.TemporaryDirectory() as tmp:
         _, embedder = make_embedder(locate_encoder_files(), Path(tmp), args.threads, args.cache_dir)
         if "sources" not in args.skip:
