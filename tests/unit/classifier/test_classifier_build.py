@@ -18,8 +18,11 @@ from switchyard.classifier.model import (
     ModelLoadError,
     PromptTokenizer,
 )
-from switchyard.training.build import BuildConfig, BuildResult, build_model
+from switchyard.training import cli
+from switchyard.training.balance import source_of
+from switchyard.training.build import BuildConfig, BuildResult, build_model, select_rows
 from switchyard.training.cli import DEFAULT_OUTCOMES_FILE, default_data_dir
+from switchyard.training.data import load_dataset_prompts
 from switchyard.training.encoder import build_encoder_graph, locate_encoder_files
 from switchyard.training.escalation import TransferFeatures
 from switchyard.training.heads import softmax
@@ -155,3 +158,75 @@ def test_bring_your_own_labels_without_builtin_data(tmp_path: Path) -> None:
     assert names[int(np.argmax(prediction.task_probabilities))] == "creative_writing"
     # No outcome data: escalation falls back on the complexity score.
     assert prediction.escalation == pytest.approx(prediction.complexity, abs=1e-6)
+
+
+def _label_file(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text(
+        "".join(json.dumps({"prompt": p, "task_type": t}) + "\n" for p, t in rows),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_added_labels_join_the_builtin_rows_as_one_source_and_win_on_the_same_prompt(
+    tmp_path: Path,
+) -> None:
+    builtin = load_dataset_prompts(DATA / "prompts", include_authored=False, include_derived=False)
+    gsm8k = next(r for r in builtin if r.group == "gsm8k_train")
+    mine = [
+        (f"Rate how urgent ticket #{i} about the billing page is: low or high?", "classification")
+        for i in range(40)
+    ]
+    labels = _label_file(tmp_path / "team.jsonl", [*mine, ("  " + gsm8k.prompt.upper(), "chat")])
+    config = BuildConfig(
+        out=tmp_path / "model",
+        prompts_dir=DATA / "prompts",
+        added_labels_file=labels,
+        train_cap=None,
+        eval_cap=None,
+        log=lambda _: None,
+    )
+    inputs: dict[str, str] = {}
+    rows = select_rows(config, inputs)
+    assert "added_labels/team.jsonl" in inputs and "prompts/gsm8k_train.jsonl" in inputs
+    every = rows.task_train + rows.task_eval
+    users = [r for r in every if source_of(r.group) == "user"]
+    assert len(users) == 41  # all of them, split between training and held out like any row
+    assert 0 < sum(1 for r in rows.task_train if source_of(r.group) == "user") < 41
+    assert len({source_of(r.group) for r in every}) > 10  # the built-in sources are all there
+    # the same prompt (case and spacing aside) is one row, with the team's label
+    same = [r for r in every if " ".join(r.prompt.lower().split()) == gsm8k.prompt.lower()]
+    assert [(r.task_type, source_of(r.group)) for r in same] == [("chat", "user")]
+
+
+def test_add_labels_cannot_be_mixed_with_labels_or_without_builtin_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = _label_file(tmp_path / "team.jsonl", [("hello there", "chat")])
+    for extra in (["--labels", str(labels)], ["--no-builtin-data", "--labels", str(labels)]):
+        argv = ["--out", str(tmp_path / "m"), "--add-labels", str(labels), *extra]
+        assert cli.main([*argv, "--data-dir", str(DATA)]) == 2
+        assert "--add-labels adds to the built-in task rows" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_build_with_added_labels_is_a_custom_model_that_names_the_file(tmp_path: Path) -> None:
+    labels = _label_file(
+        tmp_path / "team.jsonl",
+        [(f"Is order #{i} late? Answer yes or no.", "classification") for i in range(12)],
+    )
+    result = build_model(
+        BuildConfig(
+            out=tmp_path / "model",
+            prompts_dir=DATA / "prompts",
+            added_labels_file=labels,
+            train_cap=4,
+            eval_cap=4,
+            threads=1,
+            log=lambda _: None,
+        )
+    )
+    manifest = json.loads((result.out / MANIFEST_NAME).read_text(encoding="utf-8"))
+    assert manifest["name"] == "switchyard-custom-int8"
+    assert "added_labels/team.jsonl" in manifest["inputs"]
+    ClassifierModel(result.out).predict(["Is order #99 late? Answer yes or no."])

@@ -30,6 +30,7 @@ from switchyard.training.balance import balanced_weights, source_of
 from switchyard.training.data import (
     held_out,
     load_dataset_prompts,
+    normalised_prompt,
     read_label_file,
     read_outcome_file,
 )
@@ -187,6 +188,16 @@ def select_training_task_rows(
     return neutralised_rows(_cap(train, cap, rng, _type_and_source))
 
 
+def with_added_labels(
+    dataset_rows: list[LabeledPrompt], added: list[LabeledPrompt]
+) -> list[LabeledPrompt]:
+    """The built-in rows and a team's labelled rows (``--add-labels``: source ``user``); where
+    both hold the same prompt (case and spacing aside), the team's label wins."""
+    mine = {normalised_prompt(r.prompt) for r in added}
+    kept = [r for r in dataset_rows if normalised_prompt(r.prompt) not in mine]
+    return kept + added
+
+
 def select_rows(config: BuildConfig, inputs: dict[str, str]) -> TrainingRows:
     """Read the data and split it; records every input file's sha256 in ``inputs``."""
     rng = random.Random(SEED)
@@ -205,6 +216,12 @@ def select_rows(config: BuildConfig, inputs: dict[str, str]) -> TrainingRows:
             r for r in dataset_rows if r.complexity is not None
         ]
     else:
+        if config.added_labels_file is not None:
+            dataset_rows = with_added_labels(
+                dataset_rows, read_label_file(config.added_labels_file)
+            )
+            name = config.added_labels_file.name
+            inputs[f"added_labels/{name}"] = sha256_file(config.added_labels_file)
         task_rows_all = [r for r in dataset_rows if r.task_type is not None]
         complexity_rows_all = [r for r in dataset_rows if r.complexity is not None]
     if not task_rows_all:
@@ -383,7 +400,11 @@ def write_model(
         TOKENIZER_FILE: sha256_file(config.out / TOKENIZER_FILE),
     }
     manifest: dict[str, object] = {
-        "name": MODEL_NAME if config.labels_file is None else CUSTOM_MODEL_NAME,
+        "name": (
+            MODEL_NAME
+            if config.labels_file is None and config.added_labels_file is None
+            else CUSTOM_MODEL_NAME
+        ),
         "version": hashes[MODEL_FILE][:12],
         "recipe_version": RECIPE_VERSION,
         "task_types": list(TASK_TYPE_NAMES),

@@ -70,7 +70,17 @@ def _parser() -> argparse.ArgumentParser:
         "--outcomes, escalation is learned from the built-in outcome data.",
     )
     parser.add_argument("--out", type=Path, required=True, help="directory to write the model to")
-    parser.add_argument("--labels", type=Path, help="JSONL: prompt, task_type, optional complexity")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        help="JSONL: prompt, task_type, optional complexity; replaces the built-in task rows",
+    )
+    parser.add_argument(
+        "--add-labels",
+        type=Path,
+        help="JSONL like --labels, added to the built-in task rows as one more source (weighted "
+        "like the others; your label wins where a built-in row has the same prompt)",
+    )
     parser.add_argument(
         "--outcomes",
         type=Path,
@@ -156,12 +166,20 @@ def main(argv: list[str] | None = None) -> int:
     if prompts_dir is None and args.labels is None:
         print("error: --no-builtin-data needs --labels", file=sys.stderr)
         return 2
+    if args.add_labels is not None and (args.labels is not None or prompts_dir is None):
+        print(
+            "error: --add-labels adds to the built-in task rows: not with --labels or "
+            "--no-builtin-data",
+            file=sys.stderr,
+        )
+        return 2
     config = BuildConfig(
         out=args.out,
         prompts_dir=prompts_dir,
         mmlu_file=mmlu_file,
         outcomes_file=outcomes,
         labels_file=args.labels,
+        added_labels_file=args.add_labels,
         train_cap=args.train_cap,
         eval_cap=args.eval_cap,
         outcome_limit=args.outcome_limit,

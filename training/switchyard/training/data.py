@@ -28,6 +28,7 @@ __all__ = [
     "OutcomeRecord",
     "held_out",
     "load_dataset_prompts",
+    "normalised_prompt",
     "read_label_file",
     "read_outcome_file",
 ]
@@ -45,7 +46,8 @@ def held_out(key: str, percent: int, salt: str = "switchyard-heldout-v1") -> boo
     return int.from_bytes(digest[:4], "big") % 100 < percent
 
 
-def _normalised(text: str) -> str:
+def normalised_prompt(text: str) -> str:
+    """A prompt as de-duplication compares it: lower case, runs of whitespace as one space."""
     return " ".join(text.lower().split())
 
 
@@ -68,7 +70,7 @@ def load_dataset_prompts(
     seen: set[str] = set()
 
     def add(row: LabeledPrompt) -> None:
-        key = _normalised(row.prompt)
+        key = normalised_prompt(row.prompt)
         if key and key not in seen:
             seen.add(key)
             rows.append(row)

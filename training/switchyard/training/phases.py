@@ -32,6 +32,9 @@ class BuildConfig:
     mmlu_file: Path | None = None
     outcomes_file: Path | None = None
     labels_file: Path | None = None
+    # A team's labelled prompts (the --labels format) added to the built-in task rows as one more
+    # source, weighted like the others; a built-in row with the same prompt gives way to it.
+    added_labels_file: Path | None = None
     # Training rows: at most this many per task type and source (None: all). A team's own
     # labels count as one source.
     train_cap: int | None = 1000
