@@ -38,7 +38,7 @@ from switchyard.training.cli import resolve_data_dir
 from switchyard.training.data import load_dataset_prompts
 from switchyard.training.encoder import locate_encoder_files
 from switchyard.training.records import LabeledPrompt
-from switchyard.training.task_head import fit_task_head
+from switchyard.training.task_head import TaskHead, fit_task_head
 from switchyard.training.tokens import bag_of_tokens
 
 SOURCES = ("arena_hard_v0.1", "self_instruct_user_oriented")
@@ -82,6 +82,13 @@ def main() -> int:
             x, _ = embedder.embed(prompts)
             return x, bag_of_tokens(embedder.token_ids(prompts))
 
+        def fit(train: list[LabeledPrompt]) -> TaskHead:
+            x, bags = features([r.prompt for r in train])
+            y = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in train])
+            return fit_task_head(
+                x, y, len(TASK_TYPE_NAMES), sample_weight=balanced_weights(train), bags=bags
+            )
+
         scored = {"sets 1+2": sets_1_2, "set 3": set_3}
         scored_x = {name: features([p for _, p, _ in rows]) for name, rows in scored.items()}
         print("| training rows | added | sets 1+2 arena-hard | sets 1+2 self-instruct | set 3 |")
@@ -95,11 +102,7 @@ def main() -> int:
                     extra.append(LabeledPrompt(row_id, r["prompt"], r["task_type"], None, dataset))
             train = select_training_task_rows(base + extra, 1000, random.Random(SEED))
             n_added = sum(1 for r in train if r.group in SOURCES)
-            x, bags = features([r.prompt for r in train])
-            y = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in train])
-            head = fit_task_head(
-                x, y, len(TASK_TYPE_NAMES), sample_weight=balanced_weights(train), bags=bags
-            )
+            head = fit(train)
             cells = []
             for set_name, rows in scored.items():
                 px, pbags = scored_x[set_name]
@@ -113,6 +116,7 @@ def main() -> int:
 
         # Transfer on the larger set 4: every labelled row of one source added (no held-out
         # split: the rows scored are the other source's), scored on the other source's rows.
+        base_train = select_training_task_rows(base, 1000, random.Random(SEED))
         print()
         print("| training rows | scored on set 4 rows of | shipped recipe | + the other source |")
         print("|---|---|---|---|")
@@ -126,13 +130,7 @@ def main() -> int:
                     for r in real_users
                     if r["id"].split("/")[0] in extra_source
                 ]
-                base_train = select_training_task_rows(base, 1000, random.Random(SEED))
-                train = base_train + extra
-                x, bags = features([r.prompt for r in train])
-                y = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in train])
-                head = fit_task_head(
-                    x, y, len(TASK_TYPE_NAMES), sample_weight=balanced_weights(train), bags=bags
-                )
+                head = fit(base_train + extra)
                 got = head.probabilities(px, pbags).argmax(axis=1)
                 answers = zip(target_rows, got, strict=True)
                 hits = [TASK_TYPE_NAMES[int(g)] == r["task_type"] for r, g in answers]

@@ -80,14 +80,20 @@ def _scored(model: ClassifierModel, path: Path) -> tuple[list[dict[str, str]], l
     return rows, correct
 
 
+def _assert_source_floors(
+    rows: list[dict[str, str]], correct: list[bool], floors: dict[str, float], *, min_rows: int
+) -> None:
+    for source, floor in floors.items():
+        mine = [c for c, r in zip(correct, rows, strict=True) if r["id"].startswith(source + "/")]
+        assert len(mine) >= min_rows
+        assert np.mean(mine) >= floor, f"{source}: {np.mean(mine):.3f} on {len(mine)} prompts"
+
+
 def test_accuracy_on_unseen_sources_above_floor(model: ClassifierModel) -> None:
     rows, correct = _scored(model, FRESH)
     accuracy = float(np.mean(correct))
     assert accuracy >= UNSEEN_ACCURACY_FLOOR, f"accuracy {accuracy:.3f} on {len(rows)} prompts"
-    for source, floor in UNSEEN_SOURCE_FLOORS.items():
-        mine = [c for c, r in zip(correct, rows, strict=True) if r["id"].startswith(source + "/")]
-        assert len(mine) >= 30
-        assert np.mean(mine) >= floor, f"{source}: {np.mean(mine):.3f} on {len(mine)} prompts"
+    _assert_source_floors(rows, correct, UNSEEN_SOURCE_FLOORS, min_rows=30)
 
 
 def test_accuracy_on_the_projects_unseen_formats_above_floor(model: ClassifierModel) -> None:
@@ -102,10 +108,7 @@ def test_accuracy_on_real_users_prompts_above_floor(model: ClassifierModel) -> N
     assert len(rows) >= 450
     accuracy = float(np.mean(correct))
     assert accuracy >= REAL_USERS_ACCURACY_FLOOR, f"accuracy {accuracy:.3f} on {len(rows)} prompts"
-    for source, floor in REAL_USERS_SOURCE_FLOORS.items():
-        mine = [c for c, r in zip(correct, rows, strict=True) if r["id"].startswith(source + "/")]
-        assert len(mine) >= 100
-        assert np.mean(mine) >= floor, f"{source}: {np.mean(mine):.3f} on {len(mine)} prompts"
+    _assert_source_floors(rows, correct, REAL_USERS_SOURCE_FLOORS, min_rows=100)
 
 
 GREETINGS = ["hello", "hi there!", "thanks!", "good morning :)", "hey, how are you?"]
