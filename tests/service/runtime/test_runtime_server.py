@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 from opentelemetry import baggage, context, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from switchyard.api.inference.v1 import inference_pb2 as pb
 from switchyard.api.inference.v1 import inference_pb2_grpc as pb_grpc
@@ -138,6 +138,85 @@ async def test_health_and_reflection_calls_are_not_traced(spans, echo: RunningSe
         await pb_grpc.InferenceServiceStub(channel).Generate(ask("hello"), timeout=5)
     names = [s.name for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
     assert names == [f"/{SERVICE}/Generate"]
+
+
+async def test_server_spans_carry_the_rpc_attributes_and_the_code_the_call_ended_with(
+    spans,
+    echo: RunningServer,  # type: ignore[no-untyped-def]
+) -> None:
+    spans.clear()
+    async with grpc.aio.insecure_channel(echo.address) as channel:
+        stub = pb_grpc.InferenceServiceStub(channel)
+        await stub.Generate(ask("echo hi"), timeout=5)
+        for prompt in ("invalid", "crash"):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.Generate(ask(prompt), timeout=5)
+        stream = stub.GenerateStream(
+            pb.GenerateStreamRequest(messages=[pb.ChatMessage(role=pb.ROLE_USER, content="s 3 0")]),
+            timeout=5,
+        )
+        assert len([m async for m in stream]) == 4
+    ok, refused, crashed, streamed = [
+        s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER
+    ]
+    for span, method, code in (
+        (ok, "Generate", grpc.StatusCode.OK),
+        (refused, "Generate", grpc.StatusCode.INVALID_ARGUMENT),
+        (crashed, "Generate", grpc.StatusCode.INTERNAL),
+        (streamed, "GenerateStream", grpc.StatusCode.OK),
+    ):
+        assert span.name == f"/{SERVICE}/{method}"
+        assert span.attributes[attributes.RPC_SYSTEM] == "grpc"
+        assert span.attributes[attributes.RPC_SERVICE] == SERVICE
+        assert span.attributes[attributes.RPC_METHOD] == method
+        assert span.attributes[attributes.RPC_GRPC_STATUS_CODE] == code.value[0], method
+        assert span.attributes[attributes.NETWORK_PEER_ADDRESS] == "127.0.0.1"
+        assert span.attributes[attributes.NETWORK_PEER_PORT] > 0
+    # A refusal is the caller's: no error status, no traceback; a crash is the server's.
+    assert ok.status.status_code is StatusCode.UNSET and not ok.events
+    assert refused.status.status_code is StatusCode.UNSET and not refused.events
+    assert crashed.status.status_code is StatusCode.ERROR
+    assert [e.name for e in crashed.events] == ["exception"]
+    assert streamed.status.status_code is StatusCode.UNSET
+
+
+async def test_a_caller_without_opentelemetry_continues_its_trace_through_plain_metadata(
+    spans,
+    echo: RunningServer,  # type: ignore[no-untyped-def]
+) -> None:
+    # What a Go, Node or Java backend sends: W3C headers as metadata, no Python tracer behind.
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    metadata = (
+        ("traceparent", f"00-{trace_id}-{parent_id}-01"),
+        ("baggage", f"{attributes.BAGGAGE_TENANT}=acme"),
+        ("other-bin", b"\x00\x01"),
+    )
+    spans.clear()
+    async with grpc.aio.insecure_channel(echo.address) as channel:
+        call = pb_grpc.InferenceServiceStub(channel).Generate(
+            ask("echo hi"), timeout=5, metadata=metadata
+        )
+        await call
+        returned = trace_id_from_metadata(await call.trailing_metadata())
+    (server,) = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert format(server.context.trace_id, "032x") == trace_id == returned
+    assert server.parent is not None and server.parent.is_remote
+    assert format(server.parent.span_id, "016x") == parent_id
+    assert server.attributes[attributes.BAGGAGE_TENANT] == "acme"
+
+
+async def test_a_malformed_traceparent_starts_a_new_trace(
+    spans,
+    echo: RunningServer,  # type: ignore[no-untyped-def]
+) -> None:
+    spans.clear()
+    async with grpc.aio.insecure_channel(echo.address) as channel:
+        reply = await pb_grpc.InferenceServiceStub(channel).Generate(
+            ask("echo hi"), timeout=5, metadata=(("traceparent", "00-not-a-trace-01"),)
+        )
+    assert reply.text == "hi"
+    (server,) = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert server.parent is None and server.context.is_valid
 
 
 async def test_switchyard_errors_map_to_status_codes(stub: pb_grpc.InferenceServiceStub) -> None:

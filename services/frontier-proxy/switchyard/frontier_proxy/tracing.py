@@ -114,7 +114,8 @@ class CallTracer:
     def fail(self, span: Span, exc: BaseException) -> None:
         """Mark the span failed with the error's code and (redacted) message.
 
-        The exception itself is recorded by the server interceptor on the parent span; the
+        The server interceptor records the exception on the parent span when its code is a
+        server fault (switchyard.runtime.interceptors.SERVER_FAULTS); the
         errors raised here carry no chained upstream exception (they are raised `from None`).
         """
         if isinstance(exc, SwitchyardError):

@@ -12,6 +12,8 @@ __all__ = [
     "RPC_METHOD",
     "RPC_SERVICE",
     "RPC_SYSTEM",
+    "NETWORK_PEER_ADDRESS",
+    "NETWORK_PEER_PORT",
     "BAGGAGE_KEYS",
     "BAGGAGE_TASK_TYPE",
     "BAGGAGE_TENANT",
@@ -121,13 +123,15 @@ METRIC_LOCAL_INFERENCE_REQUEST_COST = "switchyard.local_inference.request_cost"
 METRIC_LOCAL_INFERENCE_IDLE_COST = "switchyard.local_inference.idle_cost"
 METRIC_LOCAL_INFERENCE_MACHINE_COST = "switchyard.local_inference.machine_cost"
 
-# gRPC client calls (the semantic conventions' rpc.* keys, as OpenTelemetry's gRPC
-# instrumentation sets them): the router's classify and generate spans are the CLIENT spans of
-# their calls and carry these.
+# gRPC calls (the semantic conventions' rpc.* keys, as OpenTelemetry's gRPC instrumentation
+# sets them): every server's SERVER span (switchyard.runtime.interceptors) carries them, and so
+# do the router's classify and generate spans, the CLIENT spans of their calls.
 RPC_SYSTEM = "rpc.system"
 RPC_SERVICE = "rpc.service"
 RPC_METHOD = "rpc.method"
 RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code"
+NETWORK_PEER_ADDRESS = "network.peer.address"
+NETWORK_PEER_PORT = "network.peer.port"
 
 # --- router ----------------------------------------------------------------------------------
 SPAN_ROUTER_CLASSIFY = "switchyard.router.classify"
