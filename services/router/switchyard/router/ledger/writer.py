@@ -359,8 +359,9 @@ class LedgerWriter:
                     return
                 self._wake.clear()
                 timeout = self._replay_interval_s if self._replay_paths else None
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                try:  # asyncio.timeout, not wait_for: no task of its own per wait
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
             if self._to_ledger:
@@ -592,6 +593,7 @@ class LedgerWriter:
     async def _pause(self, delay: float) -> None:
         """Sleep `delay` seconds, or less when the writer is stopping."""
         try:
-            await asyncio.wait_for(self._stopping.wait(), delay)
+            async with asyncio.timeout(delay):
+                await self._stopping.wait()
         except TimeoutError:
             pass
