@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import grpc
 from opentelemetry import context as otel_context
@@ -132,15 +133,16 @@ _CANCELLED = grpc.StatusCode.CANCELLED.value[0]
 
 
 def _peer_attributes(peer: str) -> dict[str, Any]:
-    """`network.peer.*` from grpc's peer string (`ipv4:127.0.0.1:57284`, `ipv6:[::1]:57284`;
-    a unix socket or anything else: none)."""
+    """`network.peer.*` from grpc's peer string (`ipv4:127.0.0.1:57284`, `ipv6:[::1]:57284`,
+    the brackets sometimes percent-encoded; a unix socket or anything else: none)."""
     kind, _, rest = peer.partition(":")
     if kind not in ("ipv4", "ipv6"):
         return {}
-    address, _, port = rest.split(",", 1)[0].rpartition(":")
+    address, _, port = unquote(rest.split(",", 1)[0]).rpartition(":")
+    address = address.removeprefix("[").removesuffix("]")
     if not address or not port.isdigit():
         return {}
-    return {attr.NETWORK_PEER_ADDRESS: address.strip("[]"), attr.NETWORK_PEER_PORT: int(port)}
+    return {attr.NETWORK_PEER_ADDRESS: address, attr.NETWORK_PEER_PORT: int(port)}
 
 
 def _trace_response(context: grpc.aio.ServicerContext, span: Span) -> None:
