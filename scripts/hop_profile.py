@@ -24,6 +24,11 @@ is `json.dumps` called from the ledger counts as ledger, one called from the rou
 as ours. Only threads holding Python frames are sampled (gRPC's C-core threads are not: their
 CPU shows in /proc but not here), so the shares are of the sampled CPU; `summarise` also returns
 the sample count so a reader can see how much was seen.
+
+`inclusive` (and this file run as a script on a raw profile) gives each Python function's
+inclusive share of the busy samples instead, what a flame graph's widths show:
+
+    python scripts/hop_profile.py DIR/sy-grpc-routed_unary_1/router.txt [--match REGEX] [--top N]
 """
 
 from __future__ import annotations
@@ -213,3 +218,54 @@ def thread_cpu(pid: int) -> dict[str, float]:
         name = re.sub(r"[-_ ]?\d+$", "", name) or name  # "default-executo" / "grpc_global_tim"
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out
+
+
+_PY_FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^()]*\.py):\d+\)$")
+
+
+def inclusive(raw: Path) -> tuple[dict[str, float], int]:
+    """Each Python function's inclusive share (0..1) of the busy (non-idle) samples in a
+    `py-spy --format raw` file, keyed `name (path)` with the path cut after site-packages/ or
+    switchyard/; and the busy sample count."""
+    counts: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        if idle(frames):
+            continue
+        total += int(count)
+        seen: set[str] = set()
+        for frame in frames:
+            match = _PY_FRAME.match(frame)
+            if match is None:
+                continue
+            path = match["file"].split("/site-packages/")[-1].split("/switchyard/")[-1]
+            key = f"{match['name']} ({path})"
+            if key not in seen:
+                seen.add(key)
+                counts[key] += int(count)
+    return ({k: v / total for k, v in counts.items()} if total else {}), total
+
+
+def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="inclusive share of each Python function")
+    parser.add_argument("raw", type=Path, help="a py-spy --format raw file")
+    parser.add_argument("--match", default="", help="only functions whose key matches")
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args()
+    shares, total = inclusive(args.raw)
+    print(f"{total} busy samples")
+    pattern = re.compile(args.match)
+    rows = [(v, k) for k, v in shares.items() if pattern.search(k)]
+    for share, key in sorted(rows, reverse=True)[: args.top]:
+        print(f"{share * 100:5.1f}%  {key}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
