@@ -18,32 +18,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import grpc
 import uvloop
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from bench_classifier import MIXED, free_port, wait_serving
 
 from switchyard.api.classifier.v1 import classifier_pb2 as pb
 from switchyard.api.classifier.v1 import classifier_pb2_grpc as pb_grpc
 
 TICKS = os.sysconf("SC_CLK_TCK")
-PROMPTS = [
-    "Write a Python function that returns the longest palindromic substring of a string.",
-    "What year did the Berlin Wall fall?",
-    "hello",
-    "If 3x + 7 = 22, what is x? Show your steps.",
-]
 WARMUP = 50
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
@@ -61,34 +48,19 @@ def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
     return out
 
 
-async def wait_serving(port: int, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.2)
-    raise TimeoutError("the classifier did not become SERVING")
-
-
 async def load(port: int, callers: int, seconds: float) -> int:
     done = 0
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.ClassifierServiceStub(channel)
         for i in range(WARMUP):
-            await stub.Classify(pb.ClassifyRequest(prompt=PROMPTS[i % len(PROMPTS)]), timeout=5)
+            await stub.Classify(pb.ClassifyRequest(prompt=MIXED[i % len(MIXED)]), timeout=5)
         deadline = time.monotonic() + seconds
 
         async def caller() -> None:
             nonlocal done
             i = 0
             while time.monotonic() < deadline:
-                prompt = PROMPTS[i % len(PROMPTS)]
+                prompt = MIXED[i % len(MIXED)]
                 await stub.Classify(pb.ClassifyRequest(prompt=prompt), timeout=5)
                 done += 1
                 i += 1
@@ -111,7 +83,7 @@ def main() -> int:
     )
     server = subprocess.Popen([sys.executable, "-m", "switchyard.classifier"], env=env)
     try:
-        uvloop.run(wait_serving(port))
+        uvloop.run(wait_serving(f"127.0.0.1:{port}", 180))
         print("| callers | requests | main thread (event loop) | busiest other Python thread "
               "(the model) | gRPC C-core threads | rest | total |")  # fmt: skip
         print("|---:|---:|---:|---:|---:|---:|---:|")

@@ -34,6 +34,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 REPLY = pb.ClassifyResponse(
     classification=pb.Classification(complexity_score=0.5, escalation_probability=0.1)
 )
+WARMUP = 200  # calls before each measurement; their CPU is counted with the measured ones
 
 
 class Leaf(pb_grpc.ClassifierServiceServicer):
@@ -81,19 +82,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-async def load(port: int, callers: int, seconds: float) -> int:
+async def load(
+    port: int, callers: int, seconds: float, metadata: tuple[tuple[str, str], ...] = ()
+) -> int:
+    """Calls completed in `seconds` by `callers` concurrent callers, after `WARMUP` calls."""
     request = pb.ClassifyRequest(prompt="Write a haiku about autumn rain.")
     done = 0
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.ClassifierServiceStub(channel)
-        for _ in range(200):  # warm up
-            await stub.Classify(request, timeout=5)
+        for _ in range(WARMUP):
+            await stub.Classify(request, timeout=5, metadata=metadata)
         deadline = time.monotonic() + seconds
 
         async def caller() -> None:
             nonlocal done
             while time.monotonic() < deadline:
-                await stub.Classify(request, timeout=5)
+                await stub.Classify(request, timeout=5, metadata=metadata)
                 done += 1
 
         await asyncio.gather(*(caller() for _ in range(callers)))
@@ -133,8 +137,7 @@ def main() -> int:
                 before = (cpu_seconds(relay.pid), cpu_seconds(leaf.pid))
                 done = uvloop.run(load(relay_port, callers, args.seconds))
                 after = (cpu_seconds(relay.pid), cpu_seconds(leaf.pid))
-                # the warm-up's 200 calls are in the CPU too: count them
-                total = done + 200
+                total = done + WARMUP  # the warm-up's calls are in the CPU too
                 relay_ms = (after[0] - before[0]) * 1e3 / total
                 leaf_ms = (after[1] - before[1]) * 1e3 / total
                 print(

@@ -23,37 +23,22 @@ chain's own cost is its row minus `bare`'s.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
 import uvloop
+from bench_grpc_unary_floor import WARMUP, Leaf, cpu_seconds, free_port, load
 
-from switchyard.api.classifier.v1 import classifier_pb2 as pb
 from switchyard.api.classifier.v1 import classifier_pb2_grpc as pb_grpc
 
-TICKS = os.sysconf("SC_CLK_TCK")
-REPLY = pb.ClassifyResponse(
-    classification=pb.Classification(complexity_score=0.5, escalation_probability=0.1)
-)
 METADATA = (
     ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
     ("baggage", "switchyard.tenant=bench"),
 )
-WARMUP = 200
-
-
-class Leaf(pb_grpc.ClassifierServiceServicer):
-    async def Classify(  # noqa: N802 - gRPC method name
-        self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ClassifyResponse:
-        return REPLY
 
 
 def chain(name: str) -> list[grpc.aio.ServerInterceptor]:
@@ -82,37 +67,6 @@ async def serve(port: int, name: str) -> None:
     await server.start()
     print("ready", flush=True)
     await server.wait_for_termination()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
-
-
-async def load(port: int, callers: int, seconds: float) -> int:
-    request = pb.ClassifyRequest(prompt="Write a haiku about autumn rain.")
-    done = 0
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = pb_grpc.ClassifierServiceStub(channel)
-        for _ in range(WARMUP):
-            await stub.Classify(request, timeout=5, metadata=METADATA)
-        deadline = time.monotonic() + seconds
-
-        async def caller() -> None:
-            nonlocal done
-            while time.monotonic() < deadline:
-                await stub.Classify(request, timeout=5, metadata=METADATA)
-                done += 1
-
-        await asyncio.gather(*(caller() for _ in range(callers)))
-    return done
 
 
 def start(port: int, name: str, before: Path | None) -> subprocess.Popen[str]:
@@ -152,7 +106,7 @@ def main() -> int:
                 for name in order:
                     pid = procs[name].pid
                     before = cpu_seconds(pid)
-                    done = uvloop.run(load(ports[name], callers, args.seconds))
+                    done = uvloop.run(load(ports[name], callers, args.seconds, METADATA))
                     ms = (cpu_seconds(pid) - before) * 1e3 / (done + WARMUP)
                     cpu.setdefault((callers, name), []).append(ms)
                     print(
