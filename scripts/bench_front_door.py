@@ -21,6 +21,9 @@ one keep-alive connection each, httptools parsing) with the same Chat Completion
 - `sy-grpc-inproc` (with `--systems`): `sy-grpc-routed` on a second router that runs the
                 classifier's model in process (SWITCHYARD_ROUTER_CLASSIFIER_IN_PROCESS=true):
                 no classifier hop.
+- `sy-forced-skip`, `sy-grpc-forced-skip` (with `--systems`): `sy-forced` / `sy-grpc-forced` on
+                a third router configured with `classifier.forced_targets: skip`: a forced
+                target is not classified at all (no task type in its record).
 
 With `--before DIR` (a worktree of an older commit) every `sy-*` system also runs on a second
 stack of the three services from that tree (`before:sy-...`), in the same alternating rounds,
@@ -457,11 +460,13 @@ def start_switchyard(
     tree: Path | None = None,
     prefix: str = "",
     in_process: bool = False,
+    skip_forced: bool = False,
 ) -> list[Target]:
     """Router, frontier proxy and classifier as processes; from `tree` (an older checkout of
     this repository: its services first on PYTHONPATH) when given, with target names prefixed
     `prefix` (`before:`). `in_process`: also a router running the classifier's model itself
-    (`sy-grpc-inproc`, classifier deciding)."""
+    (`sy-grpc-inproc`, classifier deciding). `skip_forced`: also a router that does not
+    classify forced targets (`sy-forced-skip`, `sy-grpc-forced-skip`)."""
     work = procs.workdir / (prefix.rstrip(":") or "this")
     work.mkdir(parents=True, exist_ok=True)
     tree_vars = tree_env(tree)
@@ -544,7 +549,9 @@ def start_switchyard(
     }
     (work / "router.yaml").write_text(yaml.safe_dump(config))
 
-    def start_router(name: str, port: int, http_port: int, **extra: str) -> int:
+    def start_router(
+        name: str, port: int, http_port: int, config_file: str = "router.yaml", **extra: str
+    ) -> int:
         process = service(
             name,
             "switchyard.router",
@@ -553,7 +560,7 @@ def start_switchyard(
                 SWITCHYARD_ROUTER_PORT=str(port),
                 SWITCHYARD_ROUTER_HTTP_HOST="127.0.0.1",
                 SWITCHYARD_ROUTER_HTTP_PORT=str(http_port),
-                SWITCHYARD_ROUTER_CONFIG=str(work / "router.yaml"),
+                SWITCHYARD_ROUTER_CONFIG=str(work / config_file),
                 SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR=str(work / f"{name}-journal"),
                 SWITCHYARD_ROUTER_LOG_LEVEL="WARNING",
                 **extra,
@@ -588,6 +595,19 @@ def start_switchyard(
         targets.append(
             Target(f"{prefix}sy-grpc-inproc", 0, "", "switchyard/auto", inproc, KEY, address)
         )
+    if skip_forced:  # a third router that does not classify a forced target
+        skip = {**config, "classifier": {**config["classifier"], "forced_targets": "skip"}}
+        (work / "router-skip.yaml").write_text(yaml.safe_dump(skip))
+        port, http_port = free_port(), free_port()
+        skipping = {
+            "router": start_router("router-skip", port, http_port, "router-skip.yaml"),
+            "proxy": proxy.pid,
+        }
+        address = f"127.0.0.1:{port}"
+        targets += [
+            Target(f"{prefix}sy-forced-skip", http_port, path, "frontier-mini", skipping, KEY),
+            Target(f"{prefix}sy-grpc-forced-skip", 0, "", "frontier-mini", skipping, KEY, address),
+        ]
     return targets
 
 
@@ -677,6 +697,14 @@ def report(summary: dict[str, Any]) -> None:
                         f"{door['added_p50_ms']:.2f} vs {rpc['added_p50_ms']:.2f} ms"
                     )
             lite = summary.get(f"litellm|{mode}|{callers}")
+            for name in ("sy-forced-skip", "sy-grpc-forced-skip"):
+                skipping = summary.get(f"{name}|{mode}|{callers}")
+                if lite is not None and skipping is not None:
+                    print(
+                        f"{mode} c={callers}: {name} added p50 {skipping['added_p50_ms']:.2f} ms"
+                        f" = {skipping['added_p50_ms'] / lite['added_p50_ms']:.2f}x LiteLLM's "
+                        f"(floor <= 0.33x), CPU {skipping['cpu_ms']:.2f} ms"
+                    )
             forced = summary.get(f"sy-forced|{mode}|{callers}")
             routed = summary.get(f"sy-routed|{mode}|{callers}")
             if lite is None or forced is None or routed is None:
@@ -851,9 +879,10 @@ def main() -> int:
                     targets.append(lite)
             if any(name.startswith("sy-") for name in args.systems):
                 inproc = "sy-grpc-inproc" in args.systems
+                skip = any(name.endswith("forced-skip") for name in args.systems)
                 targets += [
                     t
-                    for t in start_switchyard(procs, upstream, in_process=inproc)
+                    for t in start_switchyard(procs, upstream, in_process=inproc, skip_forced=skip)
                     if t.name in args.systems
                 ]
                 if args.before is not None:

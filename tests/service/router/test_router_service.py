@@ -240,6 +240,75 @@ async def test_a_forced_target_is_called_while_the_classifier_still_works(suite:
     ]
 
 
+async def test_forced_targets_skip_leaves_the_classifier_out(
+    suite: Suite, spans: InMemorySpanExporter
+) -> None:
+    # `classifier.forced_targets: skip`: a forced request is served and recorded without a
+    # classification; one the policy decides is still classified; so is a forced frontier
+    # target under a soft budget, whose task type names the local target it moves to.
+    gen = suite.router.resources.source.generation
+    changed = with_tenants(suite.data, {"daily_soft_usd": 0.005})
+    changed["classifier"]["forced_targets"] = "skip"
+    suite.write_config(changed)
+    await wait_generation(suite, gen + 1)
+    key = [("authorization", "Bearer acme-key")]
+    suite.classifier.mode = "down"  # a call would show as a default route, not a forced one
+    calls = suite.classifier.calls
+    reply = await suite.stub.Complete(
+        ask("MATH 0.7 x", force_target="local-general"), metadata=key, timeout=10
+    )
+    events = [
+        e
+        async for e in suite.stub.CompleteStream(
+            stream_req("MATH 0.7 x", force_target="local-general"), metadata=key, timeout=10
+        )
+    ]
+    route = await suite.stub.Route(
+        router_pb2.RouteRequest(
+            messages=[inference_pb2.ChatMessage(role=inference_pb2.ROLE_USER, content="CODE x")],
+            routing=router_pb2.RoutingOptions(force_target="frontier-general"),
+        ),
+        metadata=key,
+        timeout=10,
+    )
+    assert suite.classifier.calls == calls
+    summary = events[-1].summary
+    for decision, cost in ((reply.decision, reply.cost), (summary.decision, summary.cost)):
+        assert decision.reason == router_pb2.DECISION_REASON_FORCED
+        assert decision.target == "local-general"
+        assert not decision.HasField("classification")
+        assert [router_pb2.HopKind.Name(h.kind) for h in cost.hops] == ["HOP_KIND_GENERATE"]
+    assert route.decision.reason == router_pb2.DECISION_REASON_FORCED
+    assert route.decision.target == "frontier-general" and not route.cost.hops
+    roots = [s for s in spans.get_finished_spans() if s.attributes.get(attr.ROUTER_REASON)]
+    assert [s.attributes[attr.ROUTER_DEFAULT_ROUTE] for s in roots[-3:]] == [False] * 3
+    assert [s.attributes[attr.TASK_TYPE] for s in roots[-3:]] == [""] * 3
+
+    # a decided request still asks the classifier (down: the default route, as without skip)
+    decided = await suite.stub.Complete(ask("CHAT 0.9 x"), metadata=key, timeout=10)
+    assert decided.decision.reason == router_pb2.DECISION_REASON_CLASSIFIER_UNAVAILABLE
+    assert suite.classifier.calls == calls + 1
+
+    # over the soft budget a forced frontier target is classified: MATH's rule would send it
+    # to frontier-strong, its local target is local-general
+    suite.classifier.mode = "ok"
+    await suite.stub.Complete(ask("CHAT 0.1 x", force_target="frontier-general"), metadata=key,
+                              timeout=10)  # fmt: skip
+    soft = await suite.stub.Complete(
+        ask("MATH 0.7 x", force_target="frontier-general"), metadata=key, timeout=10
+    )
+    assert soft.decision.reason == router_pb2.DECISION_REASON_BUDGET_SOFT_LIMIT
+    assert soft.decision.classification.task_type == 6  # TASK_TYPE_MATH
+    assert suite.classifier.calls == calls + 2
+
+    records = await suite.records()
+    assert [(r.task_type, r.complexity, r.escalation_score, r.reason) for r in records[:3]] == [
+        ("", None, None, "FORCED")
+    ] * 3
+    assert [r.prompt_chars for r in records[:3]] == [len("MATH 0.7 x")] * 2 + [len("CODE x")]
+    assert records[-1].task_type == "MATH"
+
+
 async def test_bad_requests_get_clear_codes(suite: Suite) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await suite.stub.Complete(router_pb2.CompleteRequest(), timeout=10)

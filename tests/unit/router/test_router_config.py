@@ -151,3 +151,13 @@ def test_whole_numbers_are_still_numbers() -> None:
     cfg = parse_config(data)
     assert cfg.routing.escalation_threshold == 1.0
     assert cfg.routing.task_rules["CHAT"].threshold(0.5) == 0.5
+
+
+def test_forced_targets_is_classify_by_default_and_only_classify_or_skip() -> None:
+    assert config().classifier.forced_targets == "classify"
+    data = copy.deepcopy(BASE)
+    data["classifier"]["forced_targets"] = "skip"
+    assert parse_config(data).classifier.forced_targets == "skip"
+    data["classifier"]["forced_targets"] = "never"
+    with pytest.raises(ConfigError, match=r"classifier\.forced_targets.*'classify' or 'skip'"):
+        parse_config(data)

@@ -11,7 +11,7 @@ import hashlib
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -206,6 +206,14 @@ class ClassifierConfig(_Strict):
     #: its start and its end, and the decision says so. Keep it at or under the classifier's
     #: SWITCHYARD_CLASSIFIER_MAX_PROMPT_BYTES (default 262144), which refuses longer prompts.
     max_prompt_bytes: Annotated[int, Field(ge=256, le=64 * 1024 * 1024)] = 16 * 1024
+    #: A request whose caller forced its target (`force_target`, or a target's name as the HTTP
+    #: door's `model`). `classify`: the classifier is still asked, beside the backend call, so
+    #: the ledger record, the response and the spans carry the task type, complexity and
+    #: escalation score. `skip`: it is not asked; the request is answered without waiting for
+    #: it (a classifier round trip sooner, one classification cheaper) and recorded with no task
+    #: type (classifier status SKIPPED). A forced frontier target under a tenant's soft budget
+    #: is classified either way: the task type names the local target it moves to.
+    forced_targets: Literal["classify", "skip"] = "classify"
 
 
 class BudgetConfig(_Strict):

@@ -79,6 +79,10 @@ log = get_logger(__name__)
 
 _CLASSIFIER_SERVICE = "classifier"
 
+#: The classifier status of a forced target's request that was not classified
+#: (`classifier.forced_targets: skip`).
+CLASSIFIER_SKIPPED = "SKIPPED"
+
 #: The classify span is the CLIENT span of its call (no gRPC client interceptor: connections.py).
 _CLASSIFY_RPC = {
     attr.RPC_SYSTEM: "grpc",
@@ -313,10 +317,11 @@ class Router:
     async def _decide(
         self, req: RoutedRequest, request: RouterRequest, *, overlap: bool = False
     ) -> None:
-        """Budget, classifier, policy. With `overlap` (a call follows) and a target the caller
-        forced, the classifier is asked beside the backend call instead of before it: the
-        decision does not depend on it, and its task type and score (for the ledger, the
-        response, the spans and metrics) are in before the attempt ends (`_settle`)."""
+        """Budget, classifier, policy. With a target the caller forced the decision does not
+        depend on the classifier: with `classifier.forced_targets: skip` it is not asked, else,
+        with `overlap` (a call follows), it is asked beside the backend call instead of before
+        it, and its task type and score (for the ledger, the response, the spans and metrics)
+        are in before the attempt ends (`_settle`)."""
         messages = request.messages
         prompt = prompt_of(messages)
         options = overrides(request.routing)
@@ -324,7 +329,13 @@ class Router:
         forced = bind(config, options.force_target) if options.force_target else None
         soft = await self._check_budget(req)
         # under a soft budget a forced frontier target moves to a local one the task type picks
-        if overlap and forced is not None and not (soft and forced.kind is TargetKind.FRONTIER):
+        independent = forced is not None and not (soft and forced.kind is TargetKind.FRONTIER)
+        if independent and config.classifier.forced_targets == "skip":
+            req.classifier_text, req.classifier_excerpt = classifier_excerpt(
+                prompt, config.classifier.max_prompt_bytes
+            )
+            req.classifier_status = CLASSIFIER_SKIPPED
+        elif independent and overlap:
             req.classifying = asyncio.ensure_future(self._classify(req, prompt))
         else:
             await self._classify(req, prompt)
@@ -372,11 +383,12 @@ class Router:
         """What the classifier told the request span (once the classification is in)."""
         c = req.classified
         assert req.decision is not None
+        skipped = req.classifier_status == CLASSIFIER_SKIPPED
         attributes: dict[str, str | bool | float] = {
             attr.TASK_TYPE: c.task_type if c is not None else "",
             attr.ROUTER_ESCALATION_SCORE: req.decision.escalation_score,
             attr.ROUTER_ESCALATION_THRESHOLD: req.decision.escalation_threshold,
-            attr.ROUTER_DEFAULT_ROUTE: c is None,
+            attr.ROUTER_DEFAULT_ROUTE: c is None and not skipped,
             attr.ROUTER_CLASSIFIER_EXCERPT: req.classifier_excerpt,
         }
         if c is not None:
@@ -384,7 +396,7 @@ class Router:
         if req.classification is not None and req.classification.model_version:
             attributes[attr.CLASSIFIER_MODEL_VERSION] = req.classification.model_version
         req.span.set_attributes(attributes)
-        if c is None:
+        if c is None and not skipped:
             log.warning(
                 "no classification: default route",
                 classifier_status=req.classifier_status,
