@@ -24,6 +24,12 @@ one keep-alive connection each, httptools parsing) with the same Chat Completion
 - `sy-forced-skip`, `sy-grpc-forced-skip` (with `--systems`): `sy-forced` / `sy-grpc-forced` on
                 a third router configured with `classifier.forced_targets: skip`: a forced
                 target is not classified at all (no task type in its record).
+- `sy-colocated`, `sy-grpc-colocated`, `sy-colocated-forced` (with `--systems`): one router
+                process with the classifier's model and the frontier proxy both in process
+                (SWITCHYARD_ROUTER_CLASSIFIER_IN_PROCESS, SWITCHYARD_ROUTER_FRONTIER_PROXY_IN_
+                PROCESS) and `forced_targets: skip`: classifier deciding through the HTTP door
+                and through gRPC, and a forced target through the HTTP door. No hop but the
+                upstream's.
 
 With `--before DIR` (a worktree of an older commit) every `sy-*` system also runs on a second
 stack of the three services from that tree (`before:sy-...`), in the same alternating rounds,
@@ -461,12 +467,14 @@ def start_switchyard(
     prefix: str = "",
     in_process: bool = False,
     skip_forced: bool = False,
+    colocated: bool = False,
 ) -> list[Target]:
     """Router, frontier proxy and classifier as processes; from `tree` (an older checkout of
     this repository: its services first on PYTHONPATH) when given, with target names prefixed
     `prefix` (`before:`). `in_process`: also a router running the classifier's model itself
     (`sy-grpc-inproc`, classifier deciding). `skip_forced`: also a router that does not
-    classify forced targets (`sy-forced-skip`, `sy-grpc-forced-skip`)."""
+    classify forced targets (`sy-forced-skip`, `sy-grpc-forced-skip`). `colocated`: also one
+    router with the classifier's model and the frontier proxy in process (`sy-colocated`...)."""
     work = procs.workdir / (prefix.rstrip(":") or "this")
     work.mkdir(parents=True, exist_ok=True)
     tree_vars = tree_env(tree)
@@ -595,9 +603,29 @@ def start_switchyard(
         targets.append(
             Target(f"{prefix}sy-grpc-inproc", 0, "", "switchyard/auto", inproc, KEY, address)
         )
+    skip = {**config, "classifier": {**config["classifier"], "forced_targets": "skip"}}
+    (work / "router-skip.yaml").write_text(yaml.safe_dump(skip))
+    if colocated:  # the classifier's model and the proxy inside the router: one process
+        port, http_port = free_port(), free_port()
+        alone = {
+            "router": start_router(
+                "router-colocated",
+                port,
+                http_port,
+                "router-skip.yaml",
+                SWITCHYARD_ROUTER_CLASSIFIER_IN_PROCESS="true",
+                SWITCHYARD_ROUTER_FRONTIER_PROXY_IN_PROCESS="frontier-proxy,proxy-as-local",
+                SWITCHYARD_FRONTIER_PROXY_CATALOG=str(catalog),
+                OPENAI_API_KEY=upstream["key"],
+            )
+        }
+        address = f"127.0.0.1:{port}"
+        targets += [
+            Target(f"{prefix}sy-colocated", http_port, path, "switchyard/auto", alone, KEY),
+            Target(f"{prefix}sy-grpc-colocated", 0, "", "switchyard/auto", alone, KEY, address),
+            Target(f"{prefix}sy-colocated-forced", http_port, path, "frontier-mini", alone, KEY),
+        ]
     if skip_forced:  # a third router that does not classify a forced target
-        skip = {**config, "classifier": {**config["classifier"], "forced_targets": "skip"}}
-        (work / "router-skip.yaml").write_text(yaml.safe_dump(skip))
         port, http_port = free_port(), free_port()
         skipping = {
             "router": start_router("router-skip", port, http_port, "router-skip.yaml"),
@@ -697,7 +725,7 @@ def report(summary: dict[str, Any]) -> None:
                         f"{door['added_p50_ms']:.2f} vs {rpc['added_p50_ms']:.2f} ms"
                     )
             lite = summary.get(f"litellm|{mode}|{callers}")
-            for name in ("sy-forced-skip", "sy-grpc-forced-skip"):
+            for name in ("sy-forced-skip", "sy-grpc-forced-skip", "sy-colocated-forced"):
                 skipping = summary.get(f"{name}|{mode}|{callers}")
                 if lite is not None and skipping is not None:
                     print(
@@ -731,7 +759,9 @@ def report_hops(summary: dict[str, Any]) -> None:
         split = row["cpu_split_ms"]
         router_floor, proxy_floor = floors[mode]
         parts = [f"router {split['router']:.2f} ms (floor <= {router_floor})"]
-        if proxy_floor is not None:
+        if "colocated" in name:
+            parts[0] = f"router with the model and the proxy in it {split['router']:.2f} ms"
+        if proxy_floor is not None and "proxy" in split:
             parts.append(f"proxy {split['proxy']:.2f} ms (floor <= {proxy_floor})")
         if name.endswith("inproc"):
             remote = summary.get(f"sy-grpc-routed|{mode}|{callers}")
@@ -741,7 +771,7 @@ def report_hops(summary: dict[str, Any]) -> None:
                     f"{row['cpu_ms'] / remote['cpu_ms']:.2f}x, added p50 "
                     f"{row['added_p50_ms']:.2f} vs {remote['added_p50_ms']:.2f} ms"
                 )
-        if lite is not None and name.endswith(("routed", "inproc")):
+        if lite is not None and name.endswith(("routed", "inproc", "colocated")):
             parts.append(f"CPU {row['cpu_ms'] / lite['cpu_ms']:.2f}x LiteLLM's (floor <= 0.5x)")
             if callers >= 50:
                 parts.append(f"req/s {row['rps'] / lite['rps']:.2f}x LiteLLM's (floor >= 3x)")
@@ -880,9 +910,12 @@ def main() -> int:
             if any(name.startswith("sy-") for name in args.systems):
                 inproc = "sy-grpc-inproc" in args.systems
                 skip = any(name.endswith("forced-skip") for name in args.systems)
+                colocated = any("colocated" in name for name in args.systems)
                 targets += [
                     t
-                    for t in start_switchyard(procs, upstream, in_process=inproc, skip_forced=skip)
+                    for t in start_switchyard(
+                        procs, upstream, in_process=inproc, skip_forced=skip, colocated=colocated
+                    )
                     if t.name in args.systems
                 ]
                 if args.before is not None:

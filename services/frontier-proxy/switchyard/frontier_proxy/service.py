@@ -27,7 +27,13 @@ from switchyard.runtime.errors import FailedPrecondition
 from switchyard.runtime.redaction import Redactor
 from switchyard.runtime.server import ServiceDefinition, ServiceRuntime
 
-__all__ = ["SERVICE_NAME", "FrontierResources", "build_definition", "load_service_catalog"]
+__all__ = [
+    "SERVICE_NAME",
+    "FrontierResources",
+    "build_definition",
+    "load_service_catalog",
+    "open_proxy",
+]
 
 SERVICE_NAME = "switchyard-frontier-proxy"
 _GRPC_SERVICE = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
@@ -56,6 +62,40 @@ def retry_policy(settings: FrontierProxySettings) -> RetryPolicy:
     )
 
 
+@asynccontextmanager
+async def open_proxy(
+    settings: FrontierProxySettings,
+    *,
+    catalog: Catalog | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    rng: random.Random | None = None,
+) -> AsyncIterator[FrontierProxy]:
+    """The proxy with its upstream clients open while the block runs: what this service
+    serves, and what a router serving the proxy in process (`switchyard.router.in_process_
+    frontier`) calls. Raises FailedPrecondition for a catalog with a problem."""
+    for noisy in ("httpx", "httpcore"):  # one INFO line per request otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    resolved = catalog if catalog is not None else load_service_catalog(settings)
+    async with open_upstreams(
+        resolved.models.values(),
+        max_connections=settings.max_connections_per_upstream,
+        connect_timeout_s=settings.connect_timeout_s,
+        breaker_failure_threshold=settings.breaker_failure_threshold,
+        breaker_reset_s=settings.breaker_reset_s,
+        transport=transport,
+    ) as upstreams:
+        yield FrontierProxy(
+            resolved,
+            upstreams,
+            retry_policy(settings),
+            rng=rng,
+            log_prompts=settings.log_prompts,
+            # every secret this process holds: upstream text is redacted of them on its way to
+            # logs, spans and errors
+            redactor=Redactor(resolved.secrets()),
+        )
+
+
 def build_definition(
     settings: FrontierProxySettings,
     *,
@@ -64,32 +104,11 @@ def build_definition(
     rng: random.Random | None = None,
 ) -> ServiceDefinition[FrontierResources]:
     """The service definition; tests pass a catalog, an HTTP transport or a seeded RNG."""
-    for noisy in ("httpx", "httpcore"):  # one INFO line per request otherwise
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     resolved = catalog if catalog is not None else load_service_catalog(settings)
-    # Every secret this process holds: upstream text is redacted of them on its way to logs,
-    # spans and errors.
-    redactor = Redactor(resolved.secrets())
-    retry = retry_policy(settings)
 
     @asynccontextmanager
     async def resources(runtime: ServiceRuntime) -> AsyncIterator[FrontierResources]:
-        async with open_upstreams(
-            resolved.models.values(),
-            max_connections=settings.max_connections_per_upstream,
-            connect_timeout_s=settings.connect_timeout_s,
-            breaker_failure_threshold=settings.breaker_failure_threshold,
-            breaker_reset_s=settings.breaker_reset_s,
-            transport=transport,
-        ) as upstreams:
-            proxy = FrontierProxy(
-                resolved,
-                upstreams,
-                retry,
-                rng=rng,
-                log_prompts=settings.log_prompts,
-                redactor=redactor,
-            )
+        async with open_proxy(settings, catalog=resolved, transport=transport, rng=rng) as proxy:
             yield FrontierResources(proxy=proxy, settings=settings)
 
     def register(server: grpc.aio.Server, res: FrontierResources) -> Sequence[str]:

@@ -10,14 +10,14 @@ context and baggage) itself (switchyard.runtime.channels explains why).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
 from switchyard.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
-from switchyard.api.inference.v1 import inference_pb2_grpc
+from switchyard.api.inference.v1 import inference_pb2, inference_pb2_grpc
 from switchyard.runtime.channels import open_channel
 
-__all__ = ["Classifier", "Connections"]
+__all__ = ["Backend", "Classifier", "Connections"]
 
 
 class Classifier(Protocol):
@@ -32,13 +32,49 @@ class Classifier(Protocol):
     ) -> classifier_pb2.ClassifyResponse: ...
 
 
+class StreamCall(Protocol):
+    """A streaming call as the stub returns it: iterate it for responses; `cancel()` ends it."""
+
+    def __aiter__(self) -> AsyncIterator[inference_pb2.GenerateStreamResponse]: ...
+
+    def cancel(self) -> bool: ...
+
+
+class Backend(Protocol):
+    """What the router calls to generate: a backend service's stub, or the in-process frontier
+    proxy (in_process_frontier.py)."""
+
+    async def Generate(  # noqa: N802 - the stub's method name
+        self,
+        request: inference_pb2.GenerateRequest,
+        *,
+        timeout: float | None = ...,
+        metadata: Sequence[tuple[str, str]] = ...,
+    ) -> inference_pb2.GenerateResponse: ...
+
+    def GenerateStream(  # noqa: N802 - the stub's method name
+        self,
+        request: inference_pb2.GenerateStreamRequest,
+        *,
+        timeout: float | None = ...,
+        metadata: Sequence[tuple[str, str]] = ...,
+    ) -> StreamCall: ...
+
+
 class Connections:
     def __init__(
-        self, *, default_timeout_s: float = 120.0, in_process_classifier: Classifier | None = None
+        self,
+        *,
+        default_timeout_s: float = 120.0,
+        in_process_classifier: Classifier | None = None,
+        in_process_backends: Mapping[str, Backend] | None = None,
     ) -> None:
-        """`in_process_classifier`: answers every classify call (local_classifier.py)."""
+        """`in_process_classifier`: answers every classify call (local_classifier.py);
+        `in_process_backends`: by router.yaml backend name, what answers that backend's calls
+        instead of its address (in_process_frontier.py)."""
         self._default_timeout_s = default_timeout_s
         self._in_process = in_process_classifier
+        self._in_process_backends = dict(in_process_backends or {})
         self._channels: dict[tuple[str, int], object] = {}
         self._classifiers: dict[str, classifier_pb2_grpc.ClassifierServiceStub] = {}
         self._backends: dict[str, inference_pb2_grpc.InferenceServiceStub] = {}
@@ -67,13 +103,18 @@ class Connections:
             self._classifiers[address] = stub
         return stub  # type: ignore[return-value]  # the generated stub is untyped
 
-    def backend(self, address: str) -> inference_pb2_grpc.InferenceServiceStub:
+    def backend(self, name: str, address: str) -> Backend:
+        """The backend named `name` in router.yaml, at `address` unless it is served in
+        process."""
+        local = self._in_process_backends.get(name)
+        if local is not None:
+            return local
         stub = self._backends.get(address)
         if stub is None:
             # gRPC retries UNAVAILABLE only before any response: safe for generation.
             stub = inference_pb2_grpc.InferenceServiceStub(self._channel(address, 2))
             self._backends[address] = stub
-        return stub
+        return stub  # type: ignore[no-any-return]  # the generated stub is untyped
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -494,8 +494,9 @@ class Router:
     ) -> Callable[[Attempt], AsyncGenerator[inference_pb2.GenerateResponse, None]]:
         async def call(attempt: Attempt) -> AsyncGenerator[inference_pb2.GenerateResponse, None]:
             backend = attempt.backend
+            stub = self._connections.backend(attempt.target.backend, backend.address)
             try:
-                response = await self._connections.backend(backend.address).Generate(
+                response = await stub.Generate(
                     inference_pb2.GenerateRequest(
                         model=attempt.target.model,
                         messages=request.messages,
@@ -518,7 +519,8 @@ class Router:
     ) -> Callable[[Attempt], AsyncGenerator[router_pb2.CompleteStreamResponse, None]]:
         async def call(attempt: Attempt) -> AsyncGenerator[router_pb2.CompleteStreamResponse, None]:
             backend = attempt.backend
-            rpc = self._connections.backend(backend.address).GenerateStream(
+            stub = self._connections.backend(attempt.target.backend, backend.address)
+            rpc = stub.GenerateStream(
                 inference_pb2.GenerateStreamRequest(
                     model=attempt.target.model,
                     messages=request.messages,

@@ -11,11 +11,13 @@ from typing import Any
 import grpc
 
 from switchyard.api.cost.v1 import cost_pb2, cost_pb2_grpc
+from switchyard.api.inference.v1.inference_pb2 import ListModelsRequest, ListModelsResponse
 from switchyard.api.router.v1 import outcomes_pb2, outcomes_pb2_grpc, router_pb2, router_pb2_grpc
 from switchyard.router.budget import SpendTracker
 from switchyard.router.config import ConfigError, RouterConfig
 from switchyard.router.connections import Connections
 from switchyard.router.evaluation.evaluator import ShadowEvaluator
+from switchyard.router.in_process_frontier import InProcessFrontier, in_process_backends
 from switchyard.router.ledger import CostLedger, LedgerError, OutcomeStore, open_ledger
 from switchyard.router.ledger.writer import Durability, LedgerWriter
 from switchyard.router.reloading import ConfigSource
@@ -24,7 +26,7 @@ from switchyard.router.routing import Router
 from switchyard.router.servicer import RouterServicer
 from switchyard.router.settings import RouterSettings
 from switchyard.router.tenancy import DEV_TENANT, authenticate, is_admin
-from switchyard.router.windows import ContextWindows
+from switchyard.router.windows import ContextWindows, ListModels
 from switchyard.runtime.errors import FailedPrecondition
 from switchyard.runtime.logging import get_logger
 from switchyard.runtime.server import Companion, ServiceDefinition, ServiceRuntime
@@ -52,6 +54,31 @@ class RouterResources:
     windows: ContextWindows
     clock: Clock
     evaluator: ShadowEvaluator
+
+
+def _frontier_names(settings: RouterSettings, config: RouterConfig) -> list[str]:
+    """The backends SWITCHYARD_ROUTER_FRONTIER_PROXY_IN_PROCESS names; each must be a backend of
+    the configuration at start (a later reload that drops one just stops using it). Usually
+    FRONTIER ones; a LOCAL one is an OpenAI-compatible server of the team's own (vLLM's, say)
+    that the proxy calls."""
+    names = in_process_backends(settings.frontier_proxy_in_process)
+    problems = [
+        f"{name!r} is not a backend of {settings.config}"
+        for name in names
+        if name not in config.backends
+    ]
+    if problems:
+        raise FailedPrecondition(
+            "SWITCHYARD_ROUTER_FRONTIER_PROXY_IN_PROCESS: " + "; ".join(problems)
+        )
+    return names
+
+
+def _lister(frontier: InProcessFrontier) -> ListModels:
+    async def list_models(timeout_s: float) -> ListModelsResponse:
+        return await frontier.ListModels(ListModelsRequest(), timeout=timeout_s)
+
+    return list_models
 
 
 def _warn_if_open(config: RouterConfig) -> None:
@@ -86,18 +113,29 @@ async def open_resources(
         durability=Durability(settings.ledger_durability),
     )
     local = None
+    frontier: InProcessFrontier | None = None
     try:
+        frontier_names = _frontier_names(settings, source.current)
         await writer.replay()
         if settings.classifier_in_process:
             from switchyard.router.local_classifier import InProcessClassifier
 
             local = await InProcessClassifier.open()
+        if frontier_names:
+            frontier = await InProcessFrontier.open()
     except BaseException:
+        if local is not None:
+            await local.close()
         await writer.close(0)
         await ledger.close()
         raise
-    connections = Connections(in_process_classifier=local)
-    windows = ContextWindows(lambda: source.current, retry_s=settings.context_window_retry_s)
+    in_process = dict.fromkeys(frontier_names, frontier) if frontier is not None else {}
+    connections = Connections(in_process_classifier=local, in_process_backends=in_process)
+    windows = ContextWindows(
+        lambda: source.current,
+        retry_s=settings.context_window_retry_s,
+        in_process={name: _lister(f) for name, f in in_process.items()},
+    )
     await windows.refresh()  # the first request is checked against what the backends report
     source.on_change(windows.config_changed)
     assert isinstance(ledger, OutcomeStore)  # both engines keep the outcome tables
@@ -136,6 +174,8 @@ async def open_resources(
         await connections.close()
         if local is not None:
             await local.close()
+        if frontier is not None:
+            await frontier.close()
 
 
 def _tenant_scope(source: ConfigSource) -> Any:

@@ -60,6 +60,15 @@ class RouterSettings(ServiceSettings):
         "instead of calling the classifier service at classifier.address. Off by default: "
         "the separate service scales, restarts and holds its memory on its own.",
     )
+    frontier_proxy_in_process: str = Field(
+        "",
+        description="Backends of router.yaml (comma-separated names) whose calls a frontier "
+        "proxy inside the router serves (needs "
+        "switchyard-router[frontier-proxy]; configured by the SWITCHYARD_FRONTIER_PROXY_* "
+        "variables, provider keys included) instead of the frontier-proxy service at their "
+        "address. Empty by default: the separate service scales, restarts and holds the "
+        "provider keys on its own.",
+    )
     http_enabled: bool = Field(
         True, description="Serve the OpenAI-compatible HTTP door (/v1/chat/completions)."
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import grpc
 
@@ -37,6 +37,9 @@ log = get_logger(__name__)
 
 #: Model name -> context window, as one backend listed them.
 BackendModels = Mapping[str, int]
+
+#: Asks a backend served in the router's process for its models (timeout in seconds).
+ListModels = Callable[[float], Awaitable[inference_pb2.ListModelsResponse]]
 
 
 def target_windows(
@@ -76,8 +79,12 @@ class ContextWindows:
         *,
         retry_s: float = 5.0,
         timeout_s: float = 5.0,
+        in_process: Mapping[str, ListModels] | None = None,
     ) -> None:
+        """`in_process`: by backend name, how to list the models of a backend the router serves
+        in process (in_process_frontier.py); the others are asked at their address."""
         self._config = config
+        self._in_process = dict(in_process or {})
         self._retry_s = retry_s
         self._timeout_s = timeout_s
         self._listed: dict[str, dict[str, int]] = {}
@@ -94,15 +101,23 @@ class ContextWindows:
             self._cached = cached = (config, dict(self._listed), windows)
         return cached[2]
 
-    async def _list(self, address: str, timeout_s: float) -> None:
+    async def _list(self, address: str, timeout_s: float, local: ListModels | None) -> None:
         # A channel of its own for each round, closed after: a fresh channel connects at once,
         # where one that failed to connect backs off for up to minutes, and the serving channels
         # (`Connections`) never inherit a backoff from a backend that was still starting.
-        channel = open_channel(address, default_timeout_s=timeout_s, retry_attempts=1)
+        channel = (
+            None
+            if local is not None
+            else open_channel(address, default_timeout_s=timeout_s, retry_attempts=1)
+        )
         try:
-            response = await inference_pb2_grpc.InferenceServiceStub(channel).ListModels(
-                inference_pb2.ListModelsRequest(), timeout=timeout_s
-            )
+            if channel is None:
+                assert local is not None
+                response = await local(timeout_s)
+            else:
+                response = await inference_pb2_grpc.InferenceServiceStub(channel).ListModels(
+                    inference_pb2.ListModelsRequest(), timeout=timeout_s
+                )
         except grpc.aio.AioRpcError as error:
             self._listed.pop(address, None)
             if address not in self._failing:  # once per outage, not every retry
@@ -116,7 +131,8 @@ class ContextWindows:
                 )
             return
         finally:
-            await channel.close()
+            if channel is not None:
+                await channel.close()
         self._failing.discard(address)
         self._listed[address] = {
             m.name: m.context_window for m in response.models if m.context_window > 0
@@ -126,15 +142,18 @@ class ContextWindows:
         """Ask the backends of the configuration in force (all, or those not reached yet)."""
         config = self._config()
         timeouts: dict[str, float] = {}
-        for backend in config.backends.values():
+        local: dict[str, ListModels] = {}  # an address one of whose backends is in process
+        for name, backend in config.backends.items():
             if only_unreached and backend.address in self._listed:
                 continue
             cap = min(self._timeout_s, backend.timeout_s)
             timeouts[backend.address] = min(cap, timeouts.get(backend.address, cap))
+            if name in self._in_process:
+                local[backend.address] = self._in_process[name]
         if not timeouts:
             return
         before = dict(self._listed)
-        await asyncio.gather(*(self._list(a, t) for a, t in timeouts.items()))
+        await asyncio.gather(*(self._list(a, t, local.get(a)) for a, t in timeouts.items()))
         if only_unreached and self._listed == before:
             return  # still unreached: already logged
         windows, unknown = target_windows(config, self._listed)

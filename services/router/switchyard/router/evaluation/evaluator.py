@@ -413,8 +413,9 @@ class ShadowEvaluator:
             if order:
                 span.set_attribute(attr.EVALUATION_JUDGE_ORDER, order)
             started = time.perf_counter()
+            stub = self._connections.backend(target.backend, backend.address)
             try:
-                response = await self._connections.backend(backend.address).Generate(
+                response = await stub.Generate(
                     inference_pb2.GenerateRequest(
                         model=target.model, messages=messages, parameters=parameters
                     ),
