@@ -57,6 +57,7 @@ from switchyard.training.escalation import (
     fit_escalation,
     held_out_groups,
 )
+from switchyard.training.records import LabeledPrompt
 from switchyard.training.task_head import fit_task_head
 from switchyard.training.tokens import bag_of_tokens
 from switchyard.training.unseen import UNSEEN_LABELS
@@ -64,9 +65,11 @@ from switchyard.training.validation import leave_source_out
 
 __all__ = [
     "FRESH_UNSEEN_FILE",
+    "LSO_ROWS_PER_SOURCE",
     "OURS_UNSEEN_FILE",
     "REAL_USERS_UNSEEN_FILE",
     "confusion",
+    "lso_universe",
     "main",
     "reference_mix",
 ]
@@ -145,16 +148,17 @@ def _unseen(model: ClassifierModel, rows: list[tuple[str, str, str]]) -> dict[st
     }
 
 
-def leave_source_out_check(
-    embedder: Embedder, prompts_dir: Path, mmlu_file: Path | None, log: Callable[[str], None]
-) -> dict[str, object]:
-    """Check 2: the shipped task recipe with whole sources left out."""
+def lso_universe(
+    prompts_dir: Path, mmlu_file: Path | None
+) -> tuple[list[LabeledPrompt], int, np.ndarray]:
+    """The leave-source-out check's rows: (the shipped recipe's training rows, then up to
+    LSO_ROWS_PER_SOURCE rows of each source in the datasets' own text; how many of them are
+    training rows; their task-type indices)."""
     from switchyard.training.balance import source_of
 
     rows = [r for r in load_dataset_prompts(prompts_dir, mmlu_file=mmlu_file) if r.task_type]
     rng = random.Random(SEED)
     train = select_training_task_rows(rows, 1000, rng)
-    # Scored: up to LSO_ROWS_PER_SOURCE rows of each source, in the datasets' own text.
     by_source: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         by_source.setdefault(source_of(r.group), []).append(i)
@@ -163,10 +167,20 @@ def leave_source_out_check(
         for idx in by_source.values()
         for i in (idx if len(idx) <= LSO_ROWS_PER_SOURCE else rng.sample(idx, LSO_ROWS_PER_SOURCE))
     )
-    test_rows = [rows[i] for i in scored]
-    universe = train + test_rows
-    trainable = np.array([True] * len(train) + [False] * len(test_rows))
+    universe = train + [rows[i] for i in scored]
     labels = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in universe])
+    return universe, len(train), labels
+
+
+def leave_source_out_check(
+    embedder: Embedder, prompts_dir: Path, mmlu_file: Path | None, log: Callable[[str], None]
+) -> dict[str, object]:
+    """Check 2: the shipped task recipe with whole sources left out."""
+    from switchyard.training.balance import source_of
+
+    universe, n_train, labels = lso_universe(prompts_dir, mmlu_file)
+    test_rows = universe[n_train:]
+    trainable = np.arange(len(universe)) < n_train
     x, _ = embedder.embed([r.prompt for r in universe], log)
     bags = bag_of_tokens(embedder.token_ids([r.prompt for r in universe]))
 
