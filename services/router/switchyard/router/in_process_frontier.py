@@ -32,6 +32,7 @@ from typing import Any
 import grpc
 
 from switchyard.api.inference.v1 import inference_pb2
+from switchyard.router.in_process import rpc_error, service_settings
 from switchyard.runtime.errors import FailedPrecondition, SwitchyardError, bounded_details
 from switchyard.runtime.logging import get_logger
 
@@ -50,20 +51,16 @@ def in_process_backends(setting: str) -> list[str]:
     return [name.strip() for name in setting.split(",") if name.strip()]
 
 
-def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
-
-
-def _as_rpc_error(exc: Exception) -> grpc.aio.AioRpcError:
+def _asrpc_error(exc: Exception) -> grpc.aio.AioRpcError:
     """The error the service would have answered with: a SwitchyardError's code and message
     (already redacted by the proxy), past the deadline DEADLINE_EXCEEDED, anything else INTERNAL
     (logged with its traceback, as the service's interceptor does)."""
     if isinstance(exc, TimeoutError):
-        return _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "frontier proxy call timed out")
+        return rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "frontier proxy call timed out")
     if isinstance(exc, SwitchyardError):
-        return _rpc_error(exc.code, bounded_details(exc.message))
+        return rpc_error(exc.code, bounded_details(exc.message))
     log.error("in-process frontier proxy failed", error_type=type(exc).__name__, exc_info=exc)
-    return _rpc_error(
+    return rpc_error(
         grpc.StatusCode.INTERNAL, f"frontier proxy internal error ({type(exc).__name__})"
     )
 
@@ -108,7 +105,7 @@ class _Stream:
         except Exception as exc:  # noqa: BLE001 - every failure becomes the call's status
             if isinstance(exc, TimeoutError):
                 await self._aclose()
-            raise _as_rpc_error(exc) from None
+            raise _asrpc_error(exc) from None
 
     async def _aclose(self) -> None:
         aclose = getattr(self._events, "aclose", None)
@@ -145,18 +142,9 @@ class InProcessFrontier:
             from switchyard.frontier_proxy.settings import FrontierProxySettings
         except ImportError:
             raise FailedPrecondition(_INSTALL) from None
-        from switchyard.runtime.settings import SettingsError, load_settings
-
-        try:
-            settings = load_settings(FrontierProxySettings)
-        except SettingsError as error:
-            raise FailedPrecondition(error.message) from None
-        stack = contextlib.AsyncExitStack()
-        try:
-            proxy = await stack.enter_async_context(open_proxy(settings))
-        except BaseException:
-            await stack.aclose()
-            raise
+        settings = service_settings(FrontierProxySettings)
+        stack = contextlib.AsyncExitStack()  # nothing to close if opening fails
+        proxy = await stack.enter_async_context(open_proxy(settings))
         servicer = FrontierInferenceServicer(proxy, settings.default_deadline_s)
         log.info("frontier proxy opened in process", models=sorted(proxy.catalog.models))
         return cls(servicer, stack)
@@ -177,7 +165,7 @@ class InProcessFrontier:
                 )
                 return response
         except Exception as exc:  # noqa: BLE001 - every failure becomes the call's status
-            raise _as_rpc_error(exc) from None
+            raise _asrpc_error(exc) from None
 
     def GenerateStream(  # noqa: N802 - the stub's method name
         self,

@@ -32,6 +32,7 @@ from typing import Any
 import grpc
 
 from switchyard.api.classifier.v1 import classifier_pb2
+from switchyard.router.in_process import rpc_error, service_settings
 from switchyard.runtime.errors import FailedPrecondition, SwitchyardError
 from switchyard.runtime.logging import get_logger
 
@@ -43,10 +44,6 @@ _INSTALL = (
     "the in-process classifier needs switchyard-classifier: "
     "pip install 'switchyard-router[classifier]'"
 )
-
-
-def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
 
 
 class InProcessClassifier:
@@ -74,12 +71,7 @@ class InProcessClassifier:
             from switchyard.classifier.settings import ClassifierSettings
         except ImportError:
             raise FailedPrecondition(_INSTALL) from None
-        from switchyard.runtime.settings import SettingsError, load_settings
-
-        try:
-            settings = load_settings(ClassifierSettings)
-        except SettingsError as error:
-            raise FailedPrecondition(error.message) from None
+        settings = service_settings(ClassifierSettings)
         model = await asyncio.to_thread(load_model, settings)
         source = ModelSource(
             model,
@@ -119,9 +111,9 @@ class InProcessClassifier:
                 )
                 return response
         except TimeoutError:
-            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "classifier timed out") from None
+            raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "classifier timed out") from None
         except SwitchyardError as error:
-            raise _rpc_error(error.code, error.message) from None
+            raise rpc_error(error.code, error.message) from None
 
     async def close(self) -> None:
         await self._source.stop()

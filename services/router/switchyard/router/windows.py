@@ -101,23 +101,27 @@ class ContextWindows:
             self._cached = cached = (config, dict(self._listed), windows)
         return cached[2]
 
-    async def _list(self, address: str, timeout_s: float, local: ListModels | None) -> None:
+    @staticmethod
+    async def _ask(address: str, timeout_s: float) -> inference_pb2.ListModelsResponse:
         # A channel of its own for each round, closed after: a fresh channel connects at once,
         # where one that failed to connect backs off for up to minutes, and the serving channels
         # (`Connections`) never inherit a backoff from a backend that was still starting.
-        channel = (
-            None
-            if local is not None
-            else open_channel(address, default_timeout_s=timeout_s, retry_attempts=1)
-        )
+        channel = open_channel(address, default_timeout_s=timeout_s, retry_attempts=1)
         try:
-            if channel is None:
-                assert local is not None
-                response = await local(timeout_s)
-            else:
-                response = await inference_pb2_grpc.InferenceServiceStub(channel).ListModels(
+            response: inference_pb2.ListModelsResponse = (
+                await inference_pb2_grpc.InferenceServiceStub(channel).ListModels(
                     inference_pb2.ListModelsRequest(), timeout=timeout_s
                 )
+            )
+            return response
+        finally:
+            await channel.close()
+
+    async def _list(self, address: str, timeout_s: float, local: ListModels | None) -> None:
+        try:
+            response = await (
+                local(timeout_s) if local is not None else self._ask(address, timeout_s)
+            )
         except grpc.aio.AioRpcError as error:
             self._listed.pop(address, None)
             if address not in self._failing:  # once per outage, not every retry
@@ -130,9 +134,6 @@ class ContextWindows:
                     retry_s=self._retry_s,
                 )
             return
-        finally:
-            if channel is not None:
-                await channel.close()
         self._failing.discard(address)
         self._listed[address] = {
             m.name: m.context_window for m in response.models if m.context_window > 0
