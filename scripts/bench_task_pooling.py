@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Would the task head read the ask better from the prompt's two ends? Prints the model card's
-"Pooling the ends" table (issue 14).
+"Pooling the ends" table (issue 14): the experiment that chose v2.3's `end_states` (K = 4, x1).
 
-The shipped task head reads the mean of the encoder's token states over the whole window (and
-three bags of wordpieces, `tokens.py`). Where a prompt says what it wants is usually its first
-or last few words, and the mean over 256 tokens mostly says what the prompt is about. This
-script asks whether adding the mean of the encoder's *contextual* states of the first K and the
-last K tokens (inside [CLS] ... [SEP]; one more masked mean each over the same encoder run, no
-extra encoder pass) helps on sources the head never saw.
+v2.1's task head read the mean of the encoder's token states over the whole window (and three
+bags of wordpieces, `tokens.py`). Where a prompt says what it wants is usually its first or
+last few words, and the mean over 256 tokens mostly says what the prompt is about. This script
+asks whether adding the mean of the encoder's *contextual* states of the first K and the last K
+tokens (inside [CLS] ... [SEP]; one more masked mean each over the same encoder run, no extra
+encoder pass) helps on sources the head never saw. It computes the ends itself from the final
+hidden state, for any K; the shipped graph's `end_states` output is its K = 4 (checked against
+the hidden state by tests/unit/classifier/test_classifier_encoder.py).
 
 Features come from the shipped int8 encoder graph (`build_encoder_graph`) with its last hidden
 state exposed, one unpadded run per prompt length (as `Embedder` runs it). Each variant is the
@@ -23,7 +25,7 @@ the end vectors (L2-normalised, times `--weights`) appended to the embedding, sc
 
     python scripts/bench_task_pooling.py [--ks 4 8] [--weights 1] [--data-dir D] [--cache-dir C]
 
-Task-head fits only: nothing here builds or ships a model.
+Task-head fits only: nothing here builds or ships a model (`switchyard-classifier train` does).
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ def main() -> int:
     test_rows = universe[n_train:]
     sources = np.array([source_of(r.group) for r in test_rows])
     weights = balanced_weights(universe[:n_train])
-    variants = [("today (mean of all tokens)", None, 1.0)] + [
+    variants = [("v2.1 (mean of all tokens)", None, 1.0)] + [
         (f"+ first/last {k} tokens, x{w:g}", k, w) for k in args.ks for w in args.weights
     ]
     table = {}

@@ -78,15 +78,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         _, embedder = make_embedder(locate_encoder_files(), Path(tmp), args.threads, args.cache_dir)
 
-        def features(prompts: list[str]) -> tuple[np.ndarray, object]:
-            x, _ = embedder.embed(prompts)
-            return x, bag_of_tokens(embedder.token_ids(prompts))
+        def features(prompts: list[str]) -> tuple[np.ndarray, object, np.ndarray]:
+            x, _, ends = embedder.embed(prompts)
+            return x, bag_of_tokens(embedder.token_ids(prompts)), ends
 
         def fit(train: list[LabeledPrompt]) -> TaskHead:
-            x, bags = features([r.prompt for r in train])
+            x, bags, ends = features([r.prompt for r in train])
             y = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in train])
             return fit_task_head(
-                x, y, len(TASK_TYPE_NAMES), sample_weight=balanced_weights(train), bags=bags
+                x,
+                y,
+                len(TASK_TYPE_NAMES),
+                sample_weight=balanced_weights(train),
+                bags=bags,
+                ends=ends,
             )
 
         scored = {"sets 1+2": sets_1_2, "set 3": set_3}
@@ -105,8 +110,9 @@ def main() -> int:
             head = fit(train)
             cells = []
             for set_name, rows in scored.items():
-                px, pbags = scored_x[set_name]
-                got = [TASK_TYPE_NAMES[i] for i in head.probabilities(px, pbags).argmax(axis=1)]
+                px, pbags, pends = scored_x[set_name]
+                probs = head.probabilities(px, pbags, pends)
+                got = [TASK_TYPE_NAMES[i] for i in probs.argmax(axis=1)]
                 sources = SOURCES if set_name == "sets 1+2" else ("ours",)
                 for source in sources:
                     pairs = zip(rows, got, strict=True)
@@ -122,7 +128,7 @@ def main() -> int:
         print("|---|---|---|---|")
         for added_source, target in (SOURCES, SOURCES[::-1]):
             target_rows = [r for r in real_users if r["id"].startswith(target + "/")]
-            px, pbags = features([r["prompt"] for r in target_rows])
+            px, pbags, pends = features([r["prompt"] for r in target_rows])
             cells = []
             for extra_source in ((), (added_source,)):
                 extra = [
@@ -131,7 +137,7 @@ def main() -> int:
                     if r["id"].split("/")[0] in extra_source
                 ]
                 head = fit(base_train + extra)
-                got = head.probabilities(px, pbags).argmax(axis=1)
+                got = head.probabilities(px, pbags, pends).argmax(axis=1)
                 answers = zip(target_rows, got, strict=True)
                 hits = [TASK_TYPE_NAMES[int(g)] == r["task_type"] for r, g in answers]
                 cells.append(f"{np.mean(hits):.3f} ({sum(hits)}/{len(hits)})")

@@ -95,7 +95,7 @@ def test_merged_graph_equals_two_step_pipeline(built: BuildResult, tmp_path: Pat
     ids, mask, _ = tokenizer.encode(SAMPLE)
     bags = bag_of_tokens([t for t, _ in tokenizer.encode_each(SAMPLE)])
     feed = {"input_ids": ids, "attention_mask": mask}
-    embedding, count = encoder.run(None, feed)
+    embedding, count, ends = encoder.run(["embedding", "token_count", "end_states"], feed)
     probs, complexity, escalation = merged.run(
         ["task_probabilities", "complexity", "escalation"], feed
     )
@@ -107,7 +107,7 @@ def test_merged_graph_equals_two_step_pipeline(built: BuildResult, tmp_path: Pat
     )
     expected = np.zeros_like(probs, dtype=np.float64)
     expected[:, task.classes_] = softmax(
-        task.decision_function(task_features(embedding, bags)) / built.heads.temperature
+        task.decision_function(task_features(embedding, bags, ends)) / built.heads.temperature
     )
     np.testing.assert_allclose(probs, expected, atol=2e-5)
     expected_cx = np.clip(ridge.predict(embedding), 0, 1)
@@ -116,7 +116,7 @@ def test_merged_graph_equals_two_step_pipeline(built: BuildResult, tmp_path: Pat
     p = esc.probability(embedding, log_n, TransferFeatures(log_n, expected_cx, expected))
     np.testing.assert_allclose(escalation, p, atol=2e-5)
     # the numpy reference the build evaluates with is the graph too
-    reference = built.heads.predict(embedding, count, bags)
+    reference = built.heads.predict(embedding, count, bags, ends)
     np.testing.assert_allclose(escalation, reference["escalation"], atol=2e-5)
 
 

@@ -36,6 +36,7 @@ from switchyard.training.data import (
 )
 from switchyard.training.embedder import Embedder, prompt_key
 from switchyard.training.encoder import (
+    END_STATES,
     HIDDEN,
     EncoderFiles,
     build_encoder_graph,
@@ -48,7 +49,7 @@ from switchyard.training.escalation import (
     fit_escalation,
 )
 from switchyard.training.formats import split_key
-from switchyard.training.heads import HEAD_IDS, HEAD_MASK, Heads, build_heads_graph
+from switchyard.training.heads import END_INPUT, HEAD_IDS, HEAD_MASK, Heads, build_heads_graph
 from switchyard.training.heldout_metrics import evaluate
 from switchyard.training.lineage import record_trained_outcomes
 from switchyard.training.phases import (
@@ -98,7 +99,9 @@ OUTCOME_HELD_OUT_PERCENT = 20
 MODEL_NAME = "switchyard-minilm-int8"
 CUSTOM_MODEL_NAME = "switchyard-custom-int8"
 # The recipe's version, in the manifest next to the file hash (the model version).
-RECIPE_VERSION = 3  # 3: v2.1 (second sources, MMLU layouts, BBH task table)
+# 3: v2.1 (second sources, MMLU layouts, BBH task table); 4: v2.3 (the task head reads the
+# prompt's two ends)
+RECIPE_VERSION = 4
 
 
 def is_held_out(row: LabeledPrompt) -> bool:
@@ -127,6 +130,8 @@ def merge_encoder_and_heads(encoder: onnx.ModelProto, heads: onnx.ModelProto) ->
     input name."""
     io_map = [("embedding", "embedding"), ("token_count", "token_count")]
     head_inputs = {i.name for i in heads.graph.input}
+    if END_INPUT in head_inputs:
+        io_map.append((END_INPUT, END_INPUT))
     if HEAD_IDS in head_inputs:
         encoder = onnx.ModelProto.FromString(encoder.SerializeToString())
         for source, target in (("input_ids", HEAD_IDS), ("attention_mask", HEAD_MASK)):
@@ -141,7 +146,11 @@ def merge_encoder_and_heads(encoder: onnx.ModelProto, heads: onnx.ModelProto) ->
             )
             io_map.append((passed, target))
     merged = onnx.compose.merge_models(
-        encoder, heads, io_map=io_map, producer_name="switchyard-classifier"
+        encoder,
+        heads,
+        io_map=io_map,
+        outputs=[o.name for o in heads.graph.output],  # an unread encoder output is not one
+        producer_name="switchyard-classifier",
     )
     _dedupe_opsets(merged)
     onnx.checker.check_model(merged)
@@ -296,7 +305,12 @@ def embed_rows(rows: TrainingRows, embedder: Embedder, log: Callable[[str], None
         prompts = [r.prompt for r in items]
         bags = bag_of_tokens(embedder.token_ids(prompts))
         if not items:
-            return Embedded(np.zeros((0, HIDDEN), np.float32), np.zeros((0, 1), np.float32), bags)
+            return Embedded(
+                np.zeros((0, HIDDEN), np.float32),
+                np.zeros((0, 1), np.float32),
+                np.zeros((0, END_STATES), np.float32),
+                bags,
+            )
         return Embedded(*embedder.embed(prompts, log), bags)
 
     return EmbeddedRows(
@@ -312,7 +326,9 @@ def embed_rows(rows: TrainingRows, embedder: Embedder, log: Callable[[str], None
 def transfer_features(task: TaskHead, complexity: object, embedded: Embedded) -> TransferFeatures:
     """The stacker's inputs for some rows, from the fitted task and complexity heads."""
     cx = np.clip(complexity.predict(embedded.x), 0.0, 1.0)  # type: ignore[attr-defined]
-    return TransferFeatures(embedded.log_n, cx, task.probabilities(embedded.x, embedded.bags))
+    return TransferFeatures(
+        embedded.log_n, cx, task.probabilities(embedded.x, embedded.bags, embedded.ends)
+    )
 
 
 def fit_heads(
@@ -329,6 +345,7 @@ def fit_heads(
         log,
         balanced_weights(rows.task_train) if rows.weighted else None,
         bags=embedded.task_train.bags,
+        ends=embedded.task_train.ends,
     )
     cx_model = Ridge(alpha=1.0).fit(
         embedded.complexity_train.x, np.array([r.complexity for r in rows.complexity_train])
@@ -376,6 +393,7 @@ def fit_heads(
         complexity_weights=np.asarray(cx_model.coef_),
         complexity_bias=float(cx_model.intercept_),
         token_weights=task.token_weights,
+        task_end_weights=task.end_weights,
         **esc_args,  # type: ignore[arg-type]
     )
     return FittedHeads(heads, task, cx_model, escalation)

@@ -1,4 +1,5 @@
-"""Embedding training prompts with the int8 encoder graph the service runs, cached on disk.
+"""Embedding training prompts with the int8 encoder graph the service runs, cached on disk:
+each prompt's embedding, token count and two ends (the encoder's three outputs).
 
 Prompts are grouped by token length and embedded without padding, so an embedding does not
 depend on the other prompts of its batch and builds are byte-for-byte repeatable. A lone
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from switchyard.classifier.model import PromptTokenizer
+from switchyard.training.encoder import END_STATES
 
 __all__ = ["Embedder", "prompt_key"]
 
@@ -53,20 +55,23 @@ class Embedder:
             str(encoder_path), options, providers=["CPUExecutionProvider"]
         )
         self._tokenizer = PromptTokenizer(tokenizer_file, max_tokens, head_tokens)
-        self._cache: dict[str, tuple[np.ndarray, float]] = {}
-        window = f"w{max_tokens}h{head_tokens or 0}b2"
+        self._cache: dict[str, tuple[np.ndarray, float, np.ndarray]] = {}
+        window = f"w{max_tokens}h{head_tokens or 0}b2e"
         self._cache_file = (
             cache_dir / f"embeddings-{encoder_sha[:16]}-{window}.npz" if cache_dir else None
         )
         if self._cache_file and self._cache_file.is_file():
             data = np.load(self._cache_file)
-            for key, vec, count in zip(data["keys"], data["vectors"], data["counts"], strict=True):
-                self._cache[str(key)] = (vec, float(count))
+            for key, vec, count, ends in zip(
+                data["keys"], data["vectors"], data["counts"], data["ends"], strict=True
+            ):
+                self._cache[str(key)] = (vec, float(count), ends)
 
     def embed(
         self, prompts: Sequence[str], log: Callable[[str], None] = lambda _: None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(embeddings [n, hidden], token counts [n, 1]) for the prompts, in order."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(embeddings [n, hidden], token counts [n, 1], ends [n, END_STATES]) for the prompts,
+        in order."""
         keys = [prompt_key(p) for p in prompts]
         todo = sorted(
             {k: p for k, p in zip(keys, prompts, strict=True) if k not in self._cache}.items()
@@ -82,20 +87,26 @@ class Embedder:
                 for start in range(0, len(items), CHUNK):
                     chunk = items[start : start + CHUNK]
                     ids = np.stack([row for _, row in chunk] * (2 if len(chunk) == 1 else 1))
-                    emb, count = self._session.run(
-                        None, {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+                    emb, count, ends = self._session.run(
+                        ["embedding", "token_count", "end_states"],
+                        {"input_ids": ids, "attention_mask": np.ones_like(ids)},
                     )
-                    for (key, _), vec, c in zip(chunk, emb, count, strict=False):
-                        self._cache[key] = (vec, float(c[0]))
+                    for (key, _), vec, c, e in zip(chunk, emb, count, ends, strict=False):
+                        self._cache[key] = (vec, float(c[0]), e)
                 done += len(items)
                 if len(todo) > 2000 and (length % 16 == 0):
                     log(f"  embedded {done}/{len(todo)}")
             self._save()
         if not keys:
-            return np.zeros((0, self.hidden), np.float32), np.zeros((0, 1), np.float32)
+            return (
+                np.zeros((0, self.hidden), np.float32),
+                np.zeros((0, 1), np.float32),
+                np.zeros((0, END_STATES), np.float32),
+            )
         vectors = np.stack([self._cache[k][0] for k in keys]).astype(np.float32)
         counts = np.array([[self._cache[k][1]] for k in keys], dtype=np.float32)
-        return vectors, counts
+        ends = np.stack([self._cache[k][2] for k in keys]).astype(np.float32)
+        return vectors, counts, ends
 
     def token_ids(self, prompts: Sequence[str]) -> list[list[int]]:
         """Each prompt's token ids as the model reads them (cut to the window)."""
@@ -117,5 +128,6 @@ class Embedder:
             keys=np.array(keys),
             vectors=np.stack([self._cache[k][0] for k in keys]),
             counts=np.array([self._cache[k][1] for k in keys]),
+            ends=np.stack([self._cache[k][2] for k in keys]),
         )
         tmp.replace(self._cache_file)

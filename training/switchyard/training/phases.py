@@ -74,6 +74,7 @@ class TrainingRows:
 class Embedded:
     x: np.ndarray  # [n, HIDDEN]
     n: np.ndarray  # [n, 1] token counts
+    ends: np.ndarray  # [n, END_STATES] the prompt's two ends (the encoder's end_states)
     bags: object  # [n, SEGMENTS * VOCAB] sparse token bags (tokens.bag_of_tokens)
 
     @property

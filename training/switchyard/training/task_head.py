@@ -1,5 +1,5 @@
-"""The task-type head: multinomial logistic regression on the embedding and the token bags
-(``tokens.py``), then temperature.
+"""The task-type head: multinomial logistic regression on the embedding, the prompt's two ends
+(the encoder's ``end_states``) and the token bags (``tokens.py``), then temperature.
 
 A calibration split (1 row in 6 after a fixed shuffle, never the held-out split) picks the
 temperature, and for a team's own unweighted labels also C. The shipped, source-balanced rows
@@ -35,21 +35,32 @@ class TaskHead:
     c: float
     model: object  # the fitted scikit-learn estimator (for the build test's cross-check)
     token_weights: np.ndarray | None = None  # [SEGMENTS * VOCAB, types], / temperature
+    end_weights: np.ndarray | None = None  # [END_STATES, types], / temperature
 
-    def probabilities(self, embedding: np.ndarray, bags: object | None = None) -> np.ndarray:
+    def probabilities(
+        self, embedding: np.ndarray, bags: object | None = None, ends: np.ndarray | None = None
+    ) -> np.ndarray:
         logits = embedding.astype(np.float64) @ self.weights + self.bias
+        if self.end_weights is not None:
+            if ends is None:
+                raise ValueError("this task head reads the prompt's ends: pass ends")
+            logits = logits + ends.astype(np.float64) @ self.end_weights
         if self.token_weights is not None:
             logits = logits + np.asarray(bags @ self.token_weights)  # type: ignore[operator]
         return softmax(logits)
 
 
-def task_features(embedding: np.ndarray, bags: object | None) -> Any:
-    """What the head's estimator reads: the embedding, then the token bags (sparse) if any."""
+def task_features(
+    embedding: np.ndarray, bags: object | None, ends: np.ndarray | None = None
+) -> Any:
+    """What the head's estimator reads: the embedding, the prompt's ends if any, then the token
+    bags (sparse) if any."""
+    dense = embedding if ends is None else np.hstack([embedding, ends])
     if bags is None:
-        return embedding
+        return dense
     import scipy.sparse as sp
 
-    return sp.hstack([sp.csr_matrix(embedding.astype(np.float64)), bags]).tocsr()
+    return sp.hstack([sp.csr_matrix(dense.astype(np.float64)), bags]).tocsr()
 
 
 def _logits(model: object, x: np.ndarray) -> np.ndarray:
@@ -72,16 +83,19 @@ def fit_task_head(
     sample_weight: np.ndarray | None = None,
     *,
     bags: object | None = None,
+    ends: np.ndarray | None = None,
     c: float | None = None,
     calibrate: bool = True,
 ) -> TaskHead:
-    """Fit the head on the embedding and, when given, the token bags. ``c`` fixes C (weighted
+    """Fit the head on the embedding and, when given, the prompt's ends and the token bags.
+    ``c`` fixes C (weighted
     rows default to ``BALANCED_TASK_C``; unweighted rows choose from ``UNWEIGHTED_C_GRID``).
     With ``calibrate=False`` (validation refits) every row is fitted and the temperature is 1."""
     from sklearn.linear_model import LogisticRegression
 
     hidden = embedding.shape[1]
-    x = task_features(embedding, bags)
+    dense = hidden + (0 if ends is None else ends.shape[1])
+    x = task_features(embedding, bags, ends)
     rng = np.random.default_rng(TASK_SEED)
     cal = rng.random(len(y)) < 1 / 6 if calibrate else np.zeros(len(y), bool)
     if c is not None:
@@ -130,5 +144,6 @@ def fit_task_head(
         temperature,
         chosen,
         model,
-        None if bags is None else weights[hidden:],
+        None if bags is None else weights[dense:],
+        None if ends is None else weights[hidden:dense],
     )
