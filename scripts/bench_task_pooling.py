@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """Would the task head read the ask better from the prompt's two ends? Prints the model card's
-"Pooling the ends" table (issue 14): the experiment that chose v2.3's `end_states` (K = 4, x1).
+"Pooling the ends" tables (issue 14): the experiments that chose the shipped `end_states`
+(K = 4, x1, at the last layer; then the fourth layer's ends added, v2.4).
 
 v2.1's task head read the mean of the encoder's token states over the whole window (and three
 bags of wordpieces, `tokens.py`). Where a prompt says what it wants is usually its first or
 last few words, and the mean over 256 tokens mostly says what the prompt is about. This script
 asks whether adding the mean of the encoder's *contextual* states of the first K and the last K
 tokens (inside [CLS] ... [SEP]; one more masked mean each over the same encoder run, no extra
-encoder pass) helps on sources the head never saw. It computes the ends itself from the final
-hidden state, for any K; the shipped graph's `end_states` output is its K = 4 (checked against
-the hidden state by tests/unit/classifier/test_classifier_encoder.py).
+encoder pass) helps on sources the head never saw. It computes the ends itself from the hidden
+states, for any K; the shipped graph's `end_states` output is its K = 4 at layers 6 and 4
+(checked against the hidden states by tests/unit/classifier/test_classifier_encoder.py).
 
-Features come from the shipped int8 encoder graph (`build_encoder_graph`) with its last hidden
-state exposed, one unpadded run per prompt length (as `Embedder` runs it). Each variant is the
-shipped task recipe (`fit_task_head` on source-balanced rows, C = 16, with the token bags) with
-the end vectors (L2-normalised, times `--weights`) appended to the embedding, scored
+Features come from the int8 encoder graph (`build_encoder_graph`) with its hidden states
+exposed, one unpadded run per prompt length (as `Embedder` runs it). Each variant is the task
+recipe (`fit_task_head` on source-balanced rows, C = 16, with the token bags) with the end
+vectors (L2-normalised, times `--weights`) appended to the embedding. With `--layers L ...`
+the variants are instead the last layer's first/last 4 (v2.3) plus, for each earlier layer L,
+its all-token mean, its first/last 4, or both. Each is scored
 
 - by leave-source-out (`evaluate.lso_universe` and `validation.leave_source_out`: the rows,
   folds and per-source sample of `python -m switchyard.training.evaluate`): mean accuracy over
@@ -24,6 +27,7 @@ the end vectors (L2-normalised, times `--weights`) appended to the embedding, sc
   temperature: it does not change the argmax), for the record.
 
     python scripts/bench_task_pooling.py [--ks 4 8] [--weights 1] [--data-dir D] [--cache-dir C]
+    python scripts/bench_task_pooling.py --ks 4 --layers 2 4 [--data-dir D] [--cache-dir C]
 
 Task-head fits only: nothing here builds or ships a model (`switchyard-classifier train` does).
 """
@@ -49,7 +53,13 @@ from switchyard.training.balance import balanced_weights, source_of
 from switchyard.training.build import HEAD_TOKENS, MAX_TOKENS
 from switchyard.training.cli import resolve_data_dir
 from switchyard.training.embedder import CHUNK, prompt_key
-from switchyard.training.encoder import build_encoder_graph, locate_encoder_files, sha256_file
+from switchyard.training.encoder import (
+    END_TOKENS,
+    HIDDEN,
+    build_encoder_graph,
+    locate_encoder_files,
+    sha256_file,
+)
 from switchyard.training.task_head import fit_task_head
 from switchyard.training.tokens import bag_of_tokens
 from switchyard.training.validation import leave_source_out
@@ -61,9 +71,13 @@ def log(line: str) -> None:
 
 class EndStates:
     """Per prompt: the shipped embedding, then the mean state of the first and last K tokens
-    for each K of `ks` (cached under `cache_dir`, keyed by the encoder's hash and the Ks)."""
+    for each K of `ks`, then for each of `layers` (an earlier encoder layer) the mean state of
+    all its tokens and of the first and last END_TOKENS (cached under `cache_dir`, keyed by the
+    encoder's hash, the Ks and the layers)."""
 
-    def __init__(self, ks: Sequence[int], workdir: Path, cache_dir: Path | None) -> None:
+    def __init__(
+        self, ks: Sequence[int], workdir: Path, cache_dir: Path | None, layers: Sequence[int] = ()
+    ) -> None:
         import onnxruntime as ort
 
         files = locate_encoder_files()
@@ -71,9 +85,14 @@ class EndStates:
         # the tensor the mean pooling reads: the input of the Mul feeding its ReduceSum
         reduce = next(n for n in model.graph.node if n.op_type == "ReduceSum")
         hidden = next(n for n in model.graph.node if reduce.input[0] in n.output).input[0]
-        model.graph.output.append(
-            helper.make_tensor_value_info(hidden, onnx.TensorProto.FLOAT, None)
-        )
+        # layer L's output is the (2L)-th LayerNormalization after the embeddings' (index 0)
+        norms = [n.output[0] for n in model.graph.node if n.op_type == "LayerNormalization"]
+        self.layers = tuple(layers)
+        self._layer_outputs = [norms[2 * layer] for layer in self.layers]
+        for name in (hidden, *self._layer_outputs):
+            model.graph.output.append(
+                helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+            )
         path = workdir / "encoder-states.onnx"
         onnx.save(model, path)
         options = ort.SessionOptions()
@@ -84,6 +103,7 @@ class EndStates:
         self.ks = tuple(ks)
         self._cache: dict[str, np.ndarray] = {}
         tag = f"{sha256_file(path)[:16]}-k{'_'.join(map(str, self.ks))}"
+        tag += f"-l{'_'.join(map(str, self.layers))}" if self.layers else ""
         self._file = cache_dir / f"end-states-{tag}.npz" if cache_dir else None
         if self._file is not None and self._file.is_file():
             data = np.load(self._file)
@@ -101,14 +121,22 @@ class EndStates:
             for start in range(0, len(items), CHUNK):
                 chunk = items[start : start + CHUNK]
                 ids = np.stack([row for _, row in chunk] * (2 if len(chunk) == 1 else 1))
-                emb, _, states = self._session.run(
-                    ["embedding", "token_count", self._hidden],
+                emb, _, states, *earlier = self._session.run(
+                    ["embedding", "token_count", self._hidden, *self._layer_outputs],
                     {"input_ids": ids, "attention_mask": np.ones_like(ids)},
                 )
-                for (key, _), e, h in zip(chunk, emb, states, strict=False):
+                for row, ((key, _), e, h) in enumerate(zip(chunk, emb, states, strict=False)):
                     inner = h[1:-1] if len(h) > 2 else h  # inside [CLS] ... [SEP]
                     ends = [inner[:k].mean(axis=0) for k in self.ks]
                     ends += [inner[-k:].mean(axis=0) for k in self.ks]
+                    for layer_states in earlier:
+                        lh = layer_states[row]
+                        body = lh[1:-1] if len(lh) > 2 else lh
+                        ends += [
+                            lh.mean(axis=0),
+                            body[:END_TOKENS].mean(axis=0),
+                            body[-END_TOKENS:].mean(axis=0),
+                        ]
                     self._cache[key] = np.concatenate([e, *ends]).astype(np.float32)
         if todo and self._file is not None:
             self._file.parent.mkdir(parents=True, exist_ok=True)
@@ -123,17 +151,27 @@ class EndStates:
     def bags(self, prompts: Sequence[str]) -> object:
         return bag_of_tokens([ids for ids, _ in self.tokenizer.encode_each(list(prompts))])
 
-    def features(self, states: np.ndarray, k: int | None, weight: float) -> np.ndarray:
-        """The embedding, then (with `k`) the first-k and last-k means, unit length, x weight."""
-        hidden = 384
-        parts = [states[:, :hidden]]
+    def features(
+        self,
+        states: np.ndarray,
+        k: int | None,
+        weight: float,
+        extra: Sequence[tuple[int, str]] = (),
+    ) -> np.ndarray:
+        """The embedding, then (with `k`) the first-k and last-k means, unit length, x weight,
+        then each `extra` (layer, "mean" | "ends") block of an earlier layer, unit length."""
+        hidden = HIDDEN
+        blocks = []
         if k is not None:
             i = self.ks.index(k)
-            for block in (1 + i, 1 + len(self.ks) + i):
-                v = states[:, block * hidden : (block + 1) * hidden]
-                parts.append(
-                    weight * v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
-                )
+            blocks += [(1 + i, weight), (1 + len(self.ks) + i, weight)]
+        for layer, kind in extra:
+            first = 1 + 2 * len(self.ks) + 3 * self.layers.index(layer)
+            blocks += [(first, 1.0)] if kind == "mean" else [(first + 1, 1.0), (first + 2, 1.0)]
+        parts = [states[:, :hidden]]
+        for block, w in blocks:
+            v = states[:, block * hidden : (block + 1) * hidden]
+            parts.append(w * v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9))
         return np.concatenate(parts, axis=1)
 
 
@@ -143,6 +181,14 @@ def main() -> int:
     parser.add_argument("--weights", type=float, nargs="+", default=[1.0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument(
+        "--layers",
+        type=int,
+        nargs="*",
+        default=[],
+        help="instead of the K x weight table: v2.3's features (first/last 4, x1) plus each "
+        "earlier layer's all-token mean, first/last 4 ends, or both",
+    )
     args = parser.parse_args()
     data_dir = resolve_data_dir(args.data_dir)
     universe, n_train, labels = evaluate.lso_universe(
@@ -158,7 +204,7 @@ def main() -> int:
         "set 4": evaluate._fresh_rows(evaluate.REAL_USERS_UNSEEN_FILE),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        ends = EndStates(args.ks, Path(tmp), args.cache_dir)
+        ends = EndStates(args.ks, Path(tmp), args.cache_dir, args.layers)
         set_rows = sum(map(len, sets.values()))
         log(f"{len(universe)} rows ({n_train} training rows) and {set_rows} set rows")
         states = ends([r.prompt for r in universe])
@@ -168,12 +214,28 @@ def main() -> int:
     test_rows = universe[n_train:]
     sources = np.array([source_of(r.group) for r in test_rows])
     weights = balanced_weights(universe[:n_train])
-    variants = [("v2.1 (mean of all tokens)", None, 1.0)] + [
-        (f"+ first/last {k} tokens, x{w:g}", k, w) for k in args.ks for w in args.weights
-    ]
+    Variant = tuple[str, int | None, float, tuple[tuple[int, str], ...]]
+    variants: list[Variant]
+    if args.layers:
+        variants = [("v2.3 (+ first/last 4 tokens, x1)", END_TOKENS, 1.0, ())]
+        for layer in args.layers:
+            variants += [
+                (f"v2.3 + layer {layer} mean", END_TOKENS, 1.0, ((layer, "mean"),)),
+                (f"v2.3 + layer {layer} first/last 4", END_TOKENS, 1.0, ((layer, "ends"),)),
+                (
+                    f"v2.3 + layer {layer} mean and first/last 4",
+                    END_TOKENS,
+                    1.0,
+                    ((layer, "mean"), (layer, "ends")),
+                ),
+            ]
+    else:
+        variants = [("v2.1 (mean of all tokens)", None, 1.0, ())] + [
+            (f"+ first/last {k} tokens, x{w:g}", k, w, ()) for k in args.ks for w in args.weights
+        ]
     table = {}
-    for name, k, w in variants:
-        x = ends.features(states, k, w)
+    for name, k, w, extra in variants:
+        x = ends.features(states, k, w, extra)
 
         def recipe(fit: np.ndarray, x: np.ndarray = x):  # noqa: ANN202
             head = fit_task_head(
@@ -197,7 +259,9 @@ def main() -> int:
             sample_weight=weights, bags=bags[:n_train], calibrate=False,  # type: ignore[index]
         )  # fmt: skip
         for set_name, rows in sets.items():
-            got = head.probabilities(ends.features(set_states[set_name], k, w), set_bags[set_name])
+            got = head.probabilities(
+                ends.features(set_states[set_name], k, w, extra), set_bags[set_name]
+            )
             truth = np.array([TASK_TYPE_NAMES.index(label) for _, _, label in rows])
             hits = int((got.argmax(axis=1) == truth).sum())
             row[set_name] = f"{hits / len(rows):.3f} ({hits}/{len(rows)})"

