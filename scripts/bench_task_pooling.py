@@ -38,7 +38,6 @@ import argparse
 import json
 import sys
 import tempfile
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,7 +51,7 @@ from switchyard.training import evaluate
 from switchyard.training.balance import balanced_weights, source_of
 from switchyard.training.build import HEAD_TOKENS, MAX_TOKENS
 from switchyard.training.cli import resolve_data_dir
-from switchyard.training.embedder import CHUNK, prompt_key
+from switchyard.training.embedder import prompt_key, run_by_length
 from switchyard.training.encoder import (
     END_TOKENS,
     HIDDEN,
@@ -112,32 +111,21 @@ class EndStates:
     def __call__(self, prompts: Sequence[str]) -> np.ndarray:
         keys = [prompt_key(p) for p in prompts]
         todo = {k: p for k, p in zip(keys, prompts, strict=True) if k not in self._cache}
-        by_length: dict[int, list[tuple[str, np.ndarray]]] = defaultdict(list)
-        for key, prompt in todo.items():
-            ids, _, _ = self.tokenizer.encode([prompt])
-            by_length[ids.shape[1]].append((key, ids[0]))
-        for length in sorted(by_length):
-            items = by_length[length]
-            for start in range(0, len(items), CHUNK):
-                chunk = items[start : start + CHUNK]
-                ids = np.stack([row for _, row in chunk] * (2 if len(chunk) == 1 else 1))
-                emb, _, states, *earlier = self._session.run(
-                    ["embedding", "token_count", self._hidden, *self._layer_outputs],
-                    {"input_ids": ids, "attention_mask": np.ones_like(ids)},
-                )
-                for row, ((key, _), e, h) in enumerate(zip(chunk, emb, states, strict=False)):
-                    inner = h[1:-1] if len(h) > 2 else h  # inside [CLS] ... [SEP]
-                    ends = [inner[:k].mean(axis=0) for k in self.ks]
-                    ends += [inner[-k:].mean(axis=0) for k in self.ks]
-                    for layer_states in earlier:
-                        lh = layer_states[row]
-                        body = lh[1:-1] if len(lh) > 2 else lh
-                        ends += [
-                            lh.mean(axis=0),
-                            body[:END_TOKENS].mean(axis=0),
-                            body[-END_TOKENS:].mean(axis=0),
-                        ]
-                    self._cache[key] = np.concatenate([e, *ends]).astype(np.float32)
+        outputs = ["embedding", self._hidden, *self._layer_outputs]
+        for key, (e, h, *earlier) in run_by_length(
+            self._session, self.tokenizer, sorted(todo.items()), outputs
+        ):
+            inner = h[1:-1] if len(h) > 2 else h  # inside [CLS] ... [SEP]
+            ends = [inner[:k].mean(axis=0) for k in self.ks]
+            ends += [inner[-k:].mean(axis=0) for k in self.ks]
+            for lh in earlier:
+                body = lh[1:-1] if len(lh) > 2 else lh
+                ends += [
+                    lh.mean(axis=0),
+                    body[:END_TOKENS].mean(axis=0),
+                    body[-END_TOKENS:].mean(axis=0),
+                ]
+            self._cache[key] = np.concatenate([e, *ends]).astype(np.float32)
         if todo and self._file is not None:
             self._file.parent.mkdir(parents=True, exist_ok=True)
             order = sorted(self._cache)

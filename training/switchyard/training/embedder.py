@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from switchyard.classifier.model import PromptTokenizer
 from switchyard.training.encoder import END_STATES
 
-__all__ = ["Embedder", "prompt_key"]
+__all__ = ["Embedder", "prompt_key", "run_by_length"]
 
 # Prompts per model run while embedding (all of one token length).
 CHUNK = 64
@@ -30,6 +31,36 @@ CHUNK = 64
 
 def prompt_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def run_by_length(
+    session: Any,
+    tokenizer: PromptTokenizer,
+    todo: Sequence[tuple[str, str]],
+    outputs: Sequence[str],
+    log: Callable[[str], None] = lambda _: None,
+) -> Iterator[tuple[str, list[np.ndarray]]]:
+    """Run (key, prompt) pairs through an encoder session in batches of prompts of one token
+    length (no padding; a lone prompt twice, see the module docstring): each key with its row of
+    every output named in ``outputs``, shortest prompts first."""
+    by_length: dict[int, list[tuple[str, np.ndarray]]] = defaultdict(list)
+    for key, prompt in todo:
+        ids, _, _ = tokenizer.encode([prompt])
+        by_length[ids.shape[1]].append((key, ids[0]))
+    done = 0
+    for length in sorted(by_length):
+        items = by_length[length]
+        for start in range(0, len(items), CHUNK):
+            chunk = items[start : start + CHUNK]
+            ids = np.stack([row for _, row in chunk] * (2 if len(chunk) == 1 else 1))
+            results = session.run(
+                list(outputs), {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            )
+            for row, (key, _) in enumerate(chunk):
+                yield key, [result[row] for result in results]
+        done += len(items)
+        if len(todo) > 2000 and (length % 16 == 0):
+            log(f"  embedded {done}/{len(todo)}")
 
 
 class Embedder:
@@ -77,25 +108,11 @@ class Embedder:
             {k: p for k, p in zip(keys, prompts, strict=True) if k not in self._cache}.items()
         )
         if todo:
-            by_length: dict[int, list[tuple[str, np.ndarray]]] = defaultdict(list)
-            for key, prompt in todo:
-                ids, _, _ = self._tokenizer.encode([prompt])
-                by_length[ids.shape[1]].append((key, ids[0]))
-            done = 0
-            for length in sorted(by_length):
-                items = by_length[length]
-                for start in range(0, len(items), CHUNK):
-                    chunk = items[start : start + CHUNK]
-                    ids = np.stack([row for _, row in chunk] * (2 if len(chunk) == 1 else 1))
-                    emb, count, ends = self._session.run(
-                        ["embedding", "token_count", "end_states"],
-                        {"input_ids": ids, "attention_mask": np.ones_like(ids)},
-                    )
-                    for (key, _), vec, c, e in zip(chunk, emb, count, ends, strict=False):
-                        self._cache[key] = (vec, float(c[0]), e)
-                done += len(items)
-                if len(todo) > 2000 and (length % 16 == 0):
-                    log(f"  embedded {done}/{len(todo)}")
+            outputs = ("embedding", "token_count", "end_states")
+            for key, (vec, count, ends) in run_by_length(
+                self._session, self._tokenizer, todo, outputs, log
+            ):
+                self._cache[key] = (vec, float(count[0]), ends)
             self._save()
         if not keys:
             return (

@@ -51,7 +51,7 @@ def in_process_backends(setting: str) -> list[str]:
     return [name.strip() for name in setting.split(",") if name.strip()]
 
 
-def _asrpc_error(exc: Exception) -> grpc.aio.AioRpcError:
+def _as_rpc_error(exc: Exception) -> grpc.aio.AioRpcError:
     """The error the service would have answered with: a SwitchyardError's code and message
     (already redacted by the proxy), past the deadline DEADLINE_EXCEEDED, anything else INTERNAL
     (logged with its traceback, as the service's interceptor does)."""
@@ -105,7 +105,7 @@ class _Stream:
         except Exception as exc:  # noqa: BLE001 - every failure becomes the call's status
             if isinstance(exc, TimeoutError):
                 await self._aclose()
-            raise _asrpc_error(exc) from None
+            raise _as_rpc_error(exc) from None
 
     async def _aclose(self) -> None:
         aclose = getattr(self._events, "aclose", None)
@@ -165,7 +165,7 @@ class InProcessFrontier:
                 )
                 return response
         except Exception as exc:  # noqa: BLE001 - every failure becomes the call's status
-            raise _asrpc_error(exc) from None
+            raise _as_rpc_error(exc) from None
 
     def GenerateStream(  # noqa: N802 - the stub's method name
         self,
