@@ -174,6 +174,12 @@ def main() -> int:
         help="only the model alone, in this process: N calls per model, the models' calls "
         "interleaved one by one (so the machine's load drifts onto all alike)",
     )
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="with --interleaved: cycle through the eight mixed prompts instead of the short one "
+        "(every model gets the same prompt in turn)",
+    )
     args = parser.parse_args()
     from switchyard.classifier.model import SHIPPED_MODEL_DIR
 
@@ -181,7 +187,7 @@ def main() -> int:
         Path(os.environ.get("SWITCHYARD_CLASSIFIER_MODEL_DIR") or SHIPPED_MODEL_DIR)
     ]
     if args.interleaved:
-        interleaved(models, args.interleaved)
+        interleaved(models, args.interleaved, MIXED if args.mixed else [SHORT])
         return 0
     for round_no in range(1, args.rounds + 1):
         for model_dir in models:
@@ -190,18 +196,19 @@ def main() -> int:
     return 0
 
 
-def interleaved(models: list[Path], calls: int) -> None:
+def interleaved(models: list[Path], calls: int, prompts: list[str]) -> None:
     from switchyard.classifier.model import ClassifierModel
 
     loaded = [ClassifierModel(m) for m in models]
     for model in loaded:
-        for _ in range(50):
-            model.predict([SHORT])
+        for i in range(max(50, 8 * len(prompts))):
+            model.predict([prompts[i % len(prompts)]])
     times: list[list[float]] = [[] for _ in loaded]
     for i in range(calls * len(loaded)):
         k = i % len(loaded)
+        prompt = prompts[(i // len(loaded)) % len(prompts)]
         start = time.perf_counter()
-        loaded[k].predict([SHORT])
+        loaded[k].predict([prompt])
         times[k].append(time.perf_counter() - start)
     base = float(np.percentile(times[0], 50))
     for model, t in zip(loaded, times, strict=True):

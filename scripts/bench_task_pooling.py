@@ -43,7 +43,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper
 
 from switchyard.classifier.model import PromptTokenizer
 from switchyard.classifier.taxonomy import TASK_TYPE_NAMES
@@ -55,7 +54,9 @@ from switchyard.training.embedder import prompt_key, run_by_length
 from switchyard.training.encoder import (
     END_TOKENS,
     HIDDEN,
+    LAYERS,
     build_encoder_graph,
+    expose_layer_states,
     locate_encoder_files,
     sha256_file,
 )
@@ -81,17 +82,9 @@ class EndStates:
 
         files = locate_encoder_files()
         model = build_encoder_graph(files.weights, int8=True)
-        # the tensor the mean pooling reads: the input of the Mul feeding its ReduceSum
-        reduce = next(n for n in model.graph.node if n.op_type == "ReduceSum")
-        hidden = next(n for n in model.graph.node if reduce.input[0] in n.output).input[0]
-        # layer L's output is the (2L)-th LayerNormalization after the embeddings' (index 0)
-        norms = [n.output[0] for n in model.graph.node if n.op_type == "LayerNormalization"]
+        # the last layer's states (what the mean pooling reads), then the earlier layers'
         self.layers = tuple(layers)
-        self._layer_outputs = [norms[2 * layer] for layer in self.layers]
-        for name in (hidden, *self._layer_outputs):
-            model.graph.output.append(
-                helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
-            )
+        hidden, *self._layer_outputs = expose_layer_states(model, (LAYERS, *self.layers))
         path = workdir / "encoder-states.onnx"
         onnx.save(model, path)
         options = ort.SessionOptions()
