@@ -180,6 +180,13 @@ def main() -> int:
         help="with --interleaved: cycle through the eight mixed prompts instead of the short one "
         "(every model gets the same prompt in turn)",
     )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="with --interleaved: each call predicts this many prompts at once (the prompts in "
+        "turn), as ClassifyBatch does",
+    )
     args = parser.parse_args()
     from switchyard.classifier.model import SHIPPED_MODEL_DIR
 
@@ -187,7 +194,7 @@ def main() -> int:
         Path(os.environ.get("SWITCHYARD_CLASSIFIER_MODEL_DIR") or SHIPPED_MODEL_DIR)
     ]
     if args.interleaved:
-        interleaved(models, args.interleaved, MIXED if args.mixed else [SHORT])
+        interleaved(models, args.interleaved, MIXED if args.mixed else [SHORT], args.batch)
         return 0
     for round_no in range(1, args.rounds + 1):
         for model_dir in models:
@@ -196,25 +203,30 @@ def main() -> int:
     return 0
 
 
-def interleaved(models: list[Path], calls: int, prompts: list[str]) -> None:
+def interleaved(models: list[Path], calls: int, prompts: list[str], batch: int = 1) -> None:
     from switchyard.classifier.model import ClassifierModel
+
+    def call(n: int) -> list[str]:
+        return [prompts[(n * batch + j) % len(prompts)] for j in range(batch)]
 
     loaded = [ClassifierModel(m) for m in models]
     for model in loaded:
-        for i in range(max(50, 8 * len(prompts))):
-            model.predict([prompts[i % len(prompts)]])
+        for i in range(max(50, 8 * len(prompts)) // batch + 1):
+            model.predict(call(i))
     times: list[list[float]] = [[] for _ in loaded]
     for i in range(calls * len(loaded)):
         k = i % len(loaded)
-        prompt = prompts[(i // len(loaded)) % len(prompts)]
+        prompts_now = call(i // len(loaded))
         start = time.perf_counter()
-        loaded[k].predict([prompt])
+        loaded[k].predict(prompts_now)
         times[k].append(time.perf_counter() - start)
     base = float(np.percentile(times[0], 50))
     for model, t in zip(loaded, times, strict=True):
         ms = np.array(t) * 1000
         print(
-            f"model alone, interleaved, {model.version}: p50 {np.percentile(ms, 50):.2f} ms, "
+            f"model alone, interleaved, {model.version}"
+            + (f", batches of {batch}" if batch > 1 else "")
+            + f": p50 {np.percentile(ms, 50):.2f} ms, "
             f"p90 {np.percentile(ms, 90):.2f} ms, p50 ratio to the first "
             f"{np.percentile(ms, 50) / (base * 1000):.3f}"
         )
