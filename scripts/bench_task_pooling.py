@@ -28,6 +28,7 @@ its all-token mean, its first/last 4, or both. Each is scored
 
     python scripts/bench_task_pooling.py [--ks 4 8] [--weights 1] [--data-dir D] [--cache-dir C]
     python scripts/bench_task_pooling.py --ks 4 --layers 2 4 [--data-dir D] [--cache-dir C]
+    python scripts/bench_task_pooling.py --ks 4 --base-ends 4 --layers 2 3 5 --means 4 5
 
 Task-head fits only: nothing here builds or ships a model (`switchyard-classifier train` does).
 """
@@ -170,6 +171,16 @@ def main() -> int:
         help="instead of the K x weight table: v2.3's features (first/last 4, x1) plus each "
         "earlier layer's all-token mean, first/last 4 ends, or both",
     )
+    parser.add_argument(
+        "--base-ends",
+        type=int,
+        nargs="*",
+        default=[],
+        help="with --layers: the base also reads these earlier layers' first/last 4 (v2.4: 4), "
+        "and each variant adds one block to it: a --layers layer's first/last 4 or a --means "
+        "layer's all-token mean",
+    )
+    parser.add_argument("--means", type=int, nargs="*", default=[], help="see --base-ends")
     args = parser.parse_args()
     data_dir = resolve_data_dir(args.data_dir)
     universe, n_train, labels = evaluate.lso_universe(
@@ -185,7 +196,8 @@ def main() -> int:
         "set 4": evaluate._fresh_rows(evaluate.REAL_USERS_UNSEEN_FILE),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        ends = EndStates(args.ks, Path(tmp), args.cache_dir, args.layers)
+        layers = sorted({*args.layers, *args.base_ends, *args.means})
+        ends = EndStates(args.ks, Path(tmp), args.cache_dir, layers)
         set_rows = sum(map(len, sets.values()))
         log(f"{len(universe)} rows ({n_train} training rows) and {set_rows} set rows")
         states = ends([r.prompt for r in universe])
@@ -197,7 +209,19 @@ def main() -> int:
     weights = balanced_weights(universe[:n_train])
     Variant = tuple[str, int | None, float, tuple[tuple[int, str], ...]]
     variants: list[Variant]
-    if args.layers:
+    if args.base_ends:
+        base = tuple((layer, "ends") for layer in args.base_ends)
+        name = "v2.3 + layer " + ", ".join(map(str, args.base_ends)) + " first/last 4"
+        variants = [(name, END_TOKENS, 1.0, base)]
+        variants += [
+            (f"{name} + layer {layer} first/last 4", END_TOKENS, 1.0, (*base, (layer, "ends")))
+            for layer in args.layers
+        ]
+        variants += [
+            (f"{name} + layer {layer} mean", END_TOKENS, 1.0, (*base, (layer, "mean")))
+            for layer in args.means
+        ]
+    elif args.layers:
         variants = [("v2.3 (+ first/last 4 tokens, x1)", END_TOKENS, 1.0, ())]
         for layer in args.layers:
             variants += [
