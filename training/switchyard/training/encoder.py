@@ -205,9 +205,7 @@ class _Graph:
         columns exactly what it would get alone. With ``gelu`` the result is GELU(x @ W + b).
         """
         # safetensors stores [out, in]; MatMul wants [in, out].
-        w_t = np.concatenate(
-            [np.ascontiguousarray(weights[f"{p}.weight"].T) for p in prefixes], axis=1
-        )
+        w_t = np.concatenate([weights[f"{p}.weight"].T for p in prefixes], axis=1)
         b = self.const(
             f"{prefixes[0]}.bias", np.concatenate([weights[f"{p}.bias"] for p in prefixes])
         )
