@@ -322,7 +322,7 @@ class FrontierProxy:
             headers["accept"] = "text/event-stream"
         return upstream.client.build_request(
             "POST",
-            dialect.path,
+            upstream.url(dialect.path),
             json=dialect.body(model, call, stream),
             headers=headers,
             timeout=httpx.Timeout(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -31,6 +31,18 @@ class Upstream:
     base_url: str
     client: httpx.AsyncClient
     breaker: CircuitBreaker
+    _urls: dict[str, httpx.URL] = field(default_factory=dict)
+
+    def url(self, path: str) -> httpx.URL:
+        """`path` under the base URL, as httpx merges a relative URL with `client.base_url`
+        (whose path always ends in "/"), parsed once per path: an absolute URL spares httpx
+        two parses per request."""
+        url = self._urls.get(path)
+        if url is None:
+            base = self.client.base_url
+            raw_path = base.raw_path + httpx.URL(path).raw_path.lstrip(b"/")
+            url = self._urls[path] = base.copy_with(raw_path=raw_path)
+        return url
 
 
 @asynccontextmanager

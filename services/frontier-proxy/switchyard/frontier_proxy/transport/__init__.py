@@ -6,9 +6,11 @@ httpx documents subclassing `AsyncBaseTransport` as the way to change how reques
 - `network.AsyncioNetworkBackend`: httpcore's `AsyncNetworkBackend` interface on plain asyncio
   (no anyio cancel scope per socket read, a cheap "did the server close this idle
   connection?" check);
-- `pool.ConnectionPool`: keep-alive HTTP/1.1 connections (`httpcore.AsyncHTTP11Connection`, so
-  h11 parsing and keep-alive expiry stay httpcore's), O(1) per request where httpcore's pool is
-  quadratic in its size.
+- `pool.ConnectionPool`: keep-alive HTTP/1.1 connections, O(1) per request where httpcore's
+  pool is quadratic in its size;
+- `http11.Http11Connection`: one connection, its responses parsed by llhttp (httptools) where
+  httpcore's `AsyncHTTP11Connection` uses h11 in pure Python (0.59x the connection layer's CPU
+  per call, `scripts/bench_http_client.py`), with h11's checks kept.
 
 Everything else stays httpx's: the client (URL merging, headers, timeouts, redirects off),
 content decoding, and proxies from the environment (`HTTPS_PROXY`, `NO_PROXY`), which httpx
@@ -26,6 +28,7 @@ from typing import Protocol, cast
 import httpcore
 import httpx
 
+from switchyard.frontier_proxy.transport.http11 import Http11Connection
 from switchyard.frontier_proxy.transport.network import AsyncioNetworkBackend, AsyncioNetworkStream
 from switchyard.frontier_proxy.transport.pool import ConnectionPool
 
@@ -65,7 +68,7 @@ def _mapped(exc: Exception) -> httpx.HTTPError | None:
 
 
 class _CoreBody(Protocol):
-    """What an `AsyncHTTP11Connection` answers with: its body, closed once read."""
+    """What a connection answers with: its body, closed once read."""
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
@@ -80,7 +83,7 @@ class _ResponseBody(httpx.AsyncByteStream):
     def __init__(
         self,
         stream: _CoreBody,
-        connection: httpcore.AsyncHTTP11Connection,
+        connection: Http11Connection,
         origin: httpcore.Origin,
         pool: ConnectionPool,
     ) -> None:
@@ -105,7 +108,7 @@ class _ResponseBody(httpx.AsyncByteStream):
             return
         self._closed = True
         try:
-            await self._stream.aclose()  # h11: IDLE again if the body was read to its end
+            await self._stream.aclose()  # idle again if the body was read to its end
         finally:
             if not self._pool.checkin(self._origin, self._connection):
                 await self._connection.aclose()

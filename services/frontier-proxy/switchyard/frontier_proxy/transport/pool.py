@@ -1,20 +1,21 @@
-"""A keep-alive pool of httpcore HTTP/1.1 connections, O(1) per request.
+"""A keep-alive pool of HTTP/1.1 connections, O(1) per request.
 
 httpcore's own `AsyncConnectionPool` runs a bookkeeping pass over every pooled connection on
 every request and every response close, and for each idle connection builds a list over the
 whole pool to count it: quadratic in the pool's size. With 200 pooled connections that pass
 took over a third of the proxy's CPU at 200 concurrent streams (py-spy,
 docs/services/frontier-proxy.md). This pool keeps a stack of idle connections per origin and
-two counters instead, and builds on httpcore's public pieces only: `AsyncHTTP11Connection` (h11
-parsing, keep-alive expiry, the connection's state) over any `AsyncNetworkBackend`.
+two counters instead. Its connections are `http11.Http11Connection`s (llhttp parsing, keep-alive
+expiry, the connection's state; the interface of httpcore's `AsyncHTTP11Connection`, which can
+be passed as `connection` instead) over any httpcore `AsyncNetworkBackend`.
 
 Its decisions are httpcore's: reuse an idle connection to the request's origin (the most
 recently used one, so the others can expire) unless it has expired or the server closed it;
 else open a new one while fewer than `max_connections` are open; else close an idle connection
 to another origin to make room; else wait (at most the request's `pool` timeout) for one to be
 returned. A returned connection is kept idle while fewer than `max_keepalive_connections` are,
-and closed otherwise; a response closed before its body's end closes its connection (httpcore
-does that). HTTP/1.1 only (HTTP/2 would need the `h2` package; see the service's docs).
+and closed otherwise; a response closed before its body's end closes its connection (the
+connection does that). HTTP/1.1 only (HTTP/2 would need the `h2` package; see the service's docs).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections import deque
 
 import httpcore
 
+from switchyard.frontier_proxy.transport.http11 import Http11Connection
+
 __all__ = ["ConnectionPool"]
 
 
@@ -34,6 +37,7 @@ class ConnectionPool:
 
     __slots__ = (
         "_backend",
+        "_connection",
         "_idle",
         "_idle_count",
         "_keepalive_expiry",
@@ -52,8 +56,10 @@ class ConnectionPool:
         max_connections: int | None,
         max_keepalive_connections: int | None,
         keepalive_expiry: float | None,
+        connection: type[Http11Connection] = Http11Connection,
     ) -> None:
         ssl_context.set_alpn_protocols(["http/1.1"])
+        self._connection = connection  # what each connection is (a seam for benchmarks)
         self._ssl_context = ssl_context
         self._backend = network_backend
         self._max_connections = sys.maxsize if max_connections is None else max_connections
@@ -64,7 +70,7 @@ class ConnectionPool:
         )
         self._keepalive_expiry = keepalive_expiry
         # Keyed by (scheme, host, port): httpcore's `Origin` is not hashable.
-        self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncHTTP11Connection]] = {}
+        self._idle: dict[tuple[bytes, bytes, int], list[Http11Connection]] = {}
         self._idle_count = 0
         self._open = 0  # connections opened (or opening) and not yet closed
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -79,7 +85,7 @@ class ConnectionPool:
 
     async def checkout(
         self, origin: httpcore.Origin, timeouts: dict[str, float | None]
-    ) -> httpcore.AsyncHTTP11Connection:
+    ) -> Http11Connection:
         """A connection to `origin` that can take a request now (reused or new)."""
         while True:
             idle = self._idle.get((origin.scheme, origin.host, origin.port))
@@ -100,7 +106,7 @@ class ConnectionPool:
                     raise
             await self._wait(timeouts.get("pool"))
 
-    def checkin(self, origin: httpcore.Origin, connection: httpcore.AsyncHTTP11Connection) -> bool:
+    def checkin(self, origin: httpcore.Origin, connection: Http11Connection) -> bool:
         """Take `connection` back after its response was closed; False: the caller closes it."""
         if connection.is_idle() and self._idle_count < self._max_keepalive:
             key = (origin.scheme, origin.host, origin.port)
@@ -111,7 +117,7 @@ class ConnectionPool:
         self._closed_one()
         return False
 
-    def discard(self, connection: httpcore.AsyncHTTP11Connection) -> None:
+    def discard(self, connection: Http11Connection) -> None:
         """`connection` will not be used again (the caller closes it)."""
         self._closed_one()
 
@@ -126,7 +132,7 @@ class ConnectionPool:
 
     async def _connect(
         self, origin: httpcore.Origin, timeouts: dict[str, float | None]
-    ) -> httpcore.AsyncHTTP11Connection:
+    ) -> Http11Connection:
         host = origin.host.decode("ascii")
         timeout = timeouts.get("connect")
         stream = await self._backend.connect_tcp(host, origin.port, timeout=timeout)
@@ -138,11 +144,11 @@ class ConnectionPool:
             except BaseException:
                 await stream.aclose()
                 raise
-        return httpcore.AsyncHTTP11Connection(
+        return self._connection(
             origin=origin, stream=stream, keepalive_expiry=self._keepalive_expiry
         )
 
-    def _evict_other(self) -> httpcore.AsyncHTTP11Connection:
+    def _evict_other(self) -> Http11Connection:
         """An idle connection to some origin (the least recently used of its origin's)."""
         for key, connections in self._idle.items():
             if connections:
@@ -153,7 +159,7 @@ class ConnectionPool:
                 return connection
         raise AssertionError("idle count and idle lists disagree")
 
-    async def _close(self, connection: httpcore.AsyncHTTP11Connection) -> None:
+    async def _close(self, connection: Http11Connection) -> None:
         self._closed_one()
         await connection.aclose()
 
