@@ -187,3 +187,97 @@ def test_secret_never_shows_itself() -> None:
     assert "sk-very-secret" not in repr(secret) and "sk-very-secret" not in str(secret)
     assert f"{secret}" == "Secret('********')"
     assert secret.reveal() == "sk-very-secret"
+
+
+def _table_models() -> list[tuple[str, str]]:
+    """(provider id, model id) of every model in genai-prices' bundled table."""
+    from genai_prices import data_snapshot
+
+    snapshot = data_snapshot.get_snapshot()
+    return [(p.id, m.id) for p in snapshot.providers for m in p.models]
+
+
+def test_flat_rates_cost_what_the_calculator_says_for_every_model_in_the_table() -> None:
+    """`Prices.cost_usd` computes flat rates from per-token rates read off genai-prices'
+    calculator once; over every model of the table, and many usages (cache reads and writes,
+    reasoning, at the edges of what is valid), the result must be the calculator's, exactly.
+    Tiered models keep the calculator (the long-context test above checks one)."""
+    import random
+
+    from genai_prices.types import Usage
+
+    rng = random.Random(17)
+    usages = [
+        TokenUsage(input_tokens=0, output_tokens=0),
+        TokenUsage(input_tokens=1, output_tokens=1),
+        TokenUsage(input_tokens=10, cached_input_tokens=10, output_tokens=3, reasoning_tokens=3),
+        TokenUsage(input_tokens=10, cached_input_tokens=4, cache_write_tokens=6),
+    ]
+    for _ in range(40):
+        inputs, outputs = rng.randint(0, 300_000), rng.randint(0, 60_000)
+        cached = rng.randint(0, inputs)
+        written = rng.randint(0, inputs - cached)
+        usages.append(
+            TokenUsage(
+                input_tokens=inputs,
+                output_tokens=outputs,
+                cached_input_tokens=cached,
+                cache_write_tokens=written,
+                reasoning_tokens=rng.randint(0, outputs),
+            )
+        )
+    flat = tiered = 0
+    for provider, model in _table_models():
+        try:
+            prices = resolve_prices(model, PriceLookup(model, provider_id=provider), {})
+        except PriceError:
+            continue  # no input or output rate: refused at load, never priced
+        if prices.tiered:
+            tiered += 1
+        else:
+            flat += 1
+        for usage in usages:
+            priced = Usage(
+                input_tokens=usage.input_tokens,
+                cache_read_tokens=usage.cached_input_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                output_tokens=usage.output_tokens,
+                output_reasoning_tokens=usage.reasoning_tokens,
+            )
+            try:
+                expected = prices.model_price.calc_price(priced)["total_price"]
+            except ValueError:
+                with pytest.raises(PriceError):
+                    prices.cost_usd(usage)
+                continue
+            assert prices.cost_usd(usage) == expected, (provider, model, usage)
+    assert flat > 500 and tiered > 10  # the table's models, both kinds
+
+
+def test_overridden_flat_rates_are_linear_too() -> None:
+    prices = resolve_prices(
+        "m",
+        None,
+        {
+            "input_usd_per_mtok": "0.3",
+            "output_usd_per_mtok": 2,
+            "cached_input_usd_per_mtok": 0.03,
+            "cache_write_usd_per_mtok": "0.375",
+            "reasoning_usd_per_mtok": 3,
+        },
+    )
+    usage = TokenUsage(
+        input_tokens=1000,
+        cached_input_tokens=300,
+        cache_write_tokens=200,
+        output_tokens=100,
+        reasoning_tokens=40,
+    )
+    expected = (
+        500 * Decimal("0.3")
+        + 300 * Decimal("0.03")
+        + 200 * Decimal("0.375")
+        + 60 * Decimal(2)
+        + 40 * Decimal(3)
+    ) / M
+    assert prices.cost_usd(usage) == expected
