@@ -287,3 +287,44 @@ async def test_a_cancelled_request_closes_its_connection() -> None:
             await task
         assert (await http.get(box.url)).text == "ok"
     assert box.connections == 2
+
+
+async def test_upstream_clients_keep_no_cookies_between_calls() -> None:
+    """One client serves every tenant's calls to an upstream: a cookie one answer sets must not
+    ride on the next request (whoever's it is)."""
+    from switchyard.frontier_proxy.catalog import parse_catalog
+    from switchyard.frontier_proxy.upstream import open_upstreams
+
+    with_cookie = (
+        b"HTTP/1.1 200 OK\r\nset-cookie: session=tenant-a; Path=/\r\ncontent-length: 2\r\n\r\nok"
+    )
+    async with scripted(answering(with_cookie, OK)) as box:
+        catalog = parse_catalog(
+            {
+                "models": [
+                    {
+                        "name": "m",
+                        "provider": "openai_compatible",
+                        "base_url": box.url + "v1",
+                        "api_key_env": "KEY",
+                        "prices": {"input_usd_per_mtok": 0, "output_usd_per_mtok": 0},
+                        "context_window": 8192,
+                    }
+                ]
+            },
+            {"KEY": "sk-test"},
+        )
+        async with open_upstreams(
+            catalog.models.values(),
+            max_connections=4,
+            connect_timeout_s=5,
+            breaker_failure_threshold=5,
+            breaker_reset_s=30,
+        ) as upstreams:
+            (upstream,) = upstreams.values()
+            first = await upstream.client.post(upstream.url("/chat/completions"), content=b"{}")
+            second = await upstream.client.post(upstream.url("/chat/completions"), content=b"{}")
+    assert first.headers["set-cookie"].startswith("session=")  # the answer still shows it
+    assert second.status_code == 200
+    assert len(box.requests) == 2
+    assert b"cookie" not in box.requests[1].lower().split(b"\r\n\r\n", 1)[0]

@@ -7,6 +7,10 @@ retry policy, circuit breaker and spans and could retry after bytes reached the 
 they would parse every chunk into pydantic models we would only convert again. httpx gives
 connection pooling, per-request timeouts and streaming bodies, and its `MockTransport` /
 transport injection keeps the HTTP layer swappable in tests and benchmarks.
+
+The clients keep no cookies (`NoCookies`): one client serves every tenant's calls to its
+upstream, so a cookie one answer set would ride on other tenants' requests. The provider APIs
+authenticate by key, not by cookie.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from http.cookiejar import Cookie, CookieJar
+from typing import Any
 
 import httpx
 
@@ -21,7 +27,20 @@ from switchyard.frontier_proxy.catalog import CatalogModel
 from switchyard.frontier_proxy.resilience.breaker import CircuitBreaker
 from switchyard.frontier_proxy.transport import pooled_transport
 
-__all__ = ["Upstream", "open_upstreams"]
+__all__ = ["NoCookies", "Upstream", "open_upstreams"]
+
+
+class NoCookies(CookieJar):
+    """A cookie jar that stores nothing and sends nothing (see the module docstring)."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +92,7 @@ async def open_upstreams(
                 # httpx's pool on plain asyncio streams (transport.py: less CPU per chunk).
                 transport=transport or pooled_transport(limits),
                 follow_redirects=False,
+                cookies=NoCookies(),
                 trust_env=True,  # honour HTTPS_PROXY / NO_PROXY for egress
             )
             upstreams[model.base_url] = Upstream(
