@@ -204,7 +204,7 @@ def test_flat_rates_cost_what_the_calculator_says_for_every_model_in_the_table()
     Tiered models keep the calculator (the long-context test above checks one)."""
     import random
 
-    from genai_prices.types import Usage
+    from switchyard.frontier_proxy.pricing import _calculated  # the calculator's path
 
     rng = random.Random(17)
     usages = [
@@ -237,16 +237,9 @@ def test_flat_rates_cost_what_the_calculator_says_for_every_model_in_the_table()
         else:
             flat += 1
         for usage in usages:
-            priced = Usage(
-                input_tokens=usage.input_tokens,
-                cache_read_tokens=usage.cached_input_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                output_tokens=usage.output_tokens,
-                output_reasoning_tokens=usage.reasoning_tokens,
-            )
             try:
-                expected = prices.model_price.calc_price(priced)["total_price"]
-            except ValueError:
+                expected = _calculated(prices.model_price, usage)
+            except PriceError:
                 with pytest.raises(PriceError):
                     prices.cost_usd(usage)
                 continue
