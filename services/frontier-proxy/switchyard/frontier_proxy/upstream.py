@@ -50,7 +50,7 @@ class Upstream:
     base_url: str
     client: httpx.AsyncClient
     breaker: CircuitBreaker
-    _urls: dict[str, httpx.URL] = field(default_factory=dict)
+    _urls: dict[str, httpx.URL] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def url(self, path: str) -> httpx.URL:
         """`path` under the base URL, as httpx merges a relative URL with `client.base_url`
