@@ -33,7 +33,11 @@ one keep-alive connection each, httptools parsing) with the same Chat Completion
 
 With `--before DIR` (a worktree of an older commit) every `sy-*` system also runs on a second
 stack of the three services from that tree (`before:sy-...`), in the same alternating rounds,
-and the report adds each row against its `before:` row and issue 17's floors. With `--profile
+and the report adds each row against its `before:` row and issue 17's floors. `--before .`
+with `--before-env NAME=VALUE ...` compares a setting instead of a commit: the `before:`
+stack's routers run this tree with those variables set (for example
+`SWITCHYARD_ROUTER_LEDGER_DURABILITY=page-cache`, or `OTEL_SDK_DISABLED=true` for what
+tracing and metrics cost). With `--profile
 DIR --profile-load SYSTEM:MODE:CALLERS ...` each listed load is run once more afterwards for CPU
 per thread (/proc) and once under py-spy (scripts/hop_profile.py): each process's CPU per
 request by component (gRPC, protobuf, OpenTelemetry, logging, ledger, HTTP, model, ours).
@@ -465,13 +469,15 @@ def start_switchyard(
     *,
     tree: Path | None = None,
     prefix: str = "",
+    router_env: dict[str, str] | None = None,
     in_process: bool = False,
     skip_forced: bool = False,
     colocated: bool = False,
 ) -> list[Target]:
     """Router, frontier proxy and classifier as processes; from `tree` (an older checkout of
     this repository: its services first on PYTHONPATH) when given, with target names prefixed
-    `prefix` (`before:`). `in_process`: also a router running the classifier's model itself
+    `prefix` (`before:`); `router_env`: variables set for its routers. `in_process`: also a
+    router running the classifier's model itself
     (`sy-grpc-inproc`, classifier deciding). `skip_forced`: also a router that does not
     classify forced targets (`sy-forced-skip`, `sy-grpc-forced-skip`). `colocated`: also one
     router with the classifier's model and the frontier proxy in process (`sy-colocated`...)."""
@@ -572,6 +578,7 @@ def start_switchyard(
                 SWITCHYARD_ROUTER_LEDGER_JOURNAL_DIR=str(work / f"{name}-journal"),
                 SWITCHYARD_ROUTER_LOG_LEVEL="WARNING",
                 **extra,
+                **(router_env or {}),
             ),
         )
         url = f"http://127.0.0.1:{http_port}/health"
@@ -862,6 +869,13 @@ def main() -> int:
         help="an older checkout of this repository (a worktree of the commit to compare with): "
         "each sy-* system also runs on a second stack from its services, as before:sy-...",
     )
+    parser.add_argument(
+        "--before-env",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --before: variables set for the before: stack's routers",
+    )
     parser.add_argument("--profile", type=Path, help="write py-spy profiles into this folder")
     parser.add_argument(
         "--profile-load",
@@ -872,6 +886,10 @@ def main() -> int:
     )
     parser.add_argument("--profile-seconds", type=float, default=8.0)
     args = parser.parse_args()
+    if any("=" not in kv for kv in args.before_env):
+        parser.error("--before-env takes NAME=VALUE")
+    if args.before_env and args.before is None:
+        parser.error("--before-env needs --before")
     if args.serve_upstream is not None:
         serve_upstream(args.serve_upstream)
         return 0
@@ -922,7 +940,11 @@ def main() -> int:
                     targets += [
                         t
                         for t in start_switchyard(
-                            procs, upstream, tree=args.before.resolve(), prefix="before:"
+                            procs,
+                            upstream,
+                            tree=args.before.resolve(),
+                            prefix="before:",
+                            router_env=dict(kv.split("=", 1) for kv in args.before_env),
                         )
                         if t.name.removeprefix("before:") in args.systems
                     ]
