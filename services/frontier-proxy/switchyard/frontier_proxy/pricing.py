@@ -6,8 +6,8 @@ genai-prices' own calculator gives over the resolved rates, in `Decimal`, so tie
 (Anthropic's long-context tier), cached-input rates and reasoning rates are applied exactly as
 genai-prices defines them. For flat rates (most models) the calculator is asked once per model,
 for the price of one token of each kind, and a call's cost is computed from those exact rates
-(2 us instead of the calculator's ~180 us per call; a test checks both agree over every model
-of the table); tiered rates go through the calculator on every call:
+(2 us instead of the calculator's ~200 us per call, scripts/bench_proxy_path.py; a test checks
+both agree over every model of the table); tiered rates go through the calculator on every call:
 
 - cached input tokens (`cache_read_tokens`) are a subset of input tokens and are charged at the
   cache-read rate instead of the input rate (at the input rate when the model has none);
