@@ -369,6 +369,20 @@ def wait_http(url: str, timeout_s: float, process: subprocess.Popen[bytes], log:
     raise RuntimeError(f"{url} not ready after {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
+def write_catalog(path: Path, base_url: str, key_env: str) -> Path:
+    """The frontier proxy's catalog for the benchmarks: MODEL at `base_url` (an OpenAI wire
+    upstream), its key from `key_env`, priced as genai-prices prices OpenAI's model."""
+    model = {
+        "name": MODEL,
+        "provider": "openai",
+        "base_url": base_url,
+        "api_key_env": key_env,
+        "price_lookup": {"provider_id": "openai", "model": MODEL},
+    }
+    path.write_text(yaml.safe_dump({"models": [model]}))
+    return path
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
@@ -492,22 +506,7 @@ def start_switchyard(
             clean_env(**tree_vars, **env),
         )
 
-    catalog = work / "catalog.yaml"
-    catalog.write_text(
-        yaml.safe_dump(
-            {
-                "models": [
-                    {
-                        "name": MODEL,
-                        "provider": "openai",
-                        "base_url": upstream["base_url"],
-                        "api_key_env": "OPENAI_API_KEY",
-                        "price_lookup": {"provider_id": "openai", "model": MODEL},
-                    }
-                ]
-            }
-        )
-    )
+    catalog = write_catalog(work / "catalog.yaml", upstream["base_url"], "OPENAI_API_KEY")
     ports = {n: free_port() for n in ("proxy", "classifier", "router", "http")}
     proxy = service(
         "frontier-proxy",

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import httpx
 import uvloop
-import yaml
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_grpc_unary_floor as floor  # noqa: E402
+from bench_front_door import MODEL, write_catalog  # noqa: E402
 
 from switchyard.api.inference.v1 import inference_pb2 as pb  # noqa: E402
 from switchyard.frontier_proxy.completion import TokenUsage  # noqa: E402
@@ -44,8 +44,6 @@ from switchyard.frontier_proxy.service import open_proxy  # noqa: E402
 from switchyard.frontier_proxy.servicer import FrontierInferenceServicer  # noqa: E402
 from switchyard.frontier_proxy.settings import FrontierProxySettings  # noqa: E402
 from switchyard.frontier_proxy.upstream import Upstream  # noqa: E402
-
-MODEL = "gpt-4o-mini"
 
 
 class _Deadline:
@@ -64,21 +62,8 @@ def per_call_us(call: Callable[[], object], calls: int) -> float:
 
 async def servicer_ms(port: int, calls: int) -> float:
     work = Path(tempfile.mkdtemp(prefix="bench-proxy-path-"))
-    catalog = work / "catalog.yaml"
-    catalog.write_text(
-        yaml.safe_dump(
-            {
-                "models": [
-                    {
-                        "name": MODEL,
-                        "provider": "openai",
-                        "base_url": f"http://127.0.0.1:{port}/v1",
-                        "api_key_env": "BENCH_PROXY_PATH_KEY",
-                        "price_lookup": {"provider_id": "openai", "model": MODEL},
-                    }
-                ]
-            }
-        )
+    catalog = write_catalog(
+        work / "catalog.yaml", f"http://127.0.0.1:{port}/v1", "BENCH_PROXY_PATH_KEY"
     )
     os.environ["BENCH_PROXY_PATH_KEY"] = "sk-bench-0123456789"
     async with open_proxy(FrontierProxySettings(catalog=catalog)) as proxy:
