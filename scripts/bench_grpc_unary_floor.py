@@ -84,6 +84,14 @@ def chat_body(prompt: str) -> bytes:
     ).encode()
 
 
+def content_length(head: bytes) -> int:
+    """The Content-Length of a message head (0 when it has none)."""
+    lower = head.lower()
+    if b"content-length:" not in lower:
+        return 0
+    return int(lower.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+
+
 class Leaf(pb_grpc.ClassifierServiceServicer):
     async def Classify(  # noqa: N802 - gRPC method name
         self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext
@@ -146,8 +154,7 @@ class RawProxy(pb_grpc.ClassifierServiceServicer):
             b"content-length: %d\r\n\r\n" % len(body) + body
         )
         head = await reader.readuntil(b"\r\n\r\n")
-        length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-        json.loads(await reader.readexactly(length))
+        json.loads(await reader.readexactly(content_length(head)))
         self._idle.append((reader, writer))
         return REPLY
 
@@ -166,10 +173,7 @@ class Upstream(asyncio.Protocol):
             end = self._buffer.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head = self._buffer[:end].lower()
-            length = 0
-            if b"content-length:" in head:
-                length = int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+            length = content_length(self._buffer[:end])
             if len(self._buffer) < end + 4 + length:
                 return
             self._buffer = self._buffer[end + 4 + length :]

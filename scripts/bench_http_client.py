@@ -77,13 +77,13 @@ async def run(port: int, calls: int, rounds: int) -> dict[str, list[float]]:
     body = floor.chat_body("Write a haiku about autumn rain.")
     results: dict[str, list[float]] = {}
     default = httpx.AsyncClient(base_url=base, timeout=5.0)
+    transports = {
+        "proxy transport, h11": with_connection(httpcore.AsyncHTTP11Connection),
+        "proxy transport, llhttp": with_connection(Http11Connection),
+    }
     clients = {
-        "proxy transport, h11": httpx.AsyncClient(
-            base_url=base, timeout=5.0, transport=with_connection(httpcore.AsyncHTTP11Connection)
-        ),
-        "proxy transport, llhttp": httpx.AsyncClient(
-            base_url=base, timeout=5.0, transport=with_connection(Http11Connection)
-        ),
+        name: httpx.AsyncClient(base_url=base, timeout=5.0, transport=transport)
+        for name, transport in transports.items()
     }
     raw = floor.RawProxy(port)
     request = pb.ClassifyRequest(prompt="Write a haiku about autumn rain.")
@@ -95,9 +95,7 @@ async def run(port: int, calls: int, rounds: int) -> dict[str, list[float]]:
 
         return call
 
-    def alone(client: httpx.AsyncClient) -> Callable[[], Awaitable[None]]:
-        transport = client._transport  # noqa: SLF001 - the transport the client was given
-
+    def alone(transport: httpx.AsyncBaseTransport) -> Callable[[], Awaitable[None]]:
         async def call() -> None:
             response = await transport.handle_async_request(
                 httpx.Request("POST", base + PATH, content=body, headers=HEADERS)
@@ -113,8 +111,8 @@ async def run(port: int, calls: int, rounds: int) -> dict[str, list[float]]:
     rows: dict[str, Callable[[], Awaitable[None]]] = {"httpx default": through(default)}
     for name, client in clients.items():
         rows[name] = through(client)
-    for name, client in clients.items():
-        rows[f"{name}, transport alone"] = alone(client)
+    for name, transport in transports.items():
+        rows[f"{name}, transport alone"] = alone(transport)
     rows["raw stream"] = by_hand
     for _ in range(rounds):
         for name, call in rows.items():

@@ -135,7 +135,11 @@ class Prices:
 
     @property
     def tiered(self) -> bool:
-        return any(isinstance(v, TieredPrices) for v in self.model_price.__dict__.values())
+        return _tiered(self.model_price)
+
+
+def _tiered(model_price: ModelPrice) -> bool:
+    return any(isinstance(v, TieredPrices) for v in model_price.__dict__.values())
 
 
 def _calculated(model_price: ModelPrice, usage: TokenUsage) -> Decimal:
@@ -156,7 +160,7 @@ def _linear_rates(model_price: ModelPrice) -> tuple[Decimal, ...] | None:
     """The intercept and per-token rates of flat prices, as genai-prices' calculator prices
     one token of each kind (a cache read or write, or a reasoning token, on top of one input or
     output token, of which it is a part); None for tiered prices or a refused probe."""
-    if any(isinstance(v, TieredPrices) for v in model_price.__dict__.values()):
+    if _tiered(model_price):
         return None
 
     def price(**counts: int) -> Decimal:
