@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -25,6 +26,7 @@ from switchyard.training.cli import DEFAULT_OUTCOMES_FILE, default_data_dir
 from switchyard.training.data import load_dataset_prompts
 from switchyard.training.encoder import build_encoder_graph, locate_encoder_files
 from switchyard.training.escalation import TransferFeatures
+from switchyard.training.fine_tune import FineTuneRecipe
 from switchyard.training.heads import softmax
 from switchyard.training.task_head import task_features
 from switchyard.training.tokens import bag_of_tokens
@@ -45,25 +47,29 @@ SAMPLE = [
 ]
 
 
-def small_build(out: Path) -> BuildResult:
-    return build_model(
-        BuildConfig(
-            out=out,
-            prompts_dir=DATA / "prompts",
-            mmlu_file=DATA / DEFAULT_OUTCOMES_FILE,
-            outcomes_file=DATA / DEFAULT_OUTCOMES_FILE,
-            train_cap=4,
-            eval_cap=4,
-            outcome_limit=150,
-            threads=1,
-            log=lambda _: None,
-        )
+def small_config(out: Path) -> BuildConfig:
+    return BuildConfig(
+        out=out,
+        prompts_dir=DATA / "prompts",
+        mmlu_file=DATA / DEFAULT_OUTCOMES_FILE,
+        outcomes_file=DATA / DEFAULT_OUTCOMES_FILE,
+        train_cap=4,
+        eval_cap=4,
+        outcome_limit=150,
+        threads=1,
+        log=lambda _: None,
     )
+
+
+def small_build(out: Path) -> BuildResult:
+    return build_model(small_config(out))
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
-    return small_build(tmp_path_factory.mktemp("small") / "model")
+    """The small build, its fine-tuned layer cached under ``cache`` beside it."""
+    out = tmp_path_factory.mktemp("small")
+    return build_model(dataclasses.replace(small_config(out / "model"), cache_dir=out / "cache"))
 
 
 def test_same_inputs_give_the_same_bytes(built: BuildResult, tmp_path: Path) -> None:
@@ -88,7 +94,8 @@ def test_manifest_and_loading(built: BuildResult) -> None:
 def test_merged_graph_equals_two_step_pipeline(built: BuildResult, tmp_path: Path) -> None:
     files = locate_encoder_files()
     encoder_path = tmp_path / "encoder.onnx"
-    onnx.save(build_encoder_graph(files.weights, int8=True), encoder_path)
+    assert built.encoder is not None
+    onnx.save(built.encoder, encoder_path)  # the fine-tuned encoder the heads were fitted on
     encoder = ort.InferenceSession(str(encoder_path), providers=["CPUExecutionProvider"])
     merged = ort.InferenceSession(str(built.out / MODEL_FILE), providers=["CPUExecutionProvider"])
     tokenizer = PromptTokenizer(files.tokenizer, 256, 128)
@@ -230,3 +237,51 @@ def test_a_build_with_added_labels_is_a_custom_model_that_names_the_file(tmp_pat
     assert manifest["name"] == "switchyard-custom-int8"
     assert "added_labels/team.jsonl" in manifest["inputs"]
     ClassifierModel(result.out).predict(["Is order #99 late? Answer yes or no."])
+
+
+def test_the_build_fine_tunes_the_encoders_last_layer_and_records_it(
+    built: BuildResult, tmp_path: Path
+) -> None:
+    assert built.encoder is not None
+    record = json.loads((built.out / MANIFEST_NAME).read_text())["config"]["fine_tune"]
+    assert record["epochs"] == FineTuneRecipe().epochs and record["layer"] == 6
+    assert record["rows"] > 100 and len(record["key"]) == 64
+    files = locate_encoder_files()
+    tokenizer = PromptTokenizer(files.tokenizer, 256, 128)
+    ids, mask, _ = tokenizer.encode(SAMPLE)
+    feed = {"input_ids": ids, "attention_mask": mask}
+    outputs = ["embedding", "end_states"]
+    tuned = ort.InferenceSession(
+        built.encoder.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    plain = ort.InferenceSession(
+        build_encoder_graph(files.weights, int8=True).SerializeToString(),
+        providers=["CPUExecutionProvider"],
+    )
+    (tuned_x, tuned_ends), (plain_x, plain_ends) = (
+        tuned.run(outputs, feed),
+        plain.run(outputs, feed),
+    )
+    assert np.abs(tuned_x - plain_x).max() > 1e-3  # the last layer was trained
+    np.testing.assert_array_equal(tuned_ends[:, 768:], plain_ends[:, 768:])  # the fourth was not
+
+
+def test_a_cached_fine_tune_gives_the_same_model_and_zero_epochs_the_published_encoder(
+    built: BuildResult, tmp_path: Path
+) -> None:
+    lines: list[str] = []
+    cache = built.out.parent / "cache"
+    assert len(list(cache.glob("tuned-encoder-*.safetensors"))) == 1
+    again = dataclasses.replace(small_config(tmp_path / "again"), cache_dir=cache, log=lines.append)
+    build_model(again)
+    assert any(line.startswith("fine-tune: cached tuned-encoder-") for line in lines)
+    for name in (MODEL_FILE, MANIFEST_NAME):
+        assert (again.out / name).read_bytes() == (built.out / name).read_bytes(), name
+    plain = build_model(dataclasses.replace(small_config(tmp_path / "plain"), fine_tune=None))
+    manifest = json.loads((plain.out / MANIFEST_NAME).read_text())
+    assert manifest["config"]["fine_tune"] is None
+    graph = build_encoder_graph(locate_encoder_files().weights, int8=True)
+    assert (
+        plain.encoder is not None and plain.encoder.SerializeToString() == graph.SerializeToString()
+    )
+    assert cli.main(["--out", str(tmp_path / "x"), "--fine-tune-epochs", "-1"]) == 2

@@ -18,12 +18,13 @@ import shutil
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from switchyard.classifier.model import MANIFEST_NAME, MODEL_FILE, TOKENIZER_FILE
+from switchyard.classifier.model import MANIFEST_NAME, MODEL_FILE, TOKENIZER_FILE, PromptTokenizer
 from switchyard.classifier.taxonomy import DEFAULT_CUT_POINTS, TASK_TYPE_NAMES
 from switchyard.training.augment import neutralise
 from switchyard.training.balance import balanced_weights, source_of
@@ -48,6 +49,7 @@ from switchyard.training.escalation import (
     TransferFeatures,
     fit_escalation,
 )
+from switchyard.training.fine_tune import TUNED_LAYER, fine_tune, lower_states, recipe_key
 from switchyard.training.formats import split_key
 from switchyard.training.heads import END_INPUT, HEAD_IDS, HEAD_MASK, Heads, build_heads_graph
 from switchyard.training.heldout_metrics import evaluate
@@ -81,6 +83,7 @@ __all__ = [
     "build_model",
     "embed_rows",
     "evaluate",
+    "fine_tuned_encoder",
     "fit_heads",
     "is_held_out",
     "merge_encoder_and_heads",
@@ -101,8 +104,8 @@ CUSTOM_MODEL_NAME = "switchyard-custom-int8"
 # The recipe's version, in the manifest next to the file hash (the model version).
 # 3: v2.1 (second sources, MMLU layouts, BBH task table); 4: v2.4 (the task head reads the
 # prompt's two ends at the last and the fourth layer; v2.3, the last layer only, was built and
-# superseded before it landed)
-RECIPE_VERSION = 4
+# superseded before it landed); 5: v2.6 (the encoder's last layer fine-tuned on the task rows)
+RECIPE_VERSION = 5
 
 
 def is_held_out(row: LabeledPrompt) -> bool:
@@ -407,6 +410,7 @@ def write_model(
     files: EncoderFiles,
     inputs: dict[str, str],
     report: dict[str, object],
+    fine_tuned: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """Write the model directory; returns the manifest."""
     merged = merge_encoder_and_heads(encoder, build_heads_graph(heads))
@@ -444,6 +448,7 @@ def write_model(
             "train_cap": config.train_cap,
             "eval_cap": config.eval_cap,
             "outcome_limit": config.outcome_limit,
+            "fine_tune": fine_tuned,
         },
         "metrics": report,
     }
@@ -455,6 +460,56 @@ def write_model(
         f"{model_path.stat().st_size / 1e6:.1f} MB)"
     )
     return manifest
+
+
+def fine_tuned_encoder(
+    config: BuildConfig, rows: TrainingRows, files: EncoderFiles, workdir: Path
+) -> tuple[EncoderFiles, dict[str, object] | None]:
+    """The encoder files the build embeds with: the published weights, or (``config.fine_tune``)
+    those with the last layer trained on the task rows (fine_tune.py), written under
+    ``workdir`` and cached in ``config.cache_dir`` by everything they depend on; with what the
+    manifest records of the fine-tuning."""
+    recipe = config.fine_tune
+    if recipe is None or recipe.epochs <= 0 or not rows.task_train:
+        return files, None
+    from safetensors.numpy import load_file, save_file
+
+    tokenizer = PromptTokenizer(files.tokenizer, MAX_TOKENS, HEAD_TOKENS)
+    token_ids = [ids for ids, _ in tokenizer.encode_each([r.prompt for r in rows.task_train])]
+    labels = np.array([TASK_TYPE_NAMES.index(r.task_type) for r in rows.task_train])
+    weights = balanced_weights(rows.task_train) if rows.weighted else None
+    key = recipe_key(recipe, sha256_file(files.weights), token_ids, labels, weights, config.threads)
+    cache = config.cache_dir
+    cached = cache / f"tuned-encoder-{key[:16]}.safetensors" if cache is not None else None
+    tuned_path = workdir / "tuned-encoder.safetensors"
+    if cached is not None and cached.is_file():
+        config.log(f"fine-tune: cached {cached.name}")
+        shutil.copyfile(cached, tuned_path)
+    else:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(config.threads)
+        try:
+            published = load_file(str(files.weights))
+            config.log(f"fine-tune: the last layer on {len(token_ids)} task rows ...")
+            lower = lower_states(published, token_ids, config.log)
+            tuned = fine_tune(
+                published, lower, labels, len(TASK_TYPE_NAMES), weights, recipe, config.log
+            )
+        finally:
+            torch.set_num_threads(threads)
+        save_file(tuned, str(tuned_path))
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tuned_path, cached)
+    record: dict[str, object] = {
+        **asdict(recipe),
+        "rows": len(token_ids),
+        "layer": TUNED_LAYER,
+        "key": key,
+    }
+    return EncoderFiles(tuned_path, files.tokenizer), record
 
 
 def make_embedder(
@@ -490,12 +545,13 @@ def build_model(config: BuildConfig) -> BuildResult:
         f"{len(rows.outcome_train)} / {len(rows.outcome_eval)}"
     )
     with tempfile.TemporaryDirectory(prefix="switchyard-classifier-") as tmp:
-        encoder, embedder = make_embedder(files, Path(tmp), config.threads, config.cache_dir)
+        tuned, fine_tuned = fine_tuned_encoder(config, rows, files, Path(tmp))
+        encoder, embedder = make_embedder(tuned, Path(tmp), config.threads, config.cache_dir)
         log("embedding ...")
         embedded = embed_rows(rows, embedder, log)
         fitted = fit_heads(rows, embedded, log)
         report = evaluate(fitted, rows, embedded)
-        write_model(config, encoder, fitted.heads, files, inputs, report)
+        write_model(config, encoder, fitted.heads, files, inputs, report, fine_tuned)
         record_trained_outcomes(config.out, rows.trained_outcome_ids, OUTCOME_HELD_OUT_PERCENT)
     return BuildResult(
         config.out,
@@ -507,4 +563,5 @@ def build_model(config: BuildConfig) -> BuildResult:
             "escalation": fitted.escalation,
             "x_eval": embedded.task_eval.x,
         },
+        encoder,
     )

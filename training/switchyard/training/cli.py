@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from switchyard.training.data import DataFileError
+from switchyard.training.fine_tune import FineTuneRecipe
 from switchyard.training.team_outcomes import DEFAULT_TEAM_WEIGHT
 
 __all__ = [
@@ -128,7 +129,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--outcome-limit", type=int, default=None, help="use at most N outcome rows"
     )
-    parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads for embedding")
+    parser.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        default=FineTuneRecipe.epochs,
+        help="passes that train the encoder's last layer on the task rows before the heads "
+        "(needs torch; 0: the encoder as published)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="threads for embedding and fine-tuning"
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -142,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     from switchyard.training.build import BuildConfig, build_model
 
     args = _parser().parse_args(argv)
+    if args.fine_tune_epochs < 0:
+        print("error: --fine-tune-epochs must be 0 or more", file=sys.stderr)
+        return 2
     prompts_dir: Path | None = None
     outcomes = args.outcomes
     mmlu_file: Path | None = None
@@ -189,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         cache_dir=args.cache_dir,
         log=lambda line: print(line, file=sys.stderr, flush=True),
+        fine_tune=FineTuneRecipe(epochs=args.fine_tune_epochs) if args.fine_tune_epochs else None,
     )
     try:
         build_model(config)

@@ -16,7 +16,12 @@
 3. Escalation by held-out group: the escalation recipe refitted without a group of MMLU
    subjects and scored on it, next to prompt length and random ordering: each of 5 folds of
    subjects (leave-subject-out) and each of MMLU's 4 subject categories (leave-category-out,
-   the nearest to a new dataset the outcome data allows).
+   the nearest to a new dataset the outcome data allows). The rows are embedded with the
+   fine-tuned encoder the build uses (cached in --cache-dir under the build's key).
+4. Fine-tuning by leave-source-out (``--fine-tune-check``; about an hour on 2 cores): check 2's
+   folds with the encoder's last layer fine-tuned on each fold's training rows alone
+   (``fine_tune.py``) against the same layer as published, both computed in fp32 by torch
+   and scored by the shipped task recipe; so a left-out source is unseen by the encoder too.
 Prints one JSON object.
 """
 
@@ -29,6 +34,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +47,7 @@ from switchyard.training.build import (
     BuildConfig,
     TrainingRows,
     embed_rows,
+    fine_tuned_encoder,
     fit_heads,
     make_embedder,
     outcome_group,
@@ -57,6 +64,13 @@ from switchyard.training.escalation import (
     fit_escalation,
     held_out_groups,
 )
+from switchyard.training.fine_tune import (
+    FineTuneRecipe,
+    LowerStates,
+    features,
+    fine_tune,
+    lower_states,
+)
 from switchyard.training.records import LabeledPrompt
 from switchyard.training.task_head import fit_task_head
 from switchyard.training.tokens import bag_of_tokens
@@ -69,6 +83,7 @@ __all__ = [
     "OURS_UNSEEN_FILE",
     "REAL_USERS_UNSEEN_FILE",
     "confusion",
+    "fine_tune_check",
     "lso_universe",
     "main",
     "reference_mix",
@@ -233,6 +248,92 @@ def leave_source_out_check(
     }
 
 
+def _summary(
+    result: dict[str, object], trainable: np.ndarray, labels: np.ndarray, sources: np.ndarray
+) -> dict[str, object]:
+    """Check 4's report for one arm: pooled, mean over sources, worst, each source's."""
+    keep = ~trainable
+    correct = np.asarray(result["predicted"])[keep] == labels[keep]
+    accuracies = {
+        str(s): float(correct[sources == s].mean()) for s in sorted(set(sources.tolist()))
+    }
+    worst = min(accuracies, key=lambda s: accuracies[s])
+    return {
+        "pooled_accuracy": float(correct.mean()),
+        "mean_over_sources": float(np.mean(list(accuracies.values()))),
+        "worst_source": {"source": worst, "accuracy": accuracies[worst]},
+        "per_source": accuracies,
+    }
+
+
+def fine_tune_check(
+    prompts_dir: Path,
+    mmlu_file: Path | None,
+    recipe: FineTuneRecipe,
+    threads: int,
+    log: Callable[[str], None],
+) -> dict[str, object]:
+    """Check 4: check 2's folds with the last layer fine-tuned per fold against as published."""
+    import torch
+    from safetensors.numpy import load_file
+
+    from switchyard.classifier.model import PromptTokenizer
+    from switchyard.training.balance import source_of
+    from switchyard.training.build import HEAD_TOKENS, MAX_TOKENS
+
+    torch.set_num_threads(threads)
+    files = locate_encoder_files()
+    published = load_file(str(files.weights))
+    universe, n_train, labels = lso_universe(prompts_dir, mmlu_file)
+    trainable = np.arange(len(universe)) < n_train
+    tokenizer = PromptTokenizer(files.tokenizer, MAX_TOKENS, HEAD_TOKENS)
+    token_ids = [ids for ids, _ in tokenizer.encode_each([r.prompt for r in universe])]
+    bags = bag_of_tokens(token_ids)
+    log(f"  frozen layers for {len(universe)} rows ...")
+    lower = lower_states(published, token_ids, log)
+
+    def head_recipe(
+        x: np.ndarray, ends: np.ndarray, fit_idx: np.ndarray
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        head = fit_task_head(
+            x[fit_idx],
+            labels[fit_idx],
+            len(TASK_TYPE_NAMES),
+            sample_weight=balanced_weights([universe[i] for i in fit_idx]),
+            bags=bags[fit_idx],  # type: ignore[index]
+            ends=ends[fit_idx],
+            calibrate=False,
+        )
+        return lambda idx: head.probabilities(x[idx], bags[idx], ends[idx]).argmax(axis=1)  # type: ignore[index]
+
+    plain_x, plain_ends = features(published, lower)
+
+    def tuned_recipe(fit_idx: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        fold_rows = LowerStates(
+            [lower.states[i] for i in fit_idx],
+            [lower.frozen_ends[i] for i in fit_idx],
+            [token_ids[i] for i in fit_idx],
+        )
+        weights = balanced_weights([universe[i] for i in fit_idx])
+        tuned = fine_tune(
+            published, fold_rows, labels[fit_idx], len(TASK_TYPE_NAMES), weights, recipe, log
+        )
+        x, ends = features(tuned, lower)
+        return head_recipe(x, ends, fit_idx)
+
+    sources = np.array([source_of(r.group) for r in universe])[~trainable]
+    plain = leave_source_out(
+        universe, labels, trainable, lambda idx: head_recipe(plain_x, plain_ends, idx), log=log
+    )
+    tuned = leave_source_out(universe, labels, trainable, tuned_recipe, log=log)
+    return {
+        "recipe": asdict(recipe),
+        "rows_scored": int((~trainable).sum()),
+        "published": _summary(plain, trainable, labels, sources),
+        "fine_tuned": _summary(tuned, trainable, labels, sources),
+    }
+
+
 def escalation_check(
     rows: TrainingRows, embedder: Embedder, log: Callable[[str], None]
 ) -> dict[str, object]:
@@ -300,6 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["unseen", "sources", "escalation"]
     )
+    parser.add_argument(
+        "--fine-tune-check",
+        action="store_true",
+        help="also check 4: fine-tuning by leave-source-out (about an hour on 2 cores)",
+    )
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
     outcomes_file = data_dir / DEFAULT_OUTCOMES_FILE
@@ -333,8 +439,15 @@ def main(argv: list[str] | None = None) -> int:
                 outcomes_file=outcomes_file,
                 log=lambda _: None,
             )
-            report["escalation_held_out_groups"] = escalation_check(
-                select_rows(config, {}), embedder, log
+            config.cache_dir = args.cache_dir
+            rows = select_rows(config, {})
+            tuned, _ = fine_tuned_encoder(config, rows, locate_encoder_files(), Path(tmp))
+            _, tuned_embedder = make_embedder(tuned, Path(tmp), args.threads, args.cache_dir)
+            report["escalation_held_out_groups"] = escalation_check(rows, tuned_embedder, log)
+        if args.fine_tune_check:
+            log("leave-source-out, fine-tuned against published ...")
+            report["fine_tune_leave_source_out"] = fine_tune_check(
+                data_dir / "prompts", outcomes_file, FineTuneRecipe(), args.threads, log
             )
     json.dump(report, sys.stdout, indent=2)
     print()

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from switchyard.training.escalation import EscalationFit
+from switchyard.training.fine_tune import FineTuneRecipe
 from switchyard.training.heads import Heads
 from switchyard.training.records import LabeledPrompt, OutcomeRecord
 from switchyard.training.task_head import TaskHead
@@ -52,6 +54,9 @@ class BuildConfig:
     threads: int = 2
     cache_dir: Path | None = None
     log: Callable[[str], None] = print
+    # The encoder's last layer trained on the task rows before the heads (fine_tune.py); None
+    # or zero epochs: the encoder as published.
+    fine_tune: FineTuneRecipe | None = field(default_factory=FineTuneRecipe)
 
 
 @dataclass
@@ -106,3 +111,5 @@ class BuildResult:
     heads: Heads
     report: dict[str, object]
     sklearn: dict[str, object] = field(default_factory=dict)
+    # The encoder graph the heads were fitted on (fine-tuned unless the build said not to).
+    encoder: onnx.ModelProto | None = None
