@@ -53,22 +53,22 @@ FRESH = Path(__file__).parent / "data" / "unseen_fresh.jsonl"
 # Prompts from sources the model never trains on, labelled before any tuning (data/README.md):
 # a fixed sample per left-out source (arena-hard: real Chatbot Arena users; self-instruct
 # user-oriented: instructions for real apps). Floors a few points under what the shipped model
-# scores (model card: v2.4 0.725, arena-hard 0.76, self-instruct 0.70); v1 scored 0.538 overall
-# (0.54 / 0.54), v2 0.670 (0.73 / 0.62), v2.1 0.692 (0.73 / 0.66).
-UNSEEN_ACCURACY_FLOOR = 0.70
-UNSEEN_SOURCE_FLOORS = {"arena_hard_v0.1": 0.72, "self_instruct_user_oriented": 0.66}
+# scores (model card: v2.6 0.769, arena-hard 0.78, self-instruct 0.76); v1 scored 0.538 overall
+# (0.54 / 0.54), v2 0.670 (0.73 / 0.62), v2.1 0.692 (0.73 / 0.66), v2.4 0.725 (0.76 / 0.70).
+UNSEEN_ACCURACY_FLOOR = 0.74
+UNSEEN_SOURCE_FLOORS = {"arena_hard_v0.1": 0.75, "self_instruct_user_oriented": 0.72}
 OURS = Path(__file__).parent / "data" / "unseen_ours.jsonl"
 # Set 3, the project's prompts in the formats issue 14 names (data/README.md): v2 0.875, v2.1
-# 0.962, v2.4 0.933 (its author also wrote v2.1's second-source training prompts, so it
-# flatters v2.1 and v2.4).
+# 0.962, v2.4 0.933, v2.6 0.942 (its author also wrote v2.1's second-source training prompts, so it
+# flatters v2.1 and later).
 OURS_ACCURACY_FLOOR = 0.90
 REAL_USERS = Path(__file__).parent / "data" / "unseen_real_users.jsonl"
 # Set 4: every other labelled row of the same two real-user datasets (482 prompts, labelled by
-# written rules before any model output was seen; data/README.md). The shipped model (v2.4)
-# scores 0.685 (arena-hard 0.714 of 353, self-instruct 0.605 of 129): floors a few points
-# under. v2.1 scored 0.660 (0.711 / 0.519).
-REAL_USERS_ACCURACY_FLOOR = 0.66
-REAL_USERS_SOURCE_FLOORS = {"arena_hard_v0.1": 0.68, "self_instruct_user_oriented": 0.57}
+# written rules before any model output was seen; data/README.md). The shipped model (v2.6)
+# scores 0.714 (arena-hard 0.739 of 353, self-instruct 0.643 of 129): floors a few points
+# under. v2.1 scored 0.660 (0.711 / 0.519), v2.4 0.685 (0.714 / 0.605).
+REAL_USERS_ACCURACY_FLOOR = 0.69
+REAL_USERS_SOURCE_FLOORS = {"arena_hard_v0.1": 0.71, "self_instruct_user_oriented": 0.61}
 
 
 def _scored(model: ClassifierModel, path: Path) -> tuple[list[dict[str, str]], list[bool]]:
